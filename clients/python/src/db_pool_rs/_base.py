@@ -1,0 +1,63 @@
+"""State shared by the sync and async clients: endpoint, auth metadata, timeouts, Flight.
+
+Both clients hold one gRPC channel (PoolService calls) and one FlightClient (queries)
+pointing at the same port.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional, Tuple, Union
+
+import polars as pl
+import pyarrow as pa
+
+from ._endpoint import Endpoint, parse_endpoint
+from ._flight import FlightQueries
+from ._requests import query_ticket
+
+#: Query results of ``query``: an eager frame, or a lazy one with ``lazy=True``.
+Frame = Union[pl.DataFrame, pl.LazyFrame]
+
+
+def to_polars(table: pa.Table, lazy: bool) -> Frame:
+    """Wraps an Arrow table in Polars without copying the column buffers."""
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.lazy() if lazy else frame
+
+
+class ClientBase:
+    """Endpoint, per-call metadata and default timeout, plus the Flight side."""
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        *,
+        token: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        self._endpoint: Endpoint = parse_endpoint(endpoint)
+        self._timeout = timeout
+        auth = f"Bearer {token}" if token else None
+        self._metadata: Tuple[Tuple[str, str], ...] = (("authorization", auth),) if auth else ()
+        headers: List[Tuple[bytes, bytes]] = (
+            [(b"authorization", auth.encode())] if auth else []
+        )
+        self._flight = FlightQueries(self._endpoint.flight_location, headers)
+
+    @property
+    def endpoint(self) -> str:
+        """The daemon's address as ``grpc://host:port`` (or ``grpcs://``)."""
+        scheme = "grpcs" if self._endpoint.tls else "grpc"
+        return f"{scheme}://{self._endpoint.grpc_target}"
+
+    def _deadline(self, timeout: Optional[float]) -> Optional[float]:
+        return self._timeout if timeout is None else timeout
+
+    def _ticket(
+        self, pool_id: str, sql: str, params: Optional[Iterable[Any]], batch_size: Optional[int]
+    ) -> bytes:
+        return query_ticket(pool_id, sql, params, batch_size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"

@@ -1,0 +1,121 @@
+"""Exceptions raised by the db_pool_rs client, one class per thing a caller can act on.
+
+Every error of the daemon arrives as a gRPC status; :func:`error_class` picks the class
+from its code (and from whether the database attached a SQLSTATE). The classes are
+exported from the package top level.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import grpc
+
+__all__ = [
+    "AuthenticationError",
+    "DbPoolError",
+    "InvalidArgumentError",
+    "ParamTypeError",
+    "PoolExistsError",
+    "PoolNotFoundError",
+    "PoolTimeoutError",
+    "PoolUnavailableError",
+    "QueryError",
+    "TransactionAbortedError",
+    "error_class",
+]
+
+
+class DbPoolError(Exception):
+    """Base class of every error raised by db_pool_rs.
+
+    Attributes:
+        message: the daemon's (or the database's) message, without gRPC decoration.
+        code: the :class:`grpc.StatusCode` of the failed call.
+        sqlstate: the SQLSTATE (or the database's own error code) when there is one.
+        metadata: the ``google.rpc.ErrorInfo`` metadata the daemon attached, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: grpc.StatusCode = grpc.StatusCode.UNKNOWN,
+        sqlstate: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.sqlstate = sqlstate
+        self.metadata = dict(metadata or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        extra = f", sqlstate={self.sqlstate!r}" if self.sqlstate else ""
+        return f"{type(self).__name__}({self.message!r}, code={self.code.name}{extra})"
+
+
+class PoolNotFoundError(DbPoolError, LookupError):
+    """No pool has the given id (gRPC NOT_FOUND)."""
+
+
+class PoolExistsError(DbPoolError):
+    """A pool with this id exists already (gRPC ALREADY_EXISTS)."""
+
+
+class InvalidArgumentError(DbPoolError, ValueError):
+    """A request field is missing or wrong (gRPC INVALID_ARGUMENT without a SQLSTATE)."""
+
+
+class ParamTypeError(InvalidArgumentError, TypeError):
+    """A query parameter has a Python type the client cannot send; raised client-side."""
+
+
+class QueryError(DbPoolError):
+    """The database rejected the statement; ``sqlstate`` says why (e.g. ``42P01``)."""
+
+
+class TransactionAbortedError(QueryError):
+    """The database aborted the transaction: serialization failure or deadlock (ABORTED)."""
+
+
+class PoolUnavailableError(DbPoolError):
+    """The database, or the daemon itself, cannot be reached (gRPC UNAVAILABLE)."""
+
+
+class PoolTimeoutError(DbPoolError, TimeoutError):
+    """The call ran out of time: its deadline passed or no connection became free."""
+
+
+class AuthenticationError(DbPoolError):
+    """Credentials were refused (gRPC UNAUTHENTICATED or PERMISSION_DENIED)."""
+
+
+_BY_CODE = {
+    grpc.StatusCode.NOT_FOUND: PoolNotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: PoolExistsError,
+    grpc.StatusCode.UNAVAILABLE: PoolUnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: PoolTimeoutError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: PoolTimeoutError,
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: AuthenticationError,
+    grpc.StatusCode.ABORTED: TransactionAbortedError,
+}
+
+# Codes under which the database's own errors travel; with a SQLSTATE they are QueryErrors.
+_STATEMENT_CODES = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+)
+
+
+def error_class(code: grpc.StatusCode, sqlstate: Optional[str]) -> type[DbPoolError]:
+    """Returns the exception class for a gRPC status code and an optional SQLSTATE."""
+    if code in _STATEMENT_CODES and sqlstate:
+        return QueryError
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgumentError
+    return _BY_CODE.get(code, DbPoolError)

@@ -1,0 +1,228 @@
+"""SyncDatabasePool: the blocking client, safe to share between threads.
+
+One ``grpc.Channel`` carries the PoolService calls and one Arrow Flight client the
+queries; both are thread-safe, so a single instance serves a whole application.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional, Union
+
+import grpc
+import pyarrow as pa
+
+from ._base import ClientBase, Frame, to_polars
+from ._flight import BatchStream
+from ._proto import pool_pb2, pool_pb2_grpc
+from ._requests import (
+    StatementLike,
+    batch_results,
+    create_pool_request,
+    execute_batch_request,
+    execute_request,
+)
+from ._status import from_grpc_error
+from .models import Metrics, PoolInfo, PoolStatus, StatementResult
+
+
+class SyncDatabasePool(ClientBase):
+    """Blocking client of the db-pool-rs daemon.
+
+    Args:
+        endpoint: ``grpc://host:port``; default ``$DBPOOL_ENDPOINT`` or
+            ``grpc://127.0.0.1:50051``.
+        token: sent as ``authorization: Bearer <token>`` on every call.
+        timeout: default deadline of every call, in seconds (None: no deadline).
+    """
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        *,
+        token: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        super().__init__(endpoint, token=token, timeout=timeout)
+        target = self._endpoint.grpc_target
+        self._channel = (
+            grpc.secure_channel(target, grpc.ssl_channel_credentials())
+            if self._endpoint.tls
+            else grpc.insecure_channel(target)
+        )
+        self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
+
+    def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
+        try:
+            return getattr(self._stub, method)(
+                request, timeout=self._deadline(timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as e:
+            raise from_grpc_error(e) from None
+
+    # -- pools -----------------------------------------------------------------------
+
+    def create_pool(
+        self,
+        pool_id: str,
+        url: Optional[str] = None,
+        *,
+        db_type: Optional[str] = None,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        database: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        max_connections: Optional[int] = None,
+        min_connections: Optional[int] = None,
+        acquire_timeout_ms: Optional[int] = None,
+        idle_timeout_ms: Optional[int] = None,
+        max_lifetime_ms: Optional[int] = None,
+        statement_timeout_ms: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        lazy: bool = False,
+        timeout: Optional[float] = None,
+    ) -> PoolInfo:
+        """Creates a pool and returns it as the daemon sees it.
+
+        Give either ``url`` (``postgres://user:pass@host:5432/db``,
+        ``sqlite:///path/file.db``) or ``db_type`` with ``host``, ``port``, ``database``,
+        ``username``, ``password``. Pool options: ``max_connections``,
+        ``min_connections``, ``acquire_timeout_ms``, ``idle_timeout_ms``,
+        ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``; ``lazy=True`` skips
+        the connection check. Raises PoolExistsError, InvalidArgumentError,
+        PoolUnavailableError or AuthenticationError.
+        """
+        request = create_pool_request(
+            pool_id,
+            url=url,
+            db_type=db_type,
+            host=host,
+            port=port,
+            database=database,
+            username=username,
+            password=password,
+            max_connections=max_connections,
+            min_connections=min_connections,
+            acquire_timeout_ms=acquire_timeout_ms,
+            idle_timeout_ms=idle_timeout_ms,
+            max_lifetime_ms=max_lifetime_ms,
+            statement_timeout_ms=statement_timeout_ms,
+            batch_size=batch_size,
+            lazy=lazy,
+        )
+        return PoolInfo.from_proto(self._call("CreatePool", request, timeout).pool)
+
+    def remove_pool(self, pool_id: str, *, timeout: Optional[float] = None) -> None:
+        """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
+        self._call("RemovePool", pool_pb2.RemovePoolRequest(pool_id=pool_id), timeout)
+
+    def list_pools(self, *, timeout: Optional[float] = None) -> List[PoolInfo]:
+        """Lists every pool with its redacted configuration and status."""
+        reply = self._call("ListPools", pool_pb2.ListPoolsRequest(), timeout)
+        return [PoolInfo.from_proto(p) for p in reply.pools]
+
+    def pool_status(self, pool_id: str, *, timeout: Optional[float] = None) -> PoolStatus:
+        """Returns the live status of one pool. Raises PoolNotFoundError."""
+        request = pool_pb2.GetPoolStatusRequest(pool_id=pool_id)
+        return PoolStatus.from_proto(self._call("GetPoolStatus", request, timeout))
+
+    def metrics(self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None) -> Metrics:
+        """Returns the counters of every pool, or of ``pool_id`` only."""
+        request = pool_pb2.GetMetricsRequest(pool_id=pool_id or "")
+        return Metrics.from_proto(self._call("GetMetrics", request, timeout))
+
+    # -- queries ---------------------------------------------------------------------
+
+    def query_arrow(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> pa.Table:
+        """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
+        ticket = self._ticket(pool_id, sql, params, batch_size)
+        return self._flight.read_table(ticket, self._deadline(timeout))
+
+    def query(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+        lazy: bool = False,
+        batch_size: Optional[int] = None,
+    ) -> Frame:
+        """Runs a query and returns a polars DataFrame (a LazyFrame with ``lazy=True``).
+
+        The frame wraps the Arrow buffers received from the daemon without copying them.
+        Raises PoolNotFoundError, QueryError (with ``sqlstate``), PoolUnavailableError,
+        PoolTimeoutError or InvalidArgumentError.
+        """
+        table = self.query_arrow(pool_id, sql, params, timeout=timeout, batch_size=batch_size)
+        return to_polars(table, lazy)
+
+    def query_batches(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> BatchStream:
+        """Runs a query and returns an iterator of pyarrow RecordBatches as they arrive.
+
+        Memory stays bounded by a batch. Errors of the request itself raise here; errors
+        in the middle of the stream raise from the iteration.
+        """
+        ticket = self._ticket(pool_id, sql, params, batch_size)
+        return BatchStream(self._flight.open(ticket, self._deadline(timeout)))
+
+    # -- writes ----------------------------------------------------------------------
+
+    def execute(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Runs one statement that returns no rows; returns the rows it affected."""
+        reply = self._call("Execute", execute_request(pool_id, sql, params), timeout)
+        return int(reply.rows_affected)
+
+    def execute_batch(
+        self,
+        pool_id: str,
+        statements: Iterable[StatementLike],
+        transaction: bool = True,
+        *,
+        timeout: Optional[float] = None,
+    ) -> Union[List[int], List[StatementResult]]:
+        """Runs statements (``str`` or ``(sql, params)``) on one connection.
+
+        With ``transaction=True`` (default) the batch is all-or-nothing: it returns the
+        rows affected per statement, or raises the first failure (everything rolled
+        back). With ``transaction=False`` every statement runs and one
+        :class:`StatementResult` per statement tells its outcome.
+        """
+        request = execute_batch_request(pool_id, statements, transaction)
+        return batch_results(self._call("ExecuteBatch", request, timeout), transaction)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the gRPC channel and the Flight client."""
+        self._flight.close()
+        self._channel.close()
+
+    def __enter__(self) -> "SyncDatabasePool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,142 @@
+"""Fixtures: the real dbpool daemon on a free port, clients, and throwaway databases.
+
+The daemon binary comes from ``$DBPOOL_BIN`` (default ``../../target/debug/dbpool``
+relative to clients/python; build it with ``cargo build -p dbpool``). A missing binary
+fails every test that needs it: nothing is skipped. PostgreSQL comes from
+``$DBPOOL_PG_URL`` (default ``postgres://postgres@127.0.0.1:5432/postgres``); each test
+that needs it gets its own database, dropped afterwards, so runs can overlap and repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from db_pool_rs import DatabasePool, DbPoolError, SyncDatabasePool
+
+CLIENT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIN = CLIENT_ROOT / ".." / ".." / "target" / "debug" / "dbpool"
+PG_URL = os.environ.get("DBPOOL_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(proc: subprocess.Popen, endpoint: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    last: Exception | None = None
+    with SyncDatabasePool(endpoint, timeout=2) as db:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"dbpool exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                db.list_pools()
+                return
+            except DbPoolError as e:
+                last = e
+                time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"dbpool not ready after {STARTUP_SECONDS}s ({last}):\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Starts the real daemon on a free port; yields its ``grpc://`` endpoint."""
+    binary = Path(os.environ.get("DBPOOL_BIN", DEFAULT_BIN)).resolve()
+    if not binary.is_file():
+        pytest.fail(
+            f"dbpool binary not found at {binary}: run `cargo build -p dbpool` in the "
+            "repository root or set DBPOOL_BIN",
+            pytrace=False,
+        )
+    workdir = tmp_path_factory.mktemp("dbpool")
+    port = _free_port()
+    endpoint = f"grpc://127.0.0.1:{port}"
+    log = workdir / "dbpool.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(workdir / "data")],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(proc, endpoint, log)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def db(daemon: str) -> Iterator[SyncDatabasePool]:
+    """One blocking client for the whole session (it is thread-safe)."""
+    with SyncDatabasePool(daemon, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+async def adb(daemon: str):
+    """An asyncio client bound to the test's event loop."""
+    async with DatabasePool(daemon, timeout=60) as client:
+        yield client
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or run) uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sqlite_pool(db: SyncDatabasePool, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite pool on its own file; yields the pool id."""
+    pool_id = unique("lite")
+    db.create_pool(pool_id, f"sqlite://{tmp_path / 'test.db'}")
+    yield pool_id
+    db.remove_pool(pool_id)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+def pg_admin(db: SyncDatabasePool) -> Iterator[str]:
+    """A pool on PostgreSQL's maintenance database (to create and drop databases)."""
+    pool_id = unique("pgadmin")
+    db.create_pool(pool_id, PG_URL, max_connections=2)
+    yield pool_id
+    db.remove_pool(pool_id)
+
+
+@pytest.fixture
+def pg_pool(db: SyncDatabasePool, pg_admin: str) -> Iterator[str]:
+    """A pool on a brand-new PostgreSQL database; yields the pool id, drops it all after."""
+    name = unique("t")
+    db.execute(pg_admin, f'CREATE DATABASE "{name}"')
+    pool_id = unique("pg")
+    try:
+        db.create_pool(pool_id, _with_database(PG_URL, name), max_connections=4)
+        yield pool_id
+    finally:
+        try:
+            db.remove_pool(pool_id)
+        finally:
+            db.execute(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,32 @@
+"""Unit tests of endpoint parsing (no daemon needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from db_pool_rs import InvalidArgumentError
+from db_pool_rs._endpoint import parse_endpoint
+
+
+def test_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBPOOL_ENDPOINT", raising=False)
+    ep = parse_endpoint()
+    assert (ep.grpc_target, ep.flight_location) == ("127.0.0.1:50051", "grpc+tcp://127.0.0.1:50051")
+    monkeypatch.setenv("DBPOOL_ENDPOINT", "grpc://10.1.2.3:7000")
+    assert parse_endpoint().grpc_target == "10.1.2.3:7000"
+    assert parse_endpoint("grpc://localhost:9").grpc_target == "localhost:9"
+
+
+def test_forms() -> None:
+    assert parse_endpoint("localhost:1234").flight_location == "grpc+tcp://localhost:1234"
+    assert parse_endpoint("grpc+tcp://h:1").grpc_target == "h:1"
+    tls = parse_endpoint("grpcs://db.example:443")
+    assert tls.tls and tls.flight_location == "grpc+tls://db.example:443"
+    v6 = parse_endpoint("grpc://[::1]:50051")
+    assert (v6.grpc_target, v6.flight_location) == ("[::1]:50051", "grpc+tcp://[::1]:50051")
+
+
+@pytest.mark.parametrize("bad", ["ftp://h:1", "grpc://h", "grpc://h:notaport", "grpc://:5"])
+def test_bad_endpoints(bad: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        parse_endpoint(bad)

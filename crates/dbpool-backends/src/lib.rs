@@ -1,0 +1,35 @@
+//! Database backends of dbpool: one folder and one cargo feature per database, each
+//! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
+mod pool;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use async_trait::async_trait;
+use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_core::{Backend, BackendFactory, Error, Result};
+use std::sync::Arc;
+
+pub use pool::{Managed, PoolHandle};
+
+/// Builds the backend a resolved pool config asks for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Factory;
+
+#[async_trait]
+impl BackendFactory for Factory {
+    async fn create(&self, pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>> {
+        match pool.kind {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => Ok(Arc::new(postgres::PgBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::new(pool_id, pool)?)),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::Unsupported(format!(
+                "backend {} is not compiled into this build",
+                other.name()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! What every backend's pool shares: a bb8 manager wrapper that tells connect failures
+//! apart, and an acquire that fails fast with the database's own error.
+use dbpool_config::PoolOptions;
+use dbpool_core::{Error, PoolState, Result};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Wraps a bb8 manager so the error sink can tell a failed connect from a failed check.
+#[derive(Debug)]
+pub struct Managed<M>(pub M);
+
+/// An error of the wrapped manager, by where it happened.
+#[derive(Debug)]
+pub enum ManagedError<E> {
+    /// Opening a new connection failed.
+    Connect(E),
+    /// Checking an existing connection failed.
+    Check(E),
+}
+
+impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
+    type Connection = M::Connection;
+    type Error = ManagedError<M::Error>;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        self.0.connect().await.map_err(ManagedError::Connect)
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        self.0.is_valid(conn).await.map_err(ManagedError::Check)
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        self.0.has_broken(conn)
+    }
+}
+
+/// Latest connect failure of a pool, published to callers waiting for a connection.
+struct ConnectWatch {
+    last: Mutex<Option<Error>>,
+    generation: watch::Sender<u64>,
+}
+
+/// Forwards connect failures to the watch; bb8 reports them nowhere else.
+struct Sink<E: 'static> {
+    watch: Arc<ConnectWatch>,
+    classify: fn(&E) -> Error,
+}
+
+impl<E> std::fmt::Debug for Sink<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+impl<E: Send + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
+    fn sink(&self, error: ManagedError<E>) {
+        let (ManagedError::Connect(e) | ManagedError::Check(e)) = &error;
+        let classified = connect_error((self.classify)(e));
+        tracing::warn!(error = %classified, "connection failed");
+        if let ManagedError::Connect(_) = error {
+            *self.watch.last.lock().expect("watch lock") = Some(classified);
+            self.watch.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ManagedError<E>>> {
+        Box::new(Sink {
+            watch: self.watch.clone(),
+            classify: self.classify,
+        })
+    }
+}
+
+/// A connect failure is never the statement's fault: anything but bad credentials is
+/// "unavailable" to the caller.
+fn connect_error(e: Error) -> Error {
+    match e {
+        Error::AuthFailed(_) | Error::Unavailable(_) => e,
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+/// A bb8 pool plus the bookkeeping bb8 does not do: waiters, timeouts, fast failure.
+pub struct PoolHandle<M: bb8::ManageConnection> {
+    pool: bb8::Pool<Managed<M>>,
+    watch: Arc<ConnectWatch>,
+    classify: fn(&M::Error) -> Error,
+    waiters: AtomicU32,
+    timeouts: AtomicU64,
+    options: PoolOptions,
+}
+
+/// A connection checked out of a `PoolHandle`; returns to the pool on drop.
+pub type Conn<M> = bb8::PooledConnection<'static, Managed<M>>;
+
+impl<M: bb8::ManageConnection> PoolHandle<M> {
+    /// Builds the pool without connecting; `classify` turns driver errors into ours.
+    pub fn new(manager: M, options: &PoolOptions, classify: fn(&M::Error) -> Error) -> Self {
+        let (generation, _) = watch::channel(0);
+        let watch = Arc::new(ConnectWatch {
+            last: Mutex::new(None),
+            generation,
+        });
+        let pool = bb8::Pool::builder()
+            .max_size(options.max_connections)
+            .min_idle((options.min_connections > 0).then_some(options.min_connections))
+            .connection_timeout(options.acquire_timeout())
+            .idle_timeout(PoolOptions::optional(options.idle_timeout_ms))
+            .max_lifetime(PoolOptions::optional(options.max_lifetime_ms))
+            // One attempt per acquire: the caller hears about a down database at once.
+            .retry_connection(false)
+            .test_on_check_out(false)
+            .error_sink(Box::new(Sink {
+                watch: watch.clone(),
+                classify,
+            }))
+            .build_unchecked(Managed(manager));
+        PoolHandle {
+            pool,
+            watch,
+            classify,
+            waiters: AtomicU32::new(0),
+            timeouts: AtomicU64::new(0),
+            options: options.clone(),
+        }
+    }
+
+    /// Checks a connection out. Fails with the database's error as soon as a connect
+    /// attempt made on our behalf fails, and with `AcquireTimeout` when the pool stays full.
+    pub async fn acquire(&self) -> Result<Conn<M>> {
+        let mut rx = self.watch.generation.subscribe();
+        rx.mark_unchanged();
+        self.waiters.fetch_add(1, Relaxed);
+        let result = tokio::select! {
+            r = self.pool.get_owned() => match r {
+                Ok(c) => Ok(c),
+                Err(bb8::RunError::TimedOut) => {
+                    self.timeouts.fetch_add(1, Relaxed);
+                    Err(Error::AcquireTimeout(self.options.acquire_timeout()))
+                }
+                Err(bb8::RunError::User(ManagedError::Connect(e) | ManagedError::Check(e))) => {
+                    Err(connect_error((self.classify)(&e)))
+                }
+            },
+            _ = rx.changed() => Err(self
+                .watch
+                .last
+                .lock()
+                .expect("watch lock")
+                .clone()
+                .unwrap_or_else(|| Error::Unavailable("connect failed".into()))),
+        };
+        self.waiters.fetch_sub(1, Relaxed);
+        result
+    }
+
+    /// Size, idle and waiters.
+    pub fn state(&self) -> PoolState {
+        let s = self.pool.state();
+        PoolState {
+            size: s.connections,
+            idle: s.idle_connections,
+            // Calls inside `acquire` that have no connection yet.
+            waiters: self.waiters.load(Relaxed),
+            max_size: self.options.max_connections,
+            connections_created: s.statistics.connections_created,
+            acquire_timeouts: self.timeouts.load(Relaxed),
+        }
+    }
+
+    /// The pool's options.
+    pub fn options(&self) -> &PoolOptions {
+        &self.options
+    }
+}

@@ -1,0 +1,267 @@
+//! PostgreSQL through bb8-postgres: prepared statements, binary results decoded straight
+//! into Arrow builders and streamed in bounded batches.
+mod convert;
+mod error;
+mod params;
+
+pub use convert::{arrow_type, Decoder};
+
+use crate::pool::{Conn, PoolHandle};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bb8_postgres::PostgresConnectionManager;
+use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_core::{
+    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement, StatementResult,
+};
+use futures::{pin_mut, StreamExt};
+use params::PgParam;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::{GenericClient, NoTls};
+use tokio_stream::wrappers::ReceiverStream;
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// A PostgreSQL pool.
+pub struct PgBackend {
+    pool: PoolHandle<Manager>,
+}
+
+impl PgBackend {
+    /// Builds the pool from a `postgres://` URL; connects lazily.
+    pub fn new(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let mut pg: tokio_postgres::Config = cfg
+            .url
+            .expose()
+            .parse()
+            .map_err(|e| Error::invalid("url", format!("not a PostgreSQL URL: {e}")))?;
+        if pg.get_application_name().is_none() {
+            pg.application_name(format!("dbpool:{pool_id}"));
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(cfg.options.acquire_timeout().min(Duration::from_secs(10)));
+        }
+        if cfg.options.statement_timeout_ms > 0 {
+            pg.options(format!(
+                "-c statement_timeout={}",
+                cfg.options.statement_timeout_ms
+            ));
+        }
+        let manager = PostgresConnectionManager::new(pg, NoTls);
+        Ok(PgBackend {
+            pool: PoolHandle::new(manager, &cfg.options, error::classify),
+        })
+    }
+}
+
+fn pg(e: tokio_postgres::Error) -> Error {
+    error::classify(&e)
+}
+
+/// Prepares `sql` and checks the parameter count.
+async fn prepare(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param],
+) -> Result<tokio_postgres::Statement> {
+    if sql.trim().is_empty() {
+        return Err(Error::invalid("sql", "is empty"));
+    }
+    let stmt = client.prepare(sql).await.map_err(pg)?;
+    if stmt.params().len() != params.len() {
+        return Err(Error::invalid(
+            "params",
+            format!(
+                "the statement has {} placeholders but {} parameters were given",
+                stmt.params().len(),
+                params.len()
+            ),
+        ));
+    }
+    Ok(stmt)
+}
+
+fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
+    let fields: Vec<Field> = stmt
+        .columns()
+        .iter()
+        .map(|c| Field::new(c.name(), arrow_type(c.type_(), c.type_modifier()), true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+async fn execute_on(client: &impl GenericClient, sql: &str, params: &[Param]) -> Result<u64> {
+    let stmt = prepare(client, sql, params).await?;
+    client
+        .execute_raw(&stmt, params.iter().map(PgParam))
+        .await
+        .map_err(pg)
+}
+
+/// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
+async fn stream_rows(
+    conn: Conn<Manager>,
+    stmt: tokio_postgres::Statement,
+    params: Vec<Param>,
+    schema: SchemaRef,
+    batch_size: usize,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) {
+    let rows = match conn.query_raw(&stmt, params.iter().map(PgParam)).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = tx.send(Err(pg(e))).await;
+            return;
+        }
+    };
+    pin_mut!(rows);
+    let new_decoders = || -> Vec<Decoder> {
+        stmt.columns()
+            .iter()
+            .map(|c| Decoder::new(c.type_(), c.type_modifier(), batch_size))
+            .collect()
+    };
+    let mut decoders = new_decoders();
+    let mut n = 0usize;
+    while let Some(row) = rows.next().await {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(pg(e))).await;
+                return;
+            }
+        };
+        for (i, d) in decoders.iter_mut().enumerate() {
+            let raw = row.try_get::<_, Option<Raw>>(i).map(|r| r.map(|r| r.0));
+            if let Err(m) = raw.map_err(|e| e.to_string()).and_then(|raw| d.append(raw)) {
+                let col = stmt.columns()[i].name();
+                let _ = tx
+                    .send(Err(Error::Internal(format!(
+                        "decoding column `{col}`: {m}"
+                    ))))
+                    .await;
+                return;
+            }
+        }
+        n += 1;
+        if n == batch_size {
+            n = 0;
+            if tx.send(finish(&schema, &mut decoders)).await.is_err() {
+                return; // the caller went away
+            }
+        }
+    }
+    if n > 0 {
+        let _ = tx.send(finish(&schema, &mut decoders)).await;
+    }
+}
+
+/// Any value as its raw binary bytes; `convert` decodes them by column type.
+struct Raw<'a>(&'a [u8]);
+
+impl<'a> postgres_types::FromSql<'a> for Raw<'a> {
+    fn from_sql(
+        _: &postgres_types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw))
+    }
+
+    fn accepts(_: &postgres_types::Type) -> bool {
+        true
+    }
+}
+
+fn finish(schema: &SchemaRef, decoders: &mut [Decoder]) -> Result<RecordBatch> {
+    let columns = decoders.iter_mut().map(|d| d.finish()).collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+        let conn = self.pool.acquire().await?;
+        let stmt = prepare(&*conn, sql, &params).await?;
+        let schema = schema_of(&stmt);
+        // Two batches in flight at most: a slow reader slows the database read.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(stream_rows(
+            conn,
+            stmt,
+            params,
+            schema.clone(),
+            batch_size.max(1),
+            tx,
+        ));
+        Ok(QueryStream {
+            schema,
+            batches: ReceiverStream::new(rx).boxed(),
+        })
+    }
+
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        let conn = self.pool.acquire().await?;
+        Ok(schema_of(&prepare(&*conn, sql, &params).await?))
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+        let conn = self.pool.acquire().await?;
+        execute_on(&*conn, sql, &params).await
+    }
+
+    async fn execute_batch(
+        &self,
+        statements: Vec<Statement>,
+        transaction: bool,
+    ) -> Result<BatchOutcome> {
+        dbpool_core::validate_statements(&statements)?;
+        let mut conn = self.pool.acquire().await?;
+        if transaction {
+            let tx = conn.transaction().await.map_err(pg)?;
+            let mut out = Vec::with_capacity(statements.len());
+            for (index, s) in statements.iter().enumerate() {
+                match execute_on(&tx, &s.sql, &s.params).await {
+                    Ok(n) => out.push(StatementResult {
+                        index,
+                        outcome: Ok(n),
+                    }),
+                    Err(e) => {
+                        // Dropping `tx` rolls back; do it explicitly to report failures.
+                        tx.rollback().await.map_err(pg)?;
+                        return Err(Error::BatchStatement {
+                            index,
+                            source: Box::new(e),
+                        });
+                    }
+                }
+            }
+            tx.commit().await.map_err(pg)?;
+            return Ok(out);
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        for (index, s) in statements.iter().enumerate() {
+            let outcome = execute_on(&*conn, &s.sql, &s.params).await;
+            if matches!(&outcome, Err(e) if e.is_connection_error()) {
+                return Err(outcome.unwrap_err());
+            }
+            out.push(StatementResult { index, outcome });
+        }
+        Ok(out)
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        let conn = self.pool.acquire().await?;
+        conn.simple_query("SELECT 1").await.map_err(pg)?;
+        Ok(())
+    }
+
+    fn state(&self) -> PoolState {
+        self.pool.state()
+    }
+}

@@ -1,0 +1,311 @@
+//! SQLite through rusqlite on the blocking pool, behind bb8 with our own manager.
+mod convert;
+mod manager;
+
+pub use convert::ColType;
+pub use manager::SqliteManager;
+
+use crate::pool::{Conn, PoolHandle};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_core::{
+    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement, StatementResult,
+};
+use futures::StreamExt;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// An SQLite database file behind a pool.
+pub struct SqliteBackend {
+    pool: Arc<PoolHandle<SqliteManager>>,
+}
+
+/// The file path of a `sqlite://` URL: `sqlite:///abs/path.db` or `sqlite://rel/path.db`.
+pub fn path_of(url: &str) -> Result<PathBuf> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| Error::invalid("url", "expected sqlite:///path/to/file.db"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() {
+        return Err(Error::invalid("url", "the SQLite file path is empty"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl SqliteBackend {
+    /// Builds the pool; the file is created on first connect, its directory now.
+    pub fn new(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let path = path_of(cfg.url.expose())?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::invalid(
+                    "url",
+                    format!("cannot create directory {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        let manager = SqliteManager {
+            path,
+            busy_timeout: cfg.options.acquire_timeout(),
+        };
+        Ok(SqliteBackend {
+            pool: Arc::new(PoolHandle::new(manager, &cfg.options, classify)),
+        })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut conn = self.pool.acquire().await?;
+        tokio::task::spawn_blocking(move || f(&mut conn))
+            .await
+            .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
+    }
+}
+
+/// rusqlite errors → ours, keeping SQLite's extended result code.
+fn classify(e: &rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            use rusqlite::ErrorCode::*;
+            let message = msg.clone().unwrap_or_else(|| f.to_string());
+            match f.code {
+                DatabaseBusy | DatabaseLocked => Error::Unavailable(message),
+                CannotOpen | NotADatabase | DatabaseCorrupt | SystemIoFailure => {
+                    Error::Unavailable(message)
+                }
+                PermissionDenied | ReadOnly | AuthorizationForStatementDenied => Error::Database {
+                    message,
+                    code: Some(f.extended_code.to_string()),
+                },
+                _ => Error::Database {
+                    message,
+                    code: Some(f.extended_code.to_string()),
+                },
+            }
+        }
+        rusqlite::Error::InvalidParameterCount(got, want) => Error::invalid(
+            "params",
+            format!("the statement has {want} placeholders but {got} parameters were given"),
+        ),
+        rusqlite::Error::MultipleStatement => {
+            Error::invalid("sql", "holds more than one statement; use ExecuteBatch")
+        }
+        other => Error::Database {
+            message: other.to_string(),
+            code: None,
+        },
+    }
+}
+
+fn sq(e: rusqlite::Error) -> Error {
+    classify(&e)
+}
+
+/// A `Param` as an SQLite value: booleans are 0/1, timestamps ISO-8601 text in UTC
+/// (what SQLite's date functions read), decimals text.
+fn to_value(p: &Param) -> Value {
+    match p {
+        Param::Null => Value::Null,
+        Param::Bool(b) => Value::Integer(*b as i64),
+        Param::Int64(v) => Value::Integer(*v),
+        Param::Double(v) => Value::Real(*v),
+        Param::String(s) | Param::Decimal(s) => Value::Text(s.clone()),
+        Param::Bytes(b) => Value::Blob(b.clone()),
+        Param::TimestampMicros(us) => Value::Text(
+            chrono::DateTime::from_timestamp_micros(*us)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
+    if stmt.parameter_count() != params.len() {
+        return Err(Error::invalid(
+            "params",
+            format!(
+                "the statement has {} placeholders but {} parameters were given",
+                stmt.parameter_count(),
+                params.len()
+            ),
+        ));
+    }
+    for (i, p) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, to_value(p)).map_err(sq)?;
+    }
+    Ok(())
+}
+
+fn execute_on(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64> {
+    if sql.trim().is_empty() {
+        return Err(Error::invalid("sql", "is empty"));
+    }
+    let mut stmt = conn.prepare(sql).map_err(sq)?;
+    bind(&mut stmt, params)?;
+    Ok(stmt.raw_execute().map_err(sq)? as u64)
+}
+
+/// Reads the query's rows in batches and sends them; the first message decides the
+/// schema. Runs on the blocking pool.
+fn read_rows(
+    conn: &Connection,
+    sql: &str,
+    params: &[Param],
+    batch_size: usize,
+    tx: &mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    if sql.trim().is_empty() {
+        return Err(Error::invalid("sql", "is empty"));
+    }
+    let mut stmt = conn.prepare(sql).map_err(sq)?;
+    bind(&mut stmt, params)?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let decl: Vec<Option<ColType>> = stmt
+        .columns()
+        .iter()
+        .map(|c| ColType::declared(c.decl_type()))
+        .collect();
+    let ncols = names.len();
+    let mut rows = stmt.raw_query();
+    let mut types: Option<(Vec<ColType>, SchemaRef)> = None;
+    let mut buf: Vec<Vec<Value>> = Vec::with_capacity(batch_size);
+    let mut sent_rows = 0usize;
+    loop {
+        let row = rows.next().map_err(sq)?;
+        if let Some(row) = row {
+            let values = (0..ncols)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sq)?;
+            buf.push(values);
+            if buf.len() < batch_size {
+                continue;
+            }
+        }
+        let done = row.is_none();
+        let (t, schema) = types.get_or_insert_with(|| {
+            let t = convert::infer(&decl, &buf);
+            let fields: Vec<Field> = names
+                .iter()
+                .zip(&t)
+                .map(|(n, ty)| Field::new(n, ty.data_type(), true))
+                .collect();
+            (t, Arc::new(Schema::new(fields)))
+        });
+        if !buf.is_empty() || sent_rows == 0 {
+            let columns = (0..ncols)
+                .map(|i| convert::column(t[i], &names[i], &buf, i, sent_rows))
+                .collect::<std::result::Result<Vec<_>, String>>()
+                .map_err(|m| Error::invalid("sql", m))?;
+            let batch = RecordBatch::try_new_with_options(
+                schema.clone(),
+                columns,
+                &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(buf.len())),
+            )?;
+            sent_rows += buf.len();
+            buf.clear();
+            if tx.blocking_send(Ok(batch)).is_err() {
+                return Ok(()); // the caller went away
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+        let conn: Conn<SqliteManager> = self.pool.acquire().await?;
+        let sql = sql.to_string();
+        let (tx, mut rx) = mpsc::channel(2);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = read_rows(&conn, &sql, &params, batch_size.max(1), &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        // The first batch (possibly empty) fixes the schema, or the first error arrives.
+        let first = rx
+            .recv()
+            .await
+            .ok_or_else(|| Error::Internal("sqlite reader ended without a result".into()))??;
+        let schema = first.schema();
+        let rest = ReceiverStream::new(rx);
+        let batches = futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .filter(|b| futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
+            .boxed();
+        Ok(QueryStream { schema, batches })
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+        let sql = sql.to_string();
+        self.with_conn(move |c| execute_on(c, &sql, &params)).await
+    }
+
+    async fn execute_batch(
+        &self,
+        statements: Vec<Statement>,
+        transaction: bool,
+    ) -> Result<BatchOutcome> {
+        dbpool_core::validate_statements(&statements)?;
+        self.with_conn(move |c| {
+            if transaction {
+                let tx = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sq)?;
+                let mut out = Vec::with_capacity(statements.len());
+                for (index, s) in statements.iter().enumerate() {
+                    match execute_on(&tx, &s.sql, &s.params) {
+                        Ok(n) => out.push(StatementResult {
+                            index,
+                            outcome: Ok(n),
+                        }),
+                        // Dropping `tx` rolls back.
+                        Err(e) => {
+                            return Err(Error::BatchStatement {
+                                index,
+                                source: Box::new(e),
+                            })
+                        }
+                    }
+                }
+                tx.commit().map_err(sq)?;
+                return Ok(out);
+            }
+            Ok(statements
+                .iter()
+                .enumerate()
+                .map(|(index, s)| StatementResult {
+                    index,
+                    outcome: execute_on(c, &s.sql, &s.params),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.with_conn(|c| c.execute_batch("SELECT 1").map_err(sq))
+            .await
+    }
+
+    fn state(&self) -> PoolState {
+        self.pool.state()
+    }
+}

@@ -1,0 +1,249 @@
+//! The config file: `[server]` and one `[pools.<id>]` table per pool, plus env overrides.
+use crate::{Error, PoolConfig, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the one gRPC port. Localhost by default: the daemon is a sidecar.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the embedded default SQLite database lives.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Create the pool `default` on an embedded SQLite file when no pool is configured.
+    #[serde(default = "default_true")]
+    pub default_pool: bool,
+    /// Log format: `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Milliseconds between background health checks of each pool.
+    #[serde(default = "default_health_interval_ms")]
+    pub health_check_interval_ms: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:50051".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./dbpool-data")
+}
+fn default_true() -> bool {
+    true
+}
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_health_interval_ms() -> u64 {
+    5_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            default_pool: true,
+            log_format: LogFormat::Text,
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+            health_check_interval_ms: default_health_interval_ms(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The `[server]` table.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// One entry per `[pools.<id>]` table.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolConfig>,
+}
+
+impl Config {
+    /// Checks every value that parsed but may still be wrong, naming key and line.
+    fn validate(&self, text: &str, path: &str) -> Result<()> {
+        self.server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| {
+                located(
+                    text,
+                    path,
+                    "server",
+                    "listen",
+                    format!("not an address: {e}"),
+                )
+            })?;
+        for (id, pool) in &self.pools {
+            validate_pool_id(id).map_err(|m| located(text, path, "pools", id, m))?;
+            if let Err(Error::Invalid { key, message, .. }) = pool.resolve(&format!("pools.{id}."))
+            {
+                let field = key.rsplit('.').next().unwrap_or_default().to_string();
+                let mut e = located(text, path, &format!("pools.{id}"), &field, message);
+                if let Error::Invalid { key: k, .. } = &mut e {
+                    *k = key;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a pool id: 1..=64 of letters, digits, `_`, `-`, `.`.
+pub fn validate_pool_id(id: &str) -> std::result::Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "pool id `{id}` must be 1-64 letters, digits, '_', '-' or '.'"
+        ))
+    }
+}
+
+/// Builds an `Invalid` error for `table.key`, with the line where the key is written.
+fn located(text: &str, path: &str, table: &str, key: &str, message: String) -> Error {
+    let location = find_line(text, table, key)
+        .map(|l| format!("{path}:{l}: "))
+        .unwrap_or_default();
+    Error::Invalid {
+        key: format!("{table}.{key}"),
+        location,
+        message,
+    }
+}
+
+/// 1-based line of `key = …` inside `[table]` (or of the `[table.key]` header).
+fn find_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            current = h.trim().trim_matches('"').to_string();
+            if current == format!("{table}.{key}") {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if current == table {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Loads a config from TOML text, without env overrides (used by tests and check-config).
+pub fn load_str(text: &str, path: &str) -> Result<Config> {
+    let cfg: Config = toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    cfg.validate(text, path)?;
+    Ok(cfg)
+}
+
+/// Loads the config file (if any) and applies `DBPOOL__SECTION__KEY` env overrides,
+/// e.g. `DBPOOL__SERVER__LISTEN=0.0.0.0:50051` or `DBPOOL__POOLS__PG__MAX_CONNECTIONS=20`.
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    let (text, name) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| Error::Io {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })?,
+            p.display().to_string(),
+        ),
+        None => (String::new(), "<defaults>".to_string()),
+    };
+    // Parse the file alone first: toml's errors carry the key, line and column.
+    load_str(&text, &name)?;
+    let merged = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("DBPOOL")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize::<Config>())
+        .map_err(|e| Error::Parse {
+            path: format!("{name} + DBPOOL__* environment"),
+            message: e.to_string(),
+        })?;
+    merged.validate(&text, &name)?;
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_rejected_with_line() {
+        let e = load_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let text = "[pools.pg]\nurl = \"postgres://localhost/x\"\nmax_connections = 0\n";
+        let e = load_str(text, "f.toml").unwrap_err().to_string();
+        assert!(e.contains("pools.pg.max_connections"), "{e}");
+        assert!(e.contains("f.toml:3"), "{e}");
+    }
+
+    #[test]
+    fn pools_parse_with_defaults() {
+        let text = "[server]\nlisten = \"127.0.0.1:6000\"\n[pools.lite]\nurl = \"sqlite:///tmp/x.db\"\nbatch_size = 100\n";
+        let cfg = load_str(text, "f.toml").unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:6000");
+        let p = &cfg.pools["lite"];
+        assert_eq!(p.options.batch_size, 100);
+        assert_eq!(p.options.max_connections, 10);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[pools.envtest]\nurl = \"sqlite:///tmp/x.db\"\n").unwrap();
+        // Unique variable name: tests in this binary run in parallel.
+        std::env::set_var("DBPOOL__POOLS__ENVTEST__MAX_CONNECTIONS", "7");
+        let cfg = load(Some(&path)).unwrap();
+        std::env::remove_var("DBPOOL__POOLS__ENVTEST__MAX_CONNECTIONS");
+        assert_eq!(cfg.pools["envtest"].options.max_connections, 7);
+    }
+}

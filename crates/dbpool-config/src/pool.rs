@@ -1,0 +1,305 @@
+//! One `[pools.<id>]` table: where the database is and how its pool behaves.
+use crate::{redact_url, Error, Result, Secret};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// The database kinds this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// PostgreSQL over its binary protocol.
+    Postgres,
+    /// An SQLite file, embedded in the daemon.
+    Sqlite,
+}
+
+impl BackendKind {
+    /// The name used in the API and in `db_type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "postgresql",
+            BackendKind::Sqlite => "sqlite",
+        }
+    }
+
+    fn from_scheme(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Some(BackendKind::Postgres),
+            "sqlite" | "sqlite3" => Some(BackendKind::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// Pool sizing and timing. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolOptions {
+    /// Largest number of open connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Idle connections kept open.
+    #[serde(default)]
+    pub min_connections: u32,
+    /// How long a call waits for a free connection, in milliseconds.
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+    /// Idle connections older than this are closed, in milliseconds (0: never).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections older than this are replaced, in milliseconds (0: never).
+    #[serde(default = "default_max_lifetime_ms")]
+    pub max_lifetime_ms: u64,
+    /// Server-side statement timeout in milliseconds where supported (0: none).
+    #[serde(default)]
+    pub statement_timeout_ms: u64,
+    /// Rows per Arrow record batch of a streamed result.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_acquire_timeout_ms() -> u64 {
+    30_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    600_000
+}
+fn default_max_lifetime_ms() -> u64 {
+    1_800_000
+}
+fn default_batch_size() -> u32 {
+    8192
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: default_max_connections(),
+            min_connections: 0,
+            acquire_timeout_ms: default_acquire_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_lifetime_ms: default_max_lifetime_ms(),
+            statement_timeout_ms: 0,
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Checks ranges; `prefix` is the dotted key of the table, e.g. `pools.pg`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let key = |k: &str| format!("{prefix}{k}");
+        if self.max_connections == 0 || self.max_connections > 10_000 {
+            return Err(Error::invalid(key("max_connections"), "must be 1..=10000"));
+        }
+        if self.min_connections > self.max_connections {
+            return Err(Error::invalid(
+                key("min_connections"),
+                "must not exceed max_connections",
+            ));
+        }
+        if self.acquire_timeout_ms == 0 {
+            return Err(Error::invalid(key("acquire_timeout_ms"), "must be > 0"));
+        }
+        if self.batch_size == 0 || self.batch_size > 1_000_000 {
+            return Err(Error::invalid(key("batch_size"), "must be 1..=1000000"));
+        }
+        Ok(())
+    }
+
+    /// The acquire timeout as a Duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    /// `None` when 0 (disabled), else the Duration.
+    pub fn optional(ms: u64) -> Option<Duration> {
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// A pool as written in the config file or sent to CreatePool: a URL or separate fields.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Connection URL: `postgres://user:pass@host:port/db?…` or `sqlite:///path/file.db`.
+    pub url: Option<Secret>,
+    /// Database kind when no URL is given: `postgresql` or `sqlite`.
+    pub db_type: Option<String>,
+    /// Host name or address (field form).
+    pub host: Option<String>,
+    /// TCP port (field form).
+    pub port: Option<u16>,
+    /// Database name, or the SQLite file path (field form).
+    pub database: Option<String>,
+    /// User name (field form).
+    pub username: Option<String>,
+    /// Password (field form). Prefer `password_env` in files.
+    pub password: Option<Secret>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Pool sizing and timing.
+    #[serde(flatten)]
+    pub options: PoolOptions,
+}
+
+impl fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("url", &self.url.as_ref().map(|u| redact_url(u.expose())))
+            .field("db_type", &self.db_type)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("password_env", &self.password_env)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A pool config resolved to one backend and one complete URL.
+#[derive(Clone)]
+pub struct ResolvedPool {
+    /// Which backend serves it.
+    pub kind: BackendKind,
+    /// The full URL including the password: hand it to a driver, never print it.
+    pub url: Secret,
+    /// Pool sizing and timing, validated.
+    pub options: PoolOptions,
+}
+
+impl fmt::Debug for ResolvedPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedPool")
+            .field("kind", &self.kind)
+            .field("url", &self.redacted_url())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl ResolvedPool {
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose())
+    }
+}
+
+impl PoolConfig {
+    /// Resolves URL or fields into one backend and URL; `prefix` is the key of the table
+    /// (e.g. `pools.pg.`) for error messages.
+    pub fn resolve(&self, prefix: &str) -> Result<ResolvedPool> {
+        self.options.validate(prefix)?;
+        let url = match &self.url {
+            Some(u) if !u.is_empty() => u.expose().to_string(),
+            _ => self.url_from_fields(prefix)?,
+        };
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        let kind = BackendKind::from_scheme(scheme).ok_or_else(|| {
+            Error::invalid(
+                format!("{prefix}url"),
+                format!("unsupported scheme `{scheme}` (expected postgres://, postgresql:// or sqlite://)"),
+            )
+        })?;
+        if kind == BackendKind::Postgres {
+            url::Url::parse(&url).map_err(|e| {
+                Error::invalid(format!("{prefix}url"), format!("not a valid URL: {e}"))
+            })?;
+        }
+        Ok(ResolvedPool {
+            kind,
+            url: Secret::new(url),
+            options: self.options.clone(),
+        })
+    }
+
+    fn url_from_fields(&self, prefix: &str) -> Result<String> {
+        let db_type = self.db_type.as_deref().ok_or_else(|| {
+            Error::invalid(
+                format!("{prefix}url"),
+                "either `url` or `db_type` is required",
+            )
+        })?;
+        let kind = BackendKind::from_scheme(db_type).ok_or_else(|| {
+            Error::invalid(
+                format!("{prefix}db_type"),
+                format!("unknown database type `{db_type}` (expected postgresql or sqlite)"),
+            )
+        })?;
+        match kind {
+            BackendKind::Sqlite => {
+                let path = self.database.as_deref().ok_or_else(|| {
+                    Error::invalid(
+                        format!("{prefix}database"),
+                        "the SQLite file path is required",
+                    )
+                })?;
+                Ok(format!("sqlite://{path}"))
+            }
+            BackendKind::Postgres => {
+                let mut u = url::Url::parse("postgres://localhost").expect("static URL");
+                let host = self.host.as_deref().unwrap_or("localhost");
+                u.set_host(Some(host)).map_err(|e| {
+                    Error::invalid(format!("{prefix}host"), format!("bad host `{host}`: {e}"))
+                })?;
+                let _ = u.set_port(Some(self.port.unwrap_or(5432)));
+                if let Some(user) = &self.username {
+                    let _ = u.set_username(user);
+                }
+                let password = match (&self.password, &self.password_env) {
+                    (Some(p), _) if !p.is_empty() => Some(p.expose().to_string()),
+                    (_, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                        Error::invalid(
+                            format!("{prefix}password_env"),
+                            format!("environment variable `{var}` is not set"),
+                        )
+                    })?),
+                    _ => None,
+                };
+                if let Some(p) = password {
+                    let _ = u.set_password(Some(&p));
+                }
+                u.set_path(self.database.as_deref().unwrap_or("postgres"));
+                Ok(u.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_become_a_url() {
+        let cfg = PoolConfig {
+            db_type: Some("postgresql".into()),
+            host: Some("db".into()),
+            port: Some(6543),
+            database: Some("app".into()),
+            username: Some("u".into()),
+            password: Some(Secret::new("p@ss")),
+            ..Default::default()
+        };
+        let r = cfg.resolve("pools.x.").unwrap();
+        assert_eq!(r.kind, BackendKind::Postgres);
+        assert_eq!(r.url.expose(), "postgres://u:p%40ss@db:6543/app");
+        assert_eq!(r.redacted_url(), "postgres://u:***@db:6543/app");
+        assert!(!format!("{cfg:?}{r:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn unknown_scheme_names_the_key() {
+        let cfg = PoolConfig {
+            url: Some(Secret::new("mysql://x")),
+            ..Default::default()
+        };
+        let e = cfg.resolve("pools.m.").unwrap_err().to_string();
+        assert!(e.contains("pools.m.url") && e.contains("mysql"), "{e}");
+    }
+}

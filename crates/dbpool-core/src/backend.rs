@@ -1,0 +1,117 @@
+//! The object-safe `Backend` trait each database implements behind its own bb8 pool.
+use crate::{Error, Param, Result};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use dbpool_config::{BackendKind, ResolvedPool};
+use futures::stream::BoxStream;
+use std::sync::Arc;
+
+/// A streamed query result: the schema first, then record batches as rows arrive.
+///
+/// The stream owns its pooled connection; dropping it stops the read and returns the
+/// connection to the pool.
+pub struct QueryStream {
+    /// Schema of every batch.
+    pub schema: SchemaRef,
+    /// Record batches of bounded size; an error ends the stream.
+    pub batches: BoxStream<'static, Result<RecordBatch>>,
+}
+
+/// One statement of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// SQL text with placeholders.
+    pub sql: String,
+    /// Bind parameters.
+    pub params: Vec<Param>,
+}
+
+/// Outcome of one statement of a non-transactional batch.
+#[derive(Debug, Clone)]
+pub struct StatementResult {
+    /// Position in the batch, from 0.
+    pub index: usize,
+    /// Rows affected, or why it failed.
+    pub outcome: Result<u64>,
+}
+
+/// Outcomes of a batch, in order.
+pub type BatchOutcome = Vec<StatementResult>;
+
+/// Live numbers of a connection pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Open connections.
+    pub size: u32,
+    /// Idle open connections.
+    pub idle: u32,
+    /// Calls waiting for a connection.
+    pub waiters: u32,
+    /// Configured maximum.
+    pub max_size: u32,
+    /// Connections opened since the pool was created.
+    pub connections_created: u64,
+    /// Acquires that timed out since the pool was created.
+    pub acquire_timeouts: u64,
+}
+
+impl PoolState {
+    /// Connections checked out right now.
+    pub fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+}
+
+/// A database behind a connection pool, as the server sees it.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Which database this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Runs a query; the schema is known when this returns, batches stream afterwards.
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
+
+    /// The schema a query would return, without streaming its rows where the database
+    /// can tell (PostgreSQL prepares the statement); others read the first batch.
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        Ok(self.query(sql, params, 1).await?.schema)
+    }
+
+    /// Runs one statement and returns the rows it affected.
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
+
+    /// Runs statements on one connection. With `transaction` the batch is all-or-nothing
+    /// and fails with `Error::BatchStatement`; without, each outcome is reported.
+    async fn execute_batch(
+        &self,
+        statements: Vec<Statement>,
+        transaction: bool,
+    ) -> Result<BatchOutcome>;
+
+    /// Opens (or borrows) a connection and runs a trivial statement.
+    async fn health_check(&self) -> Result<()>;
+
+    /// Pool size, idle and waiting counts.
+    fn state(&self) -> PoolState;
+}
+
+/// Builds backends from resolved pool configs; dbpool-backends provides the real one.
+#[async_trait]
+pub trait BackendFactory: Send + Sync + 'static {
+    /// Creates the pool of one backend. Does not connect; the manager checks afterwards.
+    async fn create(&self, pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>>;
+}
+
+/// Checks that a batch is not empty and every statement has SQL.
+pub fn validate_statements(statements: &[Statement]) -> Result<()> {
+    if statements.is_empty() {
+        return Err(Error::invalid("statements", "the batch is empty"));
+    }
+    for (i, s) in statements.iter().enumerate() {
+        if s.sql.trim().is_empty() {
+            return Err(Error::invalid(format!("statements[{i}].sql"), "is empty"));
+        }
+    }
+    Ok(())
+}

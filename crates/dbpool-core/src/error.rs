@@ -1,0 +1,112 @@
+//! The error type every layer shares; dbpool-server maps it to gRPC codes in one place.
+use std::time::Duration;
+
+/// Everything that can go wrong in a call, classified by what the caller can do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// No pool has this id.
+    #[error("pool `{0}` not found")]
+    PoolNotFound(String),
+    /// A pool with this id exists already.
+    #[error("pool `{0}` already exists")]
+    PoolExists(String),
+    /// A request field is missing or wrong.
+    #[error("invalid `{field}`: {message}")]
+    InvalidArgument {
+        /// The field, e.g. `sql` or `params[2]`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The database rejected the statement (syntax, missing table, constraint, type).
+    #[error("{message}{}", code.as_ref().map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default())]
+    Database {
+        /// The database's own message.
+        message: String,
+        /// SQLSTATE or the database's error number.
+        code: Option<String>,
+    },
+    /// The transaction was aborted by the database (serialization failure, deadlock).
+    #[error("{message} (SQLSTATE {code})")]
+    Aborted {
+        /// The database's own message.
+        message: String,
+        /// SQLSTATE or the database's error number.
+        code: String,
+    },
+    /// A statement ran longer than the statement timeout or was cancelled.
+    #[error("statement timed out or was cancelled: {0}")]
+    StatementTimeout(String),
+    /// The database could not be reached or dropped the connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the pool's credentials.
+    #[error("database rejected the pool's credentials: {0}")]
+    AuthFailed(String),
+    /// No connection became free within the acquire timeout.
+    #[error("no connection free within {0:?} (pool exhausted)")]
+    AcquireTimeout(Duration),
+    /// Statement `index` of a transactional batch failed; everything was rolled back.
+    #[error("statement {index} failed, batch rolled back: {source}")]
+    BatchStatement {
+        /// Position of the failing statement, from 0.
+        index: usize,
+        /// Why it failed.
+        source: Box<Error>,
+    },
+    /// The backend cannot do this.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The daemon is shutting down or the pool is being removed.
+    #[error("shutting down: {0}")]
+    ShuttingDown(String),
+    /// A bug or an unexpected state; the message says where.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A request field error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The database's error code (SQLSTATE) if this error carries one.
+    pub fn db_code(&self) -> Option<&str> {
+        match self {
+            Error::Database { code, .. } => code.as_deref(),
+            Error::Aborted { code, .. } => Some(code),
+            Error::BatchStatement { source, .. } => source.db_code(),
+            _ => None,
+        }
+    }
+
+    /// Whether this error says the database (not the statement) is at fault.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::AuthFailed(_))
+    }
+}
+
+impl From<dbpool_config::Error> for Error {
+    fn from(e: dbpool_config::Error) -> Self {
+        match e {
+            dbpool_config::Error::Invalid { key, message, .. } => Error::InvalidArgument {
+                field: key,
+                message,
+            },
+            other => Error::invalid("config", other.to_string()),
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Internal(format!("arrow: {e}"))
+    }
+}
+
+/// Result of dbpool-core functions.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

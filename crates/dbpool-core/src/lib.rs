@@ -1,0 +1,16 @@
+//! The heart of dbpool: the `Backend` trait, parameters, errors, the `PoolManager` and
+//! its counters. No driver code and no gRPC code live here.
+mod backend;
+mod error;
+mod manager;
+mod metrics;
+mod param;
+
+pub use backend::{
+    validate_statements, Backend, BackendFactory, BatchOutcome, PoolState, QueryStream, Statement,
+    StatementResult,
+};
+pub use error::{Error, Result};
+pub use manager::{PoolEntry, PoolManager};
+pub use metrics::{CallKind, PoolCounters, PoolSnapshot};
+pub use param::Param;

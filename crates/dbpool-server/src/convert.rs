@@ -1,0 +1,112 @@
+//! Proto messages ↔ core types: parameters, pool configs and statuses.
+use dbpool_config::{PoolConfig, PoolOptions, Secret};
+use dbpool_core::{Error, Param, PoolEntry, Result};
+use dbpool_proto::v1 as pb;
+
+/// Proto parameters → core parameters; `field` prefixes error messages.
+pub fn params(ps: &[pb::Param], field: &str) -> Result<Vec<Param>> {
+    ps.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            use pb::param::Value as V;
+            Ok(match &p.value {
+                None | Some(V::Null(_)) => Param::Null,
+                Some(V::Bool(b)) => Param::Bool(*b),
+                Some(V::Int64(v)) => Param::Int64(*v),
+                Some(V::Double(v)) => Param::Double(*v),
+                Some(V::String(s)) => Param::String(s.clone()),
+                Some(V::Bytes(b)) => Param::Bytes(b.clone()),
+                Some(V::Timestamp(t)) => {
+                    let us = t
+                        .seconds
+                        .checked_mul(1_000_000)
+                        .and_then(|s| s.checked_add(t.nanos as i64 / 1000));
+                    Param::TimestampMicros(us.ok_or_else(|| {
+                        Error::invalid(format!("{field}[{i}]"), "timestamp out of range")
+                    })?)
+                }
+                Some(V::Decimal(s)) => {
+                    if !Param::validate_decimal(s) {
+                        return Err(Error::invalid(
+                            format!("{field}[{i}]"),
+                            format!("`{s}` is not a decimal number"),
+                        ));
+                    }
+                    Param::Decimal(s.clone())
+                }
+            })
+        })
+        .collect()
+}
+
+fn opt<T: Default + PartialEq>(v: T) -> Option<T> {
+    (v != T::default()).then_some(v)
+}
+
+/// A CreatePool request → a pool config (zero options take the defaults).
+pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
+    let d = PoolOptions::default();
+    let o = r.options.clone().unwrap_or_default();
+    PoolConfig {
+        url: opt(r.url.clone()).map(Secret::new),
+        db_type: opt(r.db_type.clone()),
+        host: opt(r.host.clone()),
+        port: opt(r.port).map(|p| p as u16),
+        database: opt(r.database.clone()),
+        username: opt(r.username.clone()),
+        password: opt(r.password.clone()).map(Secret::new),
+        password_env: None,
+        options: PoolOptions {
+            max_connections: opt(o.max_connections).unwrap_or(d.max_connections),
+            min_connections: o.min_connections,
+            acquire_timeout_ms: opt(o.acquire_timeout_ms).unwrap_or(d.acquire_timeout_ms),
+            idle_timeout_ms: opt(o.idle_timeout_ms).unwrap_or(d.idle_timeout_ms),
+            max_lifetime_ms: opt(o.max_lifetime_ms).unwrap_or(d.max_lifetime_ms),
+            statement_timeout_ms: o.statement_timeout_ms,
+            batch_size: opt(o.batch_size).unwrap_or(d.batch_size),
+        },
+    }
+}
+
+/// Options → proto.
+pub fn options(o: &PoolOptions) -> pb::PoolOptions {
+    pb::PoolOptions {
+        max_connections: o.max_connections,
+        min_connections: o.min_connections,
+        acquire_timeout_ms: o.acquire_timeout_ms,
+        idle_timeout_ms: o.idle_timeout_ms,
+        max_lifetime_ms: o.max_lifetime_ms,
+        statement_timeout_ms: o.statement_timeout_ms,
+        batch_size: o.batch_size,
+    }
+}
+
+/// A pool's live status → proto.
+pub fn status(e: &PoolEntry) -> pb::PoolStatus {
+    let s = e.snapshot();
+    pb::PoolStatus {
+        pool_id: e.id.clone(),
+        size: s.state.size,
+        idle: s.state.idle,
+        in_use: s.state.in_use(),
+        waiters: s.state.waiters,
+        max_connections: s.state.max_size,
+        healthy: e.healthy(),
+        queries_total: s.queries,
+        executes_total: s.executes,
+        errors_total: s.errors,
+        connections_created_total: s.state.connections_created,
+        acquire_timeouts_total: s.state.acquire_timeouts,
+    }
+}
+
+/// A pool as listed: redacted URL, options, status.
+pub fn info(e: &PoolEntry) -> pb::PoolInfo {
+    pb::PoolInfo {
+        pool_id: e.id.clone(),
+        backend: e.config.kind.name().to_string(),
+        redacted_url: e.config.redacted_url(),
+        options: Some(options(&e.config.options)),
+        status: Some(status(e)),
+    }
+}

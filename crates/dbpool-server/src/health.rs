@@ -1,0 +1,79 @@
+//! grpc.health.v1: the overall status plus one service `dbpool.pool.<id>` per pool,
+//! kept current by a background check of every pool.
+use dbpool_core::{PoolEntry, PoolManager};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+/// The health service name of a pool.
+pub fn service_name(pool_id: &str) -> String {
+    format!("dbpool.pool.{pool_id}")
+}
+
+/// Publishes pool health to the grpc.health.v1 service.
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+}
+
+impl Health {
+    /// Wraps a reporter.
+    pub fn new(reporter: HealthReporter) -> Self {
+        Health { reporter }
+    }
+
+    async fn publish(&self, entry: &PoolEntry) {
+        let status = if entry.healthy() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter
+            .set_service_status(service_name(&entry.id), status)
+            .await;
+    }
+
+    /// A pool was created: publish what is known of it.
+    pub async fn pool_added(&self, entry: &PoolEntry) {
+        self.publish(entry).await;
+    }
+
+    /// A pool was removed: its service becomes unknown.
+    pub async fn pool_removed(&self, pool_id: &str) {
+        self.reporter
+            .clone()
+            .clear_service_status(&service_name(pool_id))
+            .await;
+    }
+
+    /// Checks one pool now and publishes the result.
+    pub async fn check(&self, entry: &PoolEntry, timeout: Duration) {
+        let state = entry.backend.state();
+        // A pool whose every connection is busy is reachable; don't queue behind it.
+        let busy = state.size >= state.max_size && state.idle == 0;
+        let ok = busy
+            || matches!(
+                tokio::time::timeout(timeout, entry.backend.health_check()).await,
+                Ok(Ok(()))
+            );
+        if entry.set_healthy(ok) {
+            tracing::info!(pool = %entry.id, healthy = ok, "pool health changed");
+        }
+        self.publish(entry).await;
+    }
+
+    /// Checks every pool each `interval`, forever.
+    pub async fn run(self, manager: Arc<PoolManager>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let pools = manager.list();
+            let checks = pools
+                .iter()
+                .map(|p| self.check(p, interval.min(Duration::from_secs(5))));
+            futures::future::join_all(checks).await;
+        }
+    }
+}

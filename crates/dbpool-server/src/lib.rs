@@ -1,0 +1,148 @@
+//! The dbpool gRPC server: PoolService, Arrow Flight, grpc.health.v1 and reflection on one
+//! port. `run(config, listener, shutdown)` is all the binary calls.
+mod calls;
+mod convert;
+mod flight;
+mod health;
+mod pool_service;
+mod rows;
+pub mod status;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use dbpool_config::{Config, PoolConfig, Secret};
+use dbpool_core::PoolManager;
+use dbpool_proto::v1::pool_service_server::PoolServiceServer;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use health::service_name as health_service_name;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A configured pool is invalid.
+    #[error("pool `{id}`: {source}")]
+    Pool {
+        /// The pool id.
+        id: String,
+        /// What is wrong.
+        source: dbpool_core::Error,
+    },
+    /// The gRPC transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Largest gRPC message accepted or sent (Flight batches are split well below this).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Creates the configured pools, or the embedded SQLite pool `default` when none is.
+async fn create_pools(config: &Config, manager: &PoolManager) -> Result<(), ServerError> {
+    let mut pools = config.pools.clone();
+    if pools.is_empty() && config.server.default_pool {
+        let path = config.server.data_dir.join("default.db");
+        pools.insert(
+            "default".into(),
+            PoolConfig {
+                url: Some(Secret::new(format!("sqlite://{}", path.display()))),
+                ..Default::default()
+            },
+        );
+    }
+    for (id, pool) in &pools {
+        // Lazy: a database that is down at start makes its pool NOT_SERVING, not the daemon fail.
+        manager
+            .create(id, pool, false)
+            .await
+            .map_err(|source| ServerError::Pool {
+                id: id.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight calls finish
+/// (up to `server.shutdown_grace_secs`) and closes the pools.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let manager = Arc::new(PoolManager::new(Arc::new(dbpool_backends::Factory)));
+    create_pools(&config, &manager).await?;
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<PoolServiceServer<pool_service::PoolServiceImpl>>()
+        .await;
+    let health = health::Health::new(reporter);
+    let interval = Duration::from_millis(config.server.health_check_interval_ms.max(100));
+    for entry in manager.list() {
+        health.pool_added(&entry).await;
+    }
+    let health_task = tokio::spawn(health.clone().run(manager.clone(), interval));
+
+    let calls = calls::Calls {
+        manager: manager.clone(),
+    };
+    let pool_service =
+        PoolServiceServer::new(pool_service::PoolServiceImpl::new(calls.clone(), health))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let flight_service = FlightServiceServer::new(flight::FlightImpl::new(calls))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dbpool_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), pools = manager.list().len(), "dbpool serving");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pool_service)
+        .add_service(flight_service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = shutdown => {
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight calls");
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("grace period over: cancelling the calls still running");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    health_task.abort();
+    let pools = manager.clear();
+    tracing::info!(pools = pools.len(), "pools closed");
+    match result {
+        Ok(r) => r.map_err(ServerError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "server task failed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! `dbpool.v1.PoolService`: pool management, queries (Arrow IPC or JSON rows), writes.
+use crate::calls::Calls;
+use crate::health::Health;
+use crate::status::to_status;
+use crate::{convert, rows};
+use arrow::ipc::writer::StreamWriter;
+use dbpool_core::{Error, Statement};
+use dbpool_proto::v1 as pb;
+use dbpool_proto::v1::pool_service_server::PoolService;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+/// The PoolService implementation.
+pub struct PoolServiceImpl {
+    calls: Calls,
+    health: Health,
+}
+
+impl PoolServiceImpl {
+    /// A service over these calls, reporting pool health to `health`.
+    pub fn new(calls: Calls, health: Health) -> Self {
+        PoolServiceImpl { calls, health }
+    }
+}
+
+type QueryStreamOut = BoxStream<'static, Result<pb::QueryResponse, Status>>;
+
+/// Encodes batches as chunks of one Arrow IPC stream: schema, batches, end marker.
+fn ipc_stream(q: dbpool_core::QueryStream) -> Result<QueryStreamOut, Error> {
+    let mut w = StreamWriter::try_new(Vec::new(), &q.schema)?;
+    let head = std::mem::take(w.get_mut());
+    let chunk = |bytes: Vec<u8>| pb::QueryResponse {
+        payload: Some(pb::query_response::Payload::ArrowIpc(bytes)),
+    };
+    let first = futures::stream::once(async move { Ok(chunk(head)) });
+    let body = q
+        .batches
+        .map(Some)
+        .chain(futures::stream::once(async { None }))
+        .scan(Some(w), move |w, item| {
+            let out = match (w.as_mut(), item) {
+                (Some(wr), Some(Ok(b))) => wr
+                    .write(&b)
+                    .map(|_| chunk(std::mem::take(wr.get_mut())))
+                    .map_err(|e| to_status(&e.into())),
+                (Some(wr), None) => wr
+                    .finish()
+                    .map(|_| chunk(std::mem::take(wr.get_mut())))
+                    .map_err(|e| to_status(&e.into())),
+                (_, Some(Err(e))) => Err(to_status(&e)),
+                (None, _) => return futures::future::ready(None),
+            };
+            if out.is_err() {
+                *w = None;
+            }
+            futures::future::ready(Some(out))
+        });
+    Ok(first.chain(body).boxed())
+}
+
+/// Rows as Structs; the first message names the columns.
+fn json_stream(q: dbpool_core::QueryStream) -> QueryStreamOut {
+    let columns: Vec<String> = q.schema.fields().iter().map(|f| f.name().clone()).collect();
+    let head = pb::QueryResponse {
+        payload: Some(pb::query_response::Payload::Rows(pb::RowBatch {
+            columns,
+            rows: vec![],
+        })),
+    };
+    let body = q.batches.map(|b| {
+        let b = b.map_err(|e| to_status(&e))?;
+        let rows = rows::to_structs(&b).map_err(|e| to_status(&e))?;
+        Ok(pb::QueryResponse {
+            payload: Some(pb::query_response::Payload::Rows(pb::RowBatch {
+                columns: vec![],
+                rows,
+            })),
+        })
+    });
+    futures::stream::once(async { Ok(head) })
+        .chain(body)
+        .boxed()
+}
+
+#[tonic::async_trait]
+impl PoolService for PoolServiceImpl {
+    async fn create_pool(
+        &self,
+        req: Request<pb::CreatePoolRequest>,
+    ) -> Result<Response<pb::CreatePoolResponse>, Status> {
+        let r = req.into_inner();
+        let cfg = convert::pool_config(&r);
+        let entry = self
+            .calls
+            .manager
+            .create(&r.pool_id, &cfg, !r.lazy)
+            .await
+            .map_err(|e| to_status(&e))?;
+        self.health.pool_added(&entry).await;
+        Ok(Response::new(pb::CreatePoolResponse {
+            pool: Some(convert::info(&entry)),
+        }))
+    }
+
+    async fn remove_pool(
+        &self,
+        req: Request<pb::RemovePoolRequest>,
+    ) -> Result<Response<pb::RemovePoolResponse>, Status> {
+        let id = req.into_inner().pool_id;
+        self.calls.manager.remove(&id).map_err(|e| to_status(&e))?;
+        self.health.pool_removed(&id).await;
+        Ok(Response::new(pb::RemovePoolResponse {}))
+    }
+
+    async fn list_pools(
+        &self,
+        _: Request<pb::ListPoolsRequest>,
+    ) -> Result<Response<pb::ListPoolsResponse>, Status> {
+        let pools = self
+            .calls
+            .manager
+            .list()
+            .iter()
+            .map(|e| convert::info(e))
+            .collect();
+        Ok(Response::new(pb::ListPoolsResponse { pools }))
+    }
+
+    async fn get_pool_status(
+        &self,
+        req: Request<pb::GetPoolStatusRequest>,
+    ) -> Result<Response<pb::PoolStatus>, Status> {
+        let entry = self
+            .calls
+            .manager
+            .get(&req.into_inner().pool_id)
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(convert::status(&entry)))
+    }
+
+    type QueryStream = QueryStreamOut;
+
+    async fn query(
+        &self,
+        req: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let r = req.into_inner();
+        let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
+        let q = self
+            .calls
+            .query(&r.pool_id, &r.sql, params, r.batch_size)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let out = match r.format() {
+            pb::ResultFormat::JsonRows => json_stream(q),
+            pb::ResultFormat::ArrowIpcUnspecified => ipc_stream(q).map_err(|e| to_status(&e))?,
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn execute(
+        &self,
+        req: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let r = req.into_inner();
+        let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
+        let n = self
+            .calls
+            .execute(&r.pool_id, &r.sql, params)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ExecuteResponse { rows_affected: n }))
+    }
+
+    async fn execute_batch(
+        &self,
+        req: Request<pb::ExecuteBatchRequest>,
+    ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+        let r = req.into_inner();
+        let statements = r
+            .statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(Statement {
+                    sql: s.sql.clone(),
+                    params: convert::params(&s.params, &format!("statements[{i}].params"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(|e| to_status(&e))?;
+        let out = self
+            .calls
+            .execute_batch(&r.pool_id, statements, r.transaction)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let results: Vec<pb::StatementResult> = out
+            .into_iter()
+            .map(|s| match s.outcome {
+                Ok(n) => pb::StatementResult {
+                    index: s.index as u32,
+                    ok: true,
+                    rows_affected: n,
+                    ..Default::default()
+                },
+                Err(e) => pb::StatementResult {
+                    index: s.index as u32,
+                    ok: false,
+                    rows_affected: 0,
+                    code: e.db_code().unwrap_or_default().to_string(),
+                    error: e.to_string(),
+                },
+            })
+            .collect();
+        let total = results.iter().map(|r| r.rows_affected).sum();
+        Ok(Response::new(pb::ExecuteBatchResponse {
+            results,
+            total_rows_affected: total,
+        }))
+    }
+
+    async fn get_metrics(
+        &self,
+        req: Request<pb::GetMetricsRequest>,
+    ) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        let id = req.into_inner().pool_id;
+        let pools = if id.is_empty() {
+            self.calls
+                .manager
+                .list()
+                .iter()
+                .map(|e| convert::status(e))
+                .collect()
+        } else {
+            vec![convert::status(
+                &*self.calls.manager.get(&id).map_err(|e| to_status(&e))?,
+            )]
+        };
+        Ok(Response::new(pb::GetMetricsResponse {
+            pools,
+            uptime_seconds: self.calls.manager.started().elapsed().as_secs(),
+        }))
+    }
+}

@@ -1,0 +1,81 @@
+//! The one place where dbpool errors become gRPC statuses (and choose their log level).
+use dbpool_core::Error;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Maps an error to a gRPC status. The message keeps the database's own text and
+/// SQLSTATE; the details carry a google.rpc.ErrorInfo with `sqlstate` when there is one.
+pub fn to_status(e: &Error) -> Status {
+    let (code, reason) = match e {
+        Error::PoolNotFound(_) => (Code::NotFound, "POOL_NOT_FOUND"),
+        Error::PoolExists(_) => (Code::AlreadyExists, "POOL_EXISTS"),
+        Error::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+        Error::Database { .. } => (Code::InvalidArgument, "DATABASE_ERROR"),
+        Error::Aborted { .. } => (Code::Aborted, "TRANSACTION_ABORTED"),
+        Error::StatementTimeout(_) => (Code::DeadlineExceeded, "STATEMENT_TIMEOUT"),
+        Error::Unavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
+        Error::AuthFailed(_) => (Code::Unauthenticated, "DATABASE_AUTH_FAILED"),
+        Error::AcquireTimeout(_) => (Code::ResourceExhausted, "ACQUIRE_TIMEOUT"),
+        Error::BatchStatement { source, .. } => {
+            (to_status(source).code(), "BATCH_STATEMENT_FAILED")
+        }
+        Error::Unsupported(_) => (Code::Unimplemented, "UNSUPPORTED"),
+        Error::ShuttingDown(_) => (Code::Unavailable, "SHUTTING_DOWN"),
+        Error::Internal(_) => (Code::Internal, "INTERNAL"),
+    };
+    match code {
+        Code::Internal | Code::Unknown => tracing::error!(error = %e, "call failed"),
+        Code::Unavailable | Code::ResourceExhausted | Code::Unauthenticated => {
+            tracing::warn!(error = %e, "call failed")
+        }
+        _ => tracing::debug!(error = %e, "call failed"),
+    }
+    let mut metadata = std::collections::HashMap::new();
+    if let Some(sqlstate) = e.db_code() {
+        metadata.insert("sqlstate".to_string(), sqlstate.to_string());
+    }
+    if let Error::BatchStatement { index, .. } = e {
+        metadata.insert("statement_index".to_string(), index.to_string());
+    }
+    if let Error::InvalidArgument { field, .. } = e {
+        metadata.insert("field".to_string(), field.clone());
+    }
+    let details = ErrorDetails::with_error_info(reason, "dbpool", metadata);
+    Status::with_error_details(code, e.to_string(), details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        let db = Error::Database {
+            message: "relation \"x\" does not exist".into(),
+            code: Some("42P01".into()),
+        };
+        let s = to_status(&db);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().contains("42P01"));
+        let info = s.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["sqlstate"], "42P01");
+        assert_eq!(
+            to_status(&Error::PoolNotFound("p".into())).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            to_status(&Error::AcquireTimeout(std::time::Duration::from_secs(1))).code(),
+            Code::ResourceExhausted
+        );
+        let batch = Error::BatchStatement {
+            index: 2,
+            source: Box::new(db),
+        };
+        let s = to_status(&batch);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(
+            s.get_details_error_info().unwrap().metadata["statement_index"],
+            "2"
+        );
+    }
+}

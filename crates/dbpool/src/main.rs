@@ -1,0 +1,114 @@
+//! The `dbpool` binary: parses the command line, sets up logging and calls
+//! `dbpool_server::run`.
+use clap::{Parser, Subcommand};
+use dbpool_config::{Config, LogFormat};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// Database connection pools behind one gRPC / Arrow Flight port.
+#[derive(Parser)]
+#[command(name = "dbpool", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the daemon.
+    Serve {
+        /// TOML config file (also DBPOOL_CONFIG). Without one, pool `default` is an
+        /// embedded SQLite database in the data directory.
+        #[arg(long, env = "DBPOOL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on; overrides `server.listen`.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Directory of the embedded SQLite database; overrides `server.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log as JSON lines; overrides `server.log_format`.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Validates a config file without starting anything.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("DBPOOL_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+    config.server.listen = listener.local_addr()?.to_string();
+    dbpool_server::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let cfg = dbpool_config::load(Some(&file))?;
+            println!("{}: ok ({} pools)", file.display(), cfg.pools.len());
+            for (id, pool) in &cfg.pools {
+                let r = pool.resolve(&format!("pools.{id}."))?;
+                println!("  {id}: {} {}", r.kind.name(), r.redacted_url());
+            }
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_json,
+        } => {
+            let mut cfg = dbpool_config::load(config.as_deref())?;
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            if log_json {
+                cfg.server.log_format = LogFormat::Json;
+            }
+            init_tracing(cfg.server.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(cfg))
+        }
+    }
+}
