@@ -134,9 +134,9 @@ def pg_pool(db: SyncDatabasePool, pg_admin: str) -> Iterator[str]:
     pool_id = unique("pg")
     try:
         db.create_pool(pool_id, _with_database(PG_URL, name), max_connections=4)
-        yield pool_id
-    finally:
         try:
-            db.remove_pool(pool_id)
+            yield pool_id
         finally:
-            db.execute(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            db.remove_pool(pool_id)
+    finally:
+        db.execute(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
