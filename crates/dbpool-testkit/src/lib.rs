@@ -1,1 +1,88 @@
-//! stub
+//! Test fixtures: a uniquely named PostgreSQL database per test (dropped afterwards) and
+//! unique names, so tests run in parallel and twice in a row against the real servers.
+use std::time::Duration;
+
+/// Base URL of the test PostgreSQL server (env `DBPOOL_TEST_PG_URL`).
+pub fn pg_base_url() -> String {
+    std::env::var("DBPOOL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A short unique name with a prefix, e.g. `t_3f2a…`.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh PostgreSQL database, dropped (with its connections) on drop.
+pub struct PgDb {
+    /// The database's name.
+    pub name: String,
+    /// A URL that connects to it.
+    pub url: String,
+}
+
+async fn admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("test PostgreSQL at {} is not reachable: {e}", pg_base_url()));
+    tokio::spawn(conn);
+    client
+}
+
+impl PgDb {
+    /// Creates the database.
+    pub async fn create() -> PgDb {
+        let name = unique_name("dbpool_t");
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let base = pg_base_url();
+        let (head, _) = base.rsplit_once('/').expect("URL with a database path");
+        PgDb {
+            url: format!("{head}/{name}"),
+            name,
+        }
+    }
+
+    /// Runs SQL in the database on a fresh connection (setup of fixtures).
+    pub async fn exec(&self, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.expect("fixture SQL");
+    }
+
+    /// Connects to the database directly (to check what the daemon did).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                    admin().await.batch_execute(&sql).await
+                })
+                .await;
+            });
+            Some(())
+        })
+        .join();
+    }
+}
