@@ -46,7 +46,7 @@ fn opt<T: Default + PartialEq>(v: T) -> Option<T> {
 /// A CreatePool request → a pool config (zero options take the defaults).
 pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
     let d = PoolOptions::default();
-    let o = r.options.clone().unwrap_or_default();
+    let o = r.options.unwrap_or_default();
     PoolConfig {
         url: opt(r.url.clone()).map(Secret::new),
         db_type: opt(r.db_type.clone()),

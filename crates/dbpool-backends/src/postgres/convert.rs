@@ -124,10 +124,10 @@ impl Decoder {
     /// A decoder for a column of this type, with room for `capacity` rows.
     pub fn new(ty: &Type, typmod: i32, capacity: usize) -> Self {
         let dt = arrow_type(ty, typmod);
-        Self::for_type(ty, &dt, typmod, capacity)
+        Self::for_type(ty, &dt, capacity)
     }
 
-    fn for_type(ty: &Type, dt: &DataType, typmod: i32, cap: usize) -> Self {
+    fn for_type(ty: &Type, dt: &DataType, cap: usize) -> Self {
         match (dt, ty) {
             (DataType::Boolean, _) => Decoder::Bool(BooleanBuilder::with_capacity(cap)),
             (DataType::Int16, _) => Decoder::I16(Int16Builder::with_capacity(cap)),
@@ -167,18 +167,18 @@ impl Decoder {
             (DataType::List(field), _) => {
                 let elem = match ty.kind() {
                     Kind::Array(e) => e.clone(),
-                    Kind::Domain(base) => return Self::for_type(base, dt, typmod, cap),
+                    Kind::Domain(base) => return Self::for_type(base, dt, cap),
                     _ => Type::BYTEA,
                 };
                 Decoder::List(Box::new(ListDecoder {
                     field: field.clone(),
                     offsets: vec![0],
                     nulls: NullBufferBuilder::new(cap),
-                    child: Self::for_type(&elem, field.data_type(), typmod, cap),
+                    child: Self::for_type(&elem, field.data_type(), cap),
                 }))
             }
             (_, t) => match t.kind() {
-                Kind::Domain(base) => Self::for_type(base, dt, typmod, cap),
+                Kind::Domain(base) => Self::for_type(base, dt, cap),
                 _ => Decoder::Binary(BinaryBuilder::with_capacity(cap, cap * 16)),
             },
         }
