@@ -37,6 +37,10 @@ pub struct ServerConfig {
     /// Milliseconds between background health checks of each pool.
     #[serde(default = "default_health_interval_ms")]
     pub health_check_interval_ms: u64,
+    /// Milliseconds an interactive transaction may stay idle before it is rolled back
+    /// (a BeginTransaction may ask for another value).
+    #[serde(default = "default_tx_idle_ms")]
+    pub transaction_idle_timeout_ms: u64,
 }
 
 fn default_listen() -> String {
@@ -54,6 +58,9 @@ fn default_shutdown_grace_secs() -> u64 {
 fn default_health_interval_ms() -> u64 {
     5_000
 }
+fn default_tx_idle_ms() -> u64 {
+    60_000
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -64,6 +71,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             shutdown_grace_secs: default_shutdown_grace_secs(),
             health_check_interval_ms: default_health_interval_ms(),
+            transaction_idle_timeout_ms: default_tx_idle_ms(),
         }
     }
 }

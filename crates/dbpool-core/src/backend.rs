@@ -1,5 +1,5 @@
 //! The object-safe `Backend` trait each database implements behind its own bb8 pool.
-use crate::{Error, Param, Result};
+use crate::{Error, Param, Result, Transaction, TxOptions};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -16,6 +16,27 @@ pub struct QueryStream {
     pub schema: SchemaRef,
     /// Record batches of bounded size; an error ends the stream.
     pub batches: BoxStream<'static, Result<RecordBatch>>,
+}
+
+/// What DoPut does with the target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsertMode {
+    /// The table must exist.
+    #[default]
+    Append,
+    /// Create the table from the schema; it must not exist.
+    Create,
+    /// Drop the table if it exists, then create it.
+    Replace,
+}
+
+/// The target of a bulk insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkInsert {
+    /// Table name, optionally schema-qualified (`sales.orders`).
+    pub table: String,
+    /// What to do with the table.
+    pub mode: InsertMode,
 }
 
 /// One statement of a batch.
@@ -88,6 +109,30 @@ pub trait Backend: Send + Sync + 'static {
         statements: Vec<Statement>,
         transaction: bool,
     ) -> Result<BatchOutcome>;
+
+    /// Begins an interactive transaction on a connection of its own.
+    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
+        let _ = options;
+        Err(Error::Unsupported(format!(
+            "transactions on {}",
+            self.kind().name()
+        )))
+    }
+
+    /// Writes a stream of record batches into `target.table` in one transaction: every
+    /// row or none. The schema is checked against the table before any row is written.
+    async fn bulk_insert(
+        &self,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        let _ = (target, schema, batches);
+        Err(Error::Unsupported(format!(
+            "bulk insert into {}",
+            self.kind().name()
+        )))
+    }
 
     /// Opens (or borrows) a connection and runs a trivial statement.
     async fn health_check(&self) -> Result<()>;

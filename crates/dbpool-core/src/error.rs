@@ -7,6 +7,9 @@ pub enum Error {
     /// No pool has this id.
     #[error("pool `{0}` not found")]
     PoolNotFound(String),
+    /// No open transaction has this id (never begun, ended, or rolled back by timeout).
+    #[error("transaction `{0}` not found (it may have been rolled back after its idle timeout)")]
+    TransactionNotFound(String),
     /// A pool with this id exists already.
     #[error("pool `{0}` already exists")]
     PoolExists(String),

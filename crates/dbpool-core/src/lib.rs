@@ -5,12 +5,14 @@ mod error;
 mod manager;
 mod metrics;
 mod param;
+mod tx;
 
 pub use backend::{
-    validate_statements, Backend, BackendFactory, BatchOutcome, PoolState, QueryStream, Statement,
-    StatementResult,
+    validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, InsertMode, PoolState,
+    QueryStream, Statement, StatementResult,
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{CallKind, PoolCounters, PoolSnapshot};
 pub use param::Param;
+pub use tx::{Isolation, Transaction, TxEntry, TxOptions, TxRegistry};

@@ -1,13 +1,25 @@
-//! What PoolService and Flight share: look up the pool, run the call, count it.
-use dbpool_core::{CallKind, Error, Param, PoolEntry, PoolManager, QueryStream, Result};
+//! What PoolService and Flight share: look up the pool (or transaction), run the call,
+//! count it.
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use dbpool_core::{
+    BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream, Result,
+    Statement, TxEntry, TxOptions, TxRegistry,
+};
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Runs calls against the manager's pools and keeps their counters.
+/// Runs calls against the manager's pools and open transactions, keeping counters.
 #[derive(Clone)]
 pub struct Calls {
     /// The daemon's pools.
     pub manager: Arc<PoolManager>,
+    /// Open interactive transactions.
+    pub txs: Arc<TxRegistry>,
+    /// Idle timeout of transactions that do not ask for one.
+    pub tx_idle_timeout: Duration,
 }
 
 /// Counts the result of a call on its pool.
@@ -18,26 +30,77 @@ fn counted<T>(entry: &PoolEntry, r: Result<T>) -> Result<T> {
     r
 }
 
+fn require_sql(sql: &str) -> Result<()> {
+    if sql.trim().is_empty() {
+        return Err(Error::invalid("sql", "is empty"));
+    }
+    Ok(())
+}
+
+/// Where a call runs: a pool, or a transaction on one.
+enum Target {
+    Pool(Arc<PoolEntry>),
+    Tx(Arc<TxEntry>),
+}
+
+impl Target {
+    fn pool(&self) -> &Arc<PoolEntry> {
+        match self {
+            Target::Pool(p) => p,
+            Target::Tx(t) => &t.pool,
+        }
+    }
+}
+
 impl Calls {
+    /// Builds the shared call layer.
+    pub fn new(manager: Arc<PoolManager>, tx_idle_timeout: Duration) -> Self {
+        Calls {
+            manager,
+            txs: Arc::new(TxRegistry::default()),
+            tx_idle_timeout,
+        }
+    }
+
+    fn target(&self, pool_id: &str, tx_id: &str) -> Result<Target> {
+        if tx_id.is_empty() {
+            return Ok(Target::Pool(self.manager.get(pool_id)?));
+        }
+        let tx = self.txs.get(tx_id)?;
+        if !pool_id.is_empty() && pool_id != tx.pool.id {
+            return Err(Error::invalid(
+                "pool_id",
+                format!(
+                    "transaction `{tx_id}` runs on pool `{}`, not `{pool_id}`",
+                    tx.pool.id
+                ),
+            ));
+        }
+        Ok(Target::Tx(tx))
+    }
+
     /// Starts a query; the returned stream counts rows and errors as they pass.
     pub async fn query(
         &self,
         pool_id: &str,
+        tx_id: &str,
         sql: &str,
         params: Vec<Param>,
         batch_size: u32,
     ) -> Result<QueryStream> {
-        if sql.trim().is_empty() {
-            return Err(Error::invalid("sql", "is empty"));
-        }
-        let entry = self.manager.get(pool_id)?;
+        require_sql(sql)?;
+        let target = self.target(pool_id, tx_id)?;
+        let entry = target.pool().clone();
         entry.counters.record_call(CallKind::Query);
         let size = if batch_size > 0 {
             batch_size
         } else {
             entry.config.options.batch_size
+        } as usize;
+        let started = match &target {
+            Target::Pool(p) => p.backend.query(sql, params, size).await,
+            Target::Tx(t) => t.tx.query(sql, params, size).await,
         };
-        let started = entry.backend.query(sql, params, size as usize).await;
         let QueryStream { schema, batches } = counted(&entry, started)?;
         let batches = batches
             .inspect(move |b| match b {
@@ -52,38 +115,96 @@ impl Calls {
     pub async fn schema(
         &self,
         pool_id: &str,
+        tx_id: &str,
         sql: &str,
         params: Vec<Param>,
-    ) -> Result<arrow::datatypes::SchemaRef> {
-        if sql.trim().is_empty() {
-            return Err(Error::invalid("sql", "is empty"));
+    ) -> Result<SchemaRef> {
+        require_sql(sql)?;
+        match self.target(pool_id, tx_id)? {
+            Target::Pool(p) => {
+                let r = p.backend.schema(sql, params).await;
+                counted(&p, r)
+            }
+            // Inside a transaction the statement must see the transaction's state.
+            Target::Tx(t) => {
+                let r = t.tx.query(sql, params, 1).await.map(|q| q.schema);
+                counted(&t.pool, r)
+            }
         }
-        let entry = self.manager.get(pool_id)?;
-        let r = entry.backend.schema(sql, params).await;
-        counted(&entry, r)
     }
 
     /// Runs one statement.
-    pub async fn execute(&self, pool_id: &str, sql: &str, params: Vec<Param>) -> Result<u64> {
-        if sql.trim().is_empty() {
-            return Err(Error::invalid("sql", "is empty"));
-        }
-        let entry = self.manager.get(pool_id)?;
-        entry.counters.record_call(CallKind::Execute);
-        let r = entry.backend.execute(sql, params).await;
-        counted(&entry, r)
+    pub async fn execute(
+        &self,
+        pool_id: &str,
+        tx_id: &str,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<u64> {
+        require_sql(sql)?;
+        let target = self.target(pool_id, tx_id)?;
+        target.pool().counters.record_call(CallKind::Execute);
+        let r = match &target {
+            Target::Pool(p) => p.backend.execute(sql, params).await,
+            Target::Tx(t) => t.tx.execute(sql, params).await,
+        };
+        counted(target.pool(), r)
     }
 
     /// Runs a batch.
     pub async fn execute_batch(
         &self,
         pool_id: &str,
-        statements: Vec<dbpool_core::Statement>,
+        statements: Vec<Statement>,
         transaction: bool,
-    ) -> Result<dbpool_core::BatchOutcome> {
+    ) -> Result<BatchOutcome> {
         let entry = self.manager.get(pool_id)?;
         entry.counters.record_call(CallKind::Batch);
         let r = entry.backend.execute_batch(statements, transaction).await;
+        counted(&entry, r)
+    }
+
+    /// Begins a transaction owned by the client connection `owner`.
+    pub async fn begin(
+        &self,
+        pool_id: &str,
+        options: TxOptions,
+        owner: Option<String>,
+        idle_timeout_ms: u64,
+    ) -> Result<String> {
+        let entry = self.manager.get(pool_id)?;
+        let tx = entry.backend.begin(options).await;
+        let tx = counted(&entry, tx)?;
+        let idle = if idle_timeout_ms > 0 {
+            Duration::from_millis(idle_timeout_ms)
+        } else {
+            self.tx_idle_timeout
+        };
+        Ok(self.txs.register(entry, tx, owner, idle))
+    }
+
+    /// Commits or rolls back.
+    pub async fn end(&self, tx_id: &str, commit: bool) -> Result<()> {
+        if tx_id.is_empty() {
+            return Err(Error::invalid("transaction_id", "is empty"));
+        }
+        self.txs.end(tx_id, commit).await
+    }
+
+    /// Writes record batches into a table.
+    pub async fn bulk_insert(
+        &self,
+        pool_id: &str,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        if target.table.trim().is_empty() {
+            return Err(Error::invalid("table", "is empty"));
+        }
+        let entry = self.manager.get(pool_id)?;
+        entry.counters.record_call(CallKind::Execute);
+        let r = entry.backend.bulk_insert(target, schema, batches).await;
         counted(&entry, r)
     }
 }

@@ -3,6 +3,7 @@
 use crate::calls::Calls;
 use crate::status::to_status;
 use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -11,10 +12,11 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
 use dbpool_core::{Error, Param};
-use dbpool_proto::v1::QueryTicket;
+use dbpool_proto::v1::{BulkInsertCommand, BulkInsertResult, InsertMode, QueryTicket};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
+use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The Flight service.
@@ -96,7 +98,7 @@ impl FlightService for FlightImpl {
         let (t, params) = descriptor_ticket(&d).map_err(|e| to_status(&e))?;
         let schema = self
             .calls
-            .schema(&t.pool_id, &t.sql, params)
+            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
             .await
             .map_err(|e| to_status(&e))?;
         let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(d.cmd.clone()));
@@ -123,7 +125,7 @@ impl FlightService for FlightImpl {
         let (t, params) = descriptor_ticket(req.get_ref()).map_err(|e| to_status(&e))?;
         let schema = self
             .calls
-            .schema(&t.pool_id, &t.sql, params)
+            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
             .await
             .map_err(|e| to_status(&e))?;
         let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
@@ -137,7 +139,7 @@ impl FlightService for FlightImpl {
             decode_ticket(&req.get_ref().ticket, "ticket").map_err(|e| to_status(&e))?;
         let q = self
             .calls
-            .query(&t.pool_id, &t.sql, params, t.batch_size)
+            .query(&t.pool_id, &t.transaction_id, &t.sql, params, t.batch_size)
             .await
             .map_err(|e| to_status(&e))?;
         let batches = q
@@ -150,11 +152,67 @@ impl FlightService for FlightImpl {
         Ok(Response::new(stream.boxed()))
     }
 
+    /// Bulk insert: the descriptor `cmd` is a BulkInsertCommand, the stream the rows.
     async fn do_put(
         &self,
-        _: Request<Streaming<FlightData>>,
+        req: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        unimplemented("DoPut")
+        let mut input = req.into_inner();
+        let first = input
+            .message()
+            .await?
+            .ok_or_else(|| to_status(&Error::invalid("stream", "DoPut sent no data")))?;
+        let cmd = first.flight_descriptor.as_ref().ok_or_else(|| {
+            to_status(&Error::invalid(
+                "descriptor",
+                "the first message must carry a BulkInsertCommand descriptor",
+            ))
+        })?;
+        let cmd = BulkInsertCommand::decode(cmd.cmd.as_ref()).map_err(|e| {
+            to_status(&Error::invalid(
+                "descriptor.cmd",
+                format!("not a dbpool.v1.BulkInsertCommand: {e}"),
+            ))
+        })?;
+        let schema = Arc::new(arrow::datatypes::Schema::try_from(&first).map_err(|e| {
+            to_status(&Error::invalid(
+                "stream",
+                format!("the first message must carry the Arrow schema: {e}"),
+            ))
+        })?);
+        let mode = match cmd.mode() {
+            InsertMode::AppendUnspecified => dbpool_core::InsertMode::Append,
+            InsertMode::Create => dbpool_core::InsertMode::Create,
+            InsertMode::Replace => dbpool_core::InsertMode::Replace,
+        };
+        let data = futures::stream::once(async { Ok(first) })
+            .chain(input)
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let batches = FlightRecordBatchStream::new_from_flight_data(data)
+            .map_err(|e| match e {
+                FlightError::Tonic(s) => Error::invalid("stream", s.message().to_string()),
+                other => Error::invalid("stream", other.to_string()),
+            })
+            .boxed();
+        let target = dbpool_core::BulkInsert {
+            table: cmd.table.clone(),
+            mode,
+        };
+        let rows = self
+            .calls
+            .bulk_insert(&cmd.pool_id, target, schema, batches)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let result = PutResult {
+            app_metadata: BulkInsertResult {
+                rows_inserted: rows,
+            }
+            .encode_to_vec()
+            .into(),
+        };
+        Ok(Response::new(
+            futures::stream::once(async { Ok(result) }).boxed(),
+        ))
     }
 
     async fn do_exchange(

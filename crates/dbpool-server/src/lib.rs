@@ -1,6 +1,7 @@
 //! The dbpool gRPC server: PoolService, Arrow Flight, grpc.health.v1 and reflection on one
 //! port. `run(config, listener, shutdown)` is all the binary calls.
 mod calls;
+mod conn;
 mod convert;
 mod flight;
 mod health;
@@ -12,6 +13,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_core::PoolManager;
 use dbpool_proto::v1::pool_service_server::PoolServiceServer;
+use futures::TryStreamExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,8 +91,23 @@ pub async fn run(
     }
     let health_task = tokio::spawn(health.clone().run(manager.clone(), interval));
 
-    let calls = calls::Calls {
-        manager: manager.clone(),
+    let calls = calls::Calls::new(
+        manager.clone(),
+        Duration::from_millis(config.server.transaction_idle_timeout_ms.max(1)),
+    );
+    let txs = calls.txs.clone();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let tx_task = {
+        let txs = txs.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    Some(peer) = closed_rx.recv() => { txs.owner_gone(&peer).await; }
+                    _ = tick.tick() => { txs.reap_idle().await; }
+                }
+            }
+        })
     };
     let pool_service =
         PoolServiceServer::new(pool_service::PoolServiceImpl::new(calls.clone(), health))
@@ -115,9 +132,13 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(pool_service)
         .add_service(flight_service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener)
+                .map_ok(move |s| conn::TrackedStream::new(s, closed_tx.clone())),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
     let mut server = tokio::spawn(server);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let result = tokio::select! {
@@ -136,6 +157,14 @@ pub async fn run(
         }
     };
     health_task.abort();
+    tx_task.abort();
+    let rolled_back = txs.rollback_all().await;
+    if rolled_back > 0 {
+        tracing::info!(
+            transactions = rolled_back,
+            "open transactions rolled back at shutdown"
+        );
+    }
     let pools = manager.clear();
     tracing::info!(pools = pools.len(), "pools closed");
     match result {

@@ -4,7 +4,7 @@ use crate::health::Health;
 use crate::status::to_status;
 use crate::{convert, rows};
 use arrow::ipc::writer::StreamWriter;
-use dbpool_core::{Error, Statement};
+use dbpool_core::{Error, Isolation, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_server::PoolService;
 use futures::stream::BoxStream;
@@ -149,7 +149,7 @@ impl PoolService for PoolServiceImpl {
         let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
         let q = self
             .calls
-            .query(&r.pool_id, &r.sql, params, r.batch_size)
+            .query(&r.pool_id, &r.transaction_id, &r.sql, params, r.batch_size)
             .await
             .map_err(|e| to_status(&e))?;
         let out = match r.format() {
@@ -167,7 +167,7 @@ impl PoolService for PoolServiceImpl {
         let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
         let n = self
             .calls
-            .execute(&r.pool_id, &r.sql, params)
+            .execute(&r.pool_id, &r.transaction_id, &r.sql, params)
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ExecuteResponse { rows_affected: n }))
@@ -218,6 +218,55 @@ impl PoolService for PoolServiceImpl {
             results,
             total_rows_affected: total,
         }))
+    }
+
+    async fn begin_transaction(
+        &self,
+        req: Request<pb::BeginTransactionRequest>,
+    ) -> Result<Response<pb::BeginTransactionResponse>, Status> {
+        let owner = req.remote_addr().map(|a| a.to_string());
+        let r = req.into_inner();
+        let isolation = match r.isolation() {
+            pb::IsolationLevel::DefaultUnspecified => Isolation::Default,
+            pb::IsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
+            pb::IsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+            pb::IsolationLevel::RepeatableRead => Isolation::RepeatableRead,
+            pb::IsolationLevel::Serializable => Isolation::Serializable,
+        };
+        let options = TxOptions {
+            isolation,
+            read_only: r.read_only,
+        };
+        let id = self
+            .calls
+            .begin(&r.pool_id, options, owner, r.idle_timeout_ms)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::BeginTransactionResponse {
+            transaction_id: id,
+        }))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::EndTransactionRequest>,
+    ) -> Result<Response<pb::EndTransactionResponse>, Status> {
+        self.calls
+            .end(&req.into_inner().transaction_id, true)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::EndTransactionResponse {}))
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::EndTransactionRequest>,
+    ) -> Result<Response<pb::EndTransactionResponse>, Status> {
+        self.calls
+            .end(&req.into_inner().transaction_id, false)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::EndTransactionResponse {}))
     }
 
     async fn get_metrics(

@@ -8,6 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub fn to_status(e: &Error) -> Status {
     let (code, reason) = match e {
         Error::PoolNotFound(_) => (Code::NotFound, "POOL_NOT_FOUND"),
+        Error::TransactionNotFound(_) => (Code::NotFound, "TRANSACTION_NOT_FOUND"),
         Error::PoolExists(_) => (Code::AlreadyExists, "POOL_EXISTS"),
         Error::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
         Error::Database { .. } => (Code::InvalidArgument, "DATABASE_ERROR"),

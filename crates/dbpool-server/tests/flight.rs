@@ -17,6 +17,7 @@ fn ticket(pool: &str, sql: &str, batch_size: u32) -> Vec<u8> {
         sql: sql.into(),
         params: vec![],
         batch_size,
+        ..Default::default()
     }
     .encode_to_vec()
 }

@@ -26,6 +26,7 @@ async fn embedded_default_pool_round_trip() {
         pool_id: "default".into(),
         sql: "CREATE TABLE t (id INTEGER, s TEXT)".into(),
         params: vec![],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -34,6 +35,7 @@ async fn embedded_default_pool_round_trip() {
             pool_id: "default".into(),
             sql: "INSERT INTO t VALUES (?, ?), (?, ?)".into(),
             params: vec![p_int(1), p_str("a"), p_int(2), p_str("b")],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -182,6 +184,7 @@ async fn error_codes() {
             pool_id: "pg".into(),
             sql: " ".into(),
             params: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -194,6 +197,7 @@ async fn error_codes() {
             params: vec![pb::Param {
                 value: Some(pb::param::Value::Decimal("1e5".into())),
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -232,6 +236,7 @@ async fn error_codes() {
             pool_id: "down".into(),
             sql: "SELECT 1".into(),
             params: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -260,6 +265,7 @@ async fn error_codes() {
             pool_id: "one".into(),
             sql: "SELECT 1".into(),
             params: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();

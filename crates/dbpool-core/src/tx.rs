@@ -1,0 +1,175 @@
+//! Interactive transactions: the `Transaction` a backend hands out, and the registry that
+//! finds them by id, rolls back idle ones and those of clients that went away.
+use crate::{Error, Param, PoolEntry, QueryStream, Result};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Isolation levels; a backend rejects the ones it does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// The database's default.
+    #[default]
+    Default,
+    /// READ UNCOMMITTED.
+    ReadUncommitted,
+    /// READ COMMITTED.
+    ReadCommitted,
+    /// REPEATABLE READ.
+    RepeatableRead,
+    /// SERIALIZABLE.
+    Serializable,
+}
+
+/// How a transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxOptions {
+    /// Isolation level.
+    pub isolation: Isolation,
+    /// Refuse writes.
+    pub read_only: bool,
+}
+
+/// A transaction on a pinned connection. Calls are serialised on the connection; a
+/// transaction dropped without `commit`/`rollback` is rolled back.
+#[async_trait]
+pub trait Transaction: Send + Sync {
+    /// Runs a query inside the transaction; the connection stays busy until the stream ends.
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
+    /// Runs one statement inside the transaction.
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
+    /// Commits and releases the connection.
+    async fn commit(&self) -> Result<()>;
+    /// Rolls back and releases the connection.
+    async fn rollback(&self) -> Result<()>;
+}
+
+/// A registered transaction.
+pub struct TxEntry {
+    /// Its id.
+    pub id: String,
+    /// The pool it runs on (kept alive while the transaction is).
+    pub pool: Arc<PoolEntry>,
+    /// The backend's transaction.
+    pub tx: Box<dyn Transaction>,
+    /// Who began it (the client connection), for rollback on disconnect.
+    pub owner: Option<String>,
+    idle_timeout: Duration,
+    last_used: Mutex<Instant>,
+}
+
+impl TxEntry {
+    fn touch(&self) {
+        *self.last_used.lock().expect("tx clock") = Instant::now();
+    }
+    fn idle_for(&self) -> Duration {
+        self.last_used.lock().expect("tx clock").elapsed()
+    }
+}
+
+/// Open transactions by id.
+#[derive(Default)]
+pub struct TxRegistry {
+    open: Mutex<HashMap<String, Arc<TxEntry>>>,
+}
+
+impl TxRegistry {
+    /// Registers a transaction that `pool` began; returns its id.
+    pub fn register(
+        &self,
+        pool: Arc<PoolEntry>,
+        tx: Box<dyn Transaction>,
+        owner: Option<String>,
+        idle_timeout: Duration,
+    ) -> String {
+        let id = format!("tx-{}", uuid::Uuid::new_v4().simple());
+        let entry = Arc::new(TxEntry {
+            id: id.clone(),
+            pool,
+            tx,
+            owner,
+            idle_timeout,
+            last_used: Mutex::new(Instant::now()),
+        });
+        self.open.lock().expect("tx map").insert(id.clone(), entry);
+        id
+    }
+
+    /// The open transaction with this id; marks it used.
+    pub fn get(&self, id: &str) -> Result<Arc<TxEntry>> {
+        let entry = self
+            .open
+            .lock()
+            .expect("tx map")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::TransactionNotFound(id.to_string()))?;
+        entry.touch();
+        Ok(entry)
+    }
+
+    /// Ends a transaction: commit or roll back, then forget it.
+    pub async fn end(&self, id: &str, commit: bool) -> Result<()> {
+        let entry = self
+            .open
+            .lock()
+            .expect("tx map")
+            .remove(id)
+            .ok_or_else(|| Error::TransactionNotFound(id.to_string()))?;
+        if commit {
+            entry.tx.commit().await
+        } else {
+            entry.tx.rollback().await
+        }
+    }
+
+    /// Number of open transactions.
+    pub fn len(&self) -> usize {
+        self.open.lock().expect("tx map").len()
+    }
+
+    /// Whether no transaction is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take_where(&self, pred: impl Fn(&TxEntry) -> bool) -> Vec<Arc<TxEntry>> {
+        let mut open = self.open.lock().expect("tx map");
+        let ids: Vec<String> = open
+            .values()
+            .filter(|e| pred(e))
+            .map(|e| e.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| open.remove(id)).collect()
+    }
+
+    async fn roll_back_all(entries: Vec<Arc<TxEntry>>, why: &str) -> usize {
+        let n = entries.len();
+        for e in entries {
+            tracing::info!(transaction = %e.id, pool = %e.pool.id, reason = why, "rolling back");
+            if let Err(err) = e.tx.rollback().await {
+                tracing::warn!(transaction = %e.id, error = %err, "rollback failed");
+            }
+        }
+        n
+    }
+
+    /// Rolls back transactions idle longer than their timeout; returns how many.
+    pub async fn reap_idle(&self) -> usize {
+        let expired = self.take_where(|e| e.idle_for() > e.idle_timeout);
+        Self::roll_back_all(expired, "idle timeout").await
+    }
+
+    /// Rolls back every transaction begun over this client connection.
+    pub async fn owner_gone(&self, owner: &str) -> usize {
+        let gone = self.take_where(|e| e.owner.as_deref() == Some(owner));
+        Self::roll_back_all(gone, "client disconnected").await
+    }
+
+    /// Rolls back everything (shutdown).
+    pub async fn rollback_all(&self) -> usize {
+        let all = self.take_where(|_| true);
+        Self::roll_back_all(all, "shutdown").await
+    }
+}
