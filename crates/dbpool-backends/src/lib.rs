@@ -5,6 +5,7 @@ mod pool;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tx;
 
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};

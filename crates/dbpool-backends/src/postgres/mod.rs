@@ -3,6 +3,7 @@
 mod convert;
 mod error;
 mod params;
+mod tx;
 
 pub use convert::{arrow_type, Decoder};
 
@@ -13,7 +14,8 @@ use async_trait::async_trait;
 use bb8_postgres::PostgresConnectionManager;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement, StatementResult,
+    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
+    StatementResult, Transaction, TxOptions,
 };
 use futures::{pin_mut, StreamExt};
 use params::PgParam;
@@ -56,7 +58,44 @@ impl PgBackend {
     }
 }
 
-fn pg(e: tokio_postgres::Error) -> Error {
+/// A connection a query can run on: pooled, or pinned to a transaction.
+pub(crate) trait AsClient: Send + Sync + 'static {
+    /// The tokio-postgres client.
+    fn client(&self) -> &tokio_postgres::Client;
+}
+
+impl AsClient for Conn<Manager> {
+    fn client(&self) -> &tokio_postgres::Client {
+        self
+    }
+}
+
+/// Prepares the query on `conn` and streams its rows from a task that owns `conn`.
+pub(crate) async fn start_query<C: AsClient>(
+    conn: C,
+    sql: &str,
+    params: Vec<Param>,
+    batch_size: usize,
+) -> Result<QueryStream> {
+    let stmt = prepare(conn.client(), sql, &params).await?;
+    let schema = schema_of(&stmt);
+    // Two batches in flight at most: a slow reader slows the database read.
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(stream_rows(
+        conn,
+        stmt,
+        params,
+        schema.clone(),
+        batch_size.max(1),
+        tx,
+    ));
+    Ok(QueryStream {
+        schema,
+        batches: ReceiverStream::new(rx).boxed(),
+    })
+}
+
+pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
     error::classify(&e)
 }
 
@@ -92,7 +131,11 @@ fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-async fn execute_on(client: &impl GenericClient, sql: &str, params: &[Param]) -> Result<u64> {
+pub(crate) async fn execute_on(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param],
+) -> Result<u64> {
     let stmt = prepare(client, sql, params).await?;
     client
         .execute_raw(&stmt, params.iter().map(PgParam))
@@ -101,15 +144,19 @@ async fn execute_on(client: &impl GenericClient, sql: &str, params: &[Param]) ->
 }
 
 /// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
-async fn stream_rows(
-    conn: Conn<Manager>,
+async fn stream_rows<C: AsClient>(
+    conn: C,
     stmt: tokio_postgres::Statement,
     params: Vec<Param>,
     schema: SchemaRef,
     batch_size: usize,
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
 ) {
-    let rows = match conn.query_raw(&stmt, params.iter().map(PgParam)).await {
+    let rows = match conn
+        .client()
+        .query_raw(&stmt, params.iter().map(PgParam))
+        .await
+    {
         Ok(rows) => rows,
         Err(e) => {
             let _ = tx.send(Err(pg(e))).await;
@@ -186,23 +233,13 @@ impl Backend for PgBackend {
     }
 
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        let conn = self.pool.acquire().await?;
-        let stmt = prepare(&*conn, sql, &params).await?;
-        let schema = schema_of(&stmt);
-        // Two batches in flight at most: a slow reader slows the database read.
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        tokio::spawn(stream_rows(
-            conn,
-            stmt,
-            params,
-            schema.clone(),
-            batch_size.max(1),
-            tx,
-        ));
-        Ok(QueryStream {
-            schema,
-            batches: ReceiverStream::new(rx).boxed(),
-        })
+        start_query(self.pool.acquire().await?, sql, params, batch_size).await
+    }
+
+    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
+        Ok(Box::new(
+            tx::PgTx::begin(self.pool.acquire().await?, options).await?,
+        ))
     }
 
     async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {

@@ -1,6 +1,7 @@
 //! SQLite through rusqlite on the blocking pool, behind bb8 with our own manager.
 mod convert;
 mod manager;
+mod tx;
 
 pub use convert::ColType;
 pub use manager::SqliteManager;
@@ -11,7 +12,8 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement, StatementResult,
+    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
+    StatementResult, Transaction, TxOptions,
 };
 use futures::StreamExt;
 use rusqlite::types::Value;
@@ -107,7 +109,7 @@ fn classify(e: &rusqlite::Error) -> Error {
     }
 }
 
-fn sq(e: rusqlite::Error) -> Error {
+pub(crate) fn sq(e: rusqlite::Error) -> Error {
     classify(&e)
 }
 
@@ -146,7 +148,7 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
     Ok(())
 }
 
-fn execute_on(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64> {
+pub(crate) fn execute_on(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64> {
     if sql.trim().is_empty() {
         return Err(Error::invalid("sql", "is empty"));
     }
@@ -224,6 +226,46 @@ fn read_rows(
     }
 }
 
+/// A connection a query can run on: pooled, or pinned to a transaction.
+pub(crate) trait AsConn: Send + 'static {
+    /// The rusqlite connection.
+    fn conn(&self) -> &Connection;
+}
+
+impl AsConn for Conn<SqliteManager> {
+    fn conn(&self) -> &Connection {
+        self
+    }
+}
+
+/// Runs the query on the blocking pool with `conn`, streaming batches back.
+pub(crate) async fn start_query<C: AsConn>(
+    conn: C,
+    sql: &str,
+    params: Vec<Param>,
+    batch_size: usize,
+) -> Result<QueryStream> {
+    let sql = sql.to_string();
+    let (tx, mut rx) = mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = read_rows(conn.conn(), &sql, &params, batch_size.max(1), &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    // The first batch (possibly empty) fixes the schema, or the first error arrives.
+    let first = rx
+        .recv()
+        .await
+        .ok_or_else(|| Error::Internal("sqlite reader ended without a result".into()))??;
+    let schema = first.schema();
+    let rest = ReceiverStream::new(rx);
+    let batches = futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .filter(|b| futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
+        .boxed();
+    Ok(QueryStream { schema, batches })
+}
+
 #[async_trait]
 impl Backend for SqliteBackend {
     fn kind(&self) -> BackendKind {
@@ -231,26 +273,13 @@ impl Backend for SqliteBackend {
     }
 
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        let conn: Conn<SqliteManager> = self.pool.acquire().await?;
-        let sql = sql.to_string();
-        let (tx, mut rx) = mpsc::channel(2);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = read_rows(&conn, &sql, &params, batch_size.max(1), &tx) {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        // The first batch (possibly empty) fixes the schema, or the first error arrives.
-        let first = rx
-            .recv()
-            .await
-            .ok_or_else(|| Error::Internal("sqlite reader ended without a result".into()))??;
-        let schema = first.schema();
-        let rest = ReceiverStream::new(rx);
-        let batches = futures::stream::once(async move { Ok(first) })
-            .chain(rest)
-            .filter(|b| futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
-            .boxed();
-        Ok(QueryStream { schema, batches })
+        start_query(self.pool.acquire().await?, sql, params, batch_size).await
+    }
+
+    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
+        Ok(Box::new(
+            tx::SqliteTx::begin(self.pool.acquire().await?, options).await?,
+        ))
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
