@@ -1,8 +1,14 @@
 //! Database backends of dbpool: one folder and one cargo feature per database, each
 //! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
+#[cfg(feature = "influxdb")]
+pub mod influxdb;
+#[cfg(feature = "mssql")]
+pub mod mssql;
 mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tx;
@@ -26,6 +32,12 @@ impl BackendFactory for Factory {
             BackendKind::Postgres => Ok(Arc::new(postgres::PgBackend::new(pool_id, pool)?)),
             #[cfg(feature = "sqlite")]
             BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "mssql")]
+            BackendKind::Mssql => Ok(Arc::new(mssql::MssqlBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "redis")]
+            BackendKind::Redis => Ok(Arc::new(redis::RedisBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "influxdb")]
+            BackendKind::Influxdb => Ok(Arc::new(influxdb::InfluxBackend::new(pool_id, pool)?)),
             #[allow(unreachable_patterns)]
             other => Err(Error::Unsupported(format!(
                 "backend {} is not compiled into this build",

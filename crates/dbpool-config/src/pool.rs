@@ -11,6 +11,12 @@ pub enum BackendKind {
     Postgres,
     /// An SQLite file, embedded in the daemon.
     Sqlite,
+    /// Microsoft SQL Server over TDS.
+    Mssql,
+    /// Redis.
+    Redis,
+    /// InfluxDB 1.x over HTTP.
+    Influxdb,
 }
 
 impl BackendKind {
@@ -19,6 +25,9 @@ impl BackendKind {
         match self {
             BackendKind::Postgres => "postgresql",
             BackendKind::Sqlite => "sqlite",
+            BackendKind::Mssql => "mssql",
+            BackendKind::Redis => "redis",
+            BackendKind::Influxdb => "influxdb",
         }
     }
 
@@ -26,6 +35,9 @@ impl BackendKind {
         match s.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Some(BackendKind::Postgres),
             "sqlite" | "sqlite3" => Some(BackendKind::Sqlite),
+            "mssql" | "sqlserver" => Some(BackendKind::Mssql),
+            "redis" | "rediss" => Some(BackendKind::Redis),
+            "influxdb" | "influxdbs" => Some(BackendKind::Influxdb),
             _ => None,
         }
     }
@@ -144,6 +156,9 @@ pub struct PoolConfig {
     /// Pool sizing and timing.
     #[serde(flatten)]
     pub options: PoolOptions,
+    /// Backend-specific settings (e.g. Redis `denied_commands`), documented per backend.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for PoolConfig {
@@ -158,6 +173,7 @@ impl fmt::Debug for PoolConfig {
             .field("password", &self.password)
             .field("password_env", &self.password_env)
             .field("options", &self.options)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -171,6 +187,8 @@ pub struct ResolvedPool {
     pub url: Secret,
     /// Pool sizing and timing, validated.
     pub options: PoolOptions,
+    /// Backend-specific settings, as configured.
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for ResolvedPool {
@@ -203,7 +221,7 @@ impl PoolConfig {
         let kind = BackendKind::from_scheme(scheme).ok_or_else(|| {
             Error::invalid(
                 format!("{prefix}url"),
-                format!("unsupported scheme `{scheme}` (expected postgres://, postgresql:// or sqlite://)"),
+                format!("unsupported scheme `{scheme}` (expected postgres://, sqlite://, mssql://, redis://, rediss://, influxdb:// or influxdbs://)"),
             )
         })?;
         if kind == BackendKind::Postgres {
@@ -215,6 +233,7 @@ impl PoolConfig {
             kind,
             url: Secret::new(url),
             options: self.options.clone(),
+            settings: self.settings.clone(),
         })
     }
 
@@ -228,7 +247,7 @@ impl PoolConfig {
         let kind = BackendKind::from_scheme(db_type).ok_or_else(|| {
             Error::invalid(
                 format!("{prefix}db_type"),
-                format!("unknown database type `{db_type}` (expected postgresql or sqlite)"),
+                format!("unknown database type `{db_type}` (expected postgresql, sqlite, mssql, redis or influxdb)"),
             )
         })?;
         match kind {
@@ -241,13 +260,19 @@ impl PoolConfig {
                 })?;
                 Ok(format!("sqlite://{path}"))
             }
-            BackendKind::Postgres => {
-                let mut u = url::Url::parse("postgres://localhost").expect("static URL");
+            other => {
+                let (scheme, default_port) = match other {
+                    BackendKind::Mssql => ("mssql", 1433),
+                    BackendKind::Redis => ("redis", 6379),
+                    BackendKind::Influxdb => ("influxdb", 8086),
+                    _ => ("postgres", 5432),
+                };
+                let mut u = url::Url::parse(&format!("{scheme}://localhost")).expect("static URL");
                 let host = self.host.as_deref().unwrap_or("localhost");
                 u.set_host(Some(host)).map_err(|e| {
                     Error::invalid(format!("{prefix}host"), format!("bad host `{host}`: {e}"))
                 })?;
-                let _ = u.set_port(Some(self.port.unwrap_or(5432)));
+                let _ = u.set_port(Some(self.port.unwrap_or(default_port)));
                 if let Some(user) = &self.username {
                     let _ = u.set_username(user);
                 }
@@ -264,7 +289,12 @@ impl PoolConfig {
                 if let Some(p) = password {
                     let _ = u.set_password(Some(&p));
                 }
-                u.set_path(self.database.as_deref().unwrap_or("postgres"));
+                let default_db = if other == BackendKind::Postgres {
+                    "postgres"
+                } else {
+                    ""
+                };
+                u.set_path(self.database.as_deref().unwrap_or(default_db));
                 Ok(u.to_string())
             }
         }

@@ -4,6 +4,7 @@ mod backend;
 mod error;
 mod manager;
 mod metrics;
+pub mod normalize;
 mod param;
 mod tx;
 

@@ -56,6 +56,7 @@ pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
         username: opt(r.username.clone()),
         password: opt(r.password.clone()).map(Secret::new),
         password_env: None,
+        settings: r.settings.clone().into_iter().collect(),
         options: PoolOptions {
             max_connections: opt(o.max_connections).unwrap_or(d.max_connections),
             min_connections: o.min_connections,

@@ -1,0 +1,1 @@
+//! The influxdb backend (not yet implemented; behind the `influxdb` feature).

@@ -1,0 +1,1 @@
+//! The mssql backend (not yet implemented; behind the `mssql` feature).

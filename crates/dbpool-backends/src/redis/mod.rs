@@ -1,0 +1,1 @@
+//! The redis backend (not yet implemented; behind the `redis` feature).
