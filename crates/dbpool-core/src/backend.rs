@@ -39,6 +39,22 @@ pub struct BulkInsert {
     pub mode: InsertMode,
 }
 
+/// A table or view, as catalog calls list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    /// Schema (namespace) name; empty where the database has none.
+    pub db_schema: String,
+    /// Table name.
+    pub name: String,
+    /// `TABLE` or `VIEW`.
+    pub kind: String,
+}
+
+/// Quotes an SQL identifier (`"a""b"`), the standard way PostgreSQL and SQLite accept.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// One statement of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
@@ -130,6 +146,48 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (target, schema, batches);
         Err(Error::Unsupported(format!(
             "bulk insert into {}",
+            self.kind().name()
+        )))
+    }
+
+    /// The catalog (database) name this pool connects to, for Flight SQL metadata.
+    async fn catalog_name(&self) -> Result<String> {
+        Err(Error::Unsupported(format!(
+            "catalogs of {}",
+            self.kind().name()
+        )))
+    }
+
+    /// The schemas (namespaces) of the database, system schemas left out.
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        Err(Error::Unsupported(format!(
+            "schemas of {}",
+            self.kind().name()
+        )))
+    }
+
+    /// The user tables and views of the database.
+    async fn list_tables(&self) -> Result<Vec<TableRef>> {
+        Err(Error::Unsupported(format!(
+            "tables of {}",
+            self.kind().name()
+        )))
+    }
+
+    /// The Arrow schema a table's rows would have.
+    async fn table_schema(&self, db_schema: &str, table: &str) -> Result<SchemaRef> {
+        let _ = (db_schema, table);
+        Err(Error::Unsupported(format!(
+            "table schemas of {}",
+            self.kind().name()
+        )))
+    }
+
+    /// The primary key columns of a table, in key order.
+    async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>> {
+        let _ = (db_schema, table);
+        Err(Error::Unsupported(format!(
+            "primary keys of {}",
             self.kind().name()
         )))
     }

@@ -49,6 +49,9 @@ pub enum Error {
     /// No connection became free within the acquire timeout.
     #[error("no connection free within {0:?} (pool exhausted)")]
     AcquireTimeout(Duration),
+    /// A limit of the daemon was reached (too many open prepared statements, queue full).
+    #[error("limit reached: {0}")]
+    ResourceExhausted(String),
     /// Statement `index` of a transactional batch failed; everything was rolled back.
     #[error("statement {index} failed, batch rolled back: {source}")]
     BatchStatement {
@@ -57,6 +60,9 @@ pub enum Error {
         /// Why it failed.
         source: Box<Error>,
     },
+    /// The pool's policy forbids this command (e.g. a Redis command on the denylist).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The backend cannot do this.
     #[error("not supported: {0}")]
     Unsupported(String),

@@ -9,8 +9,8 @@ mod param;
 mod tx;
 
 pub use backend::{
-    validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, InsertMode, PoolState,
-    QueryStream, Statement, StatementResult,
+    quote_ident, validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert,
+    InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};

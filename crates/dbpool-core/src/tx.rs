@@ -37,6 +37,20 @@ pub struct TxOptions {
 pub trait Transaction: Send + Sync {
     /// Runs a query inside the transaction; the connection stays busy until the stream ends.
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
+    /// The schema a statement would return, without running statements that write.
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef>;
+    /// Writes record batches into a table inside the transaction (all rows or none).
+    async fn bulk_insert(
+        &self,
+        target: crate::BulkInsert,
+        schema: arrow::datatypes::SchemaRef,
+        batches: futures::stream::BoxStream<'static, Result<arrow::record_batch::RecordBatch>>,
+    ) -> Result<u64> {
+        let _ = (target, schema, batches);
+        Err(Error::Unsupported(
+            "bulk insert inside a transaction on this backend".into(),
+        ))
+    }
     /// Runs one statement inside the transaction.
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
     /// Commits and releases the connection.

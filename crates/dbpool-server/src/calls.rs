@@ -127,7 +127,7 @@ impl Calls {
             }
             // Inside a transaction the statement must see the transaction's state.
             Target::Tx(t) => {
-                let r = t.tx.query(sql, params, 1).await.map(|q| q.schema);
+                let r = t.tx.schema(sql, params).await;
                 counted(&t.pool, r)
             }
         }
@@ -189,6 +189,40 @@ impl Calls {
             return Err(Error::invalid("transaction_id", "is empty"));
         }
         self.txs.end(tx_id, commit).await
+    }
+
+    /// Whether a table exists, asked of the pool (or the transaction's pool).
+    pub async fn table_exists(
+        &self,
+        pool_id: &str,
+        tx_id: &str,
+        db_schema: &str,
+        table: &str,
+    ) -> Result<bool> {
+        let entry = self.target(pool_id, tx_id)?.pool().clone();
+        match entry.backend.table_schema(db_schema, table).await {
+            Ok(_) => Ok(true),
+            Err(Error::Database { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes record batches into a table, inside a transaction when `tx_id` is set.
+    pub async fn bulk_insert_in(
+        &self,
+        pool_id: &str,
+        tx_id: &str,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        if tx_id.is_empty() {
+            return self.bulk_insert(pool_id, target, schema, batches).await;
+        }
+        let tx = self.txs.get(tx_id)?;
+        tx.pool.counters.record_call(CallKind::Execute);
+        let r = tx.tx.bulk_insert(target, schema, batches).await;
+        counted(&tx.pool, r)
     }
 
     /// Writes record batches into a table.

@@ -1,5 +1,6 @@
 //! The dbpool gRPC server: PoolService, Arrow Flight, grpc.health.v1 and reflection on one
 //! port. `run(config, listener, shutdown)` is all the binary calls.
+mod auth;
 mod calls;
 mod conn;
 mod convert;

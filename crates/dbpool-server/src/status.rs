@@ -17,9 +17,11 @@ pub fn to_status(e: &Error) -> Status {
         Error::Unavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
         Error::AuthFailed(_) => (Code::Unauthenticated, "DATABASE_AUTH_FAILED"),
         Error::AcquireTimeout(_) => (Code::ResourceExhausted, "ACQUIRE_TIMEOUT"),
+        Error::ResourceExhausted(_) => (Code::ResourceExhausted, "LIMIT_REACHED"),
         Error::BatchStatement { source, .. } => {
             (to_status(source).code(), "BATCH_STATEMENT_FAILED")
         }
+        Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
         Error::Unsupported(_) => (Code::Unimplemented, "UNSUPPORTED"),
         Error::ShuttingDown(_) => (Code::Unavailable, "SHUTTING_DOWN"),
         Error::Internal(_) => (Code::Internal, "INTERNAL"),

@@ -1,8 +1,11 @@
 //! PostgreSQL through bb8-postgres: prepared statements, binary results decoded straight
 //! into Arrow builders and streamed in bounded batches.
 mod convert;
+mod copy;
 mod error;
+mod meta;
 mod params;
+mod script;
 mod tx;
 
 pub use convert::{arrow_type, Decoder};
@@ -100,7 +103,7 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
 }
 
 /// Prepares `sql` and checks the parameter count.
-async fn prepare(
+pub(crate) async fn prepare(
     client: &impl GenericClient,
     sql: &str,
     params: &[Param],
@@ -122,7 +125,7 @@ async fn prepare(
     Ok(stmt)
 }
 
-fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
+pub(crate) fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
     let fields: Vec<Field> = stmt
         .columns()
         .iter()
@@ -136,11 +139,32 @@ pub(crate) async fn execute_on(
     sql: &str,
     params: &[Param],
 ) -> Result<u64> {
+    if params.is_empty() && script::is_script(sql) {
+        // Several statements: a script, run with the simple protocol.
+        client.batch_execute(sql).await.map_err(pg)?;
+        return Ok(0);
+    }
     let stmt = prepare(client, sql, params).await?;
     client
         .execute_raw(&stmt, params.iter().map(PgParam))
         .await
         .map_err(pg)
+}
+
+/// The result schema of `sql` (prepared, not run); a multi-statement script has none.
+pub(crate) async fn describe(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param],
+) -> Result<SchemaRef> {
+    if params.is_empty() && script::is_script(sql) {
+        return Ok(Arc::new(Schema::empty()));
+    }
+    if sql.trim().is_empty() {
+        return Err(Error::invalid("sql", "is empty"));
+    }
+    // Parameters may be bound later (Flight SQL prepared statements): no count check.
+    Ok(schema_of(&client.prepare(sql).await.map_err(pg)?))
 }
 
 /// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
@@ -184,11 +208,10 @@ async fn stream_rows<C: AsClient>(
             let raw = row.try_get::<_, Option<Raw>>(i).map(|r| r.map(|r| r.0));
             if let Err(m) = raw.map_err(|e| e.to_string()).and_then(|raw| d.append(raw)) {
                 let col = stmt.columns()[i].name();
-                let _ = tx
-                    .send(Err(Error::Internal(format!(
-                        "decoding column `{col}`: {m}"
-                    ))))
-                    .await;
+                // A value Arrow cannot hold (NaN numeric, infinite timestamp): the
+                // caller can cast it in SQL.
+                let e = Error::invalid("sql", format!("column `{col}`: {m}; cast it in SQL"));
+                let _ = tx.send(Err(e)).await;
                 return;
             }
         }
@@ -244,7 +267,7 @@ impl Backend for PgBackend {
 
     async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
         let conn = self.pool.acquire().await?;
-        Ok(schema_of(&prepare(&*conn, sql, &params).await?))
+        describe(&*conn, sql, &params).await
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
@@ -290,6 +313,36 @@ impl Backend for PgBackend {
             out.push(StatementResult { index, outcome });
         }
         Ok(out)
+    }
+
+    async fn bulk_insert(
+        &self,
+        target: dbpool_core::BulkInsert,
+        schema: SchemaRef,
+        batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        copy::bulk_insert(&self.pool, target, schema, batches).await
+    }
+
+    async fn catalog_name(&self) -> Result<String> {
+        meta::catalog_name(&*self.pool.acquire().await?).await
+    }
+
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        meta::list_schemas(&*self.pool.acquire().await?).await
+    }
+
+    async fn list_tables(&self) -> Result<Vec<dbpool_core::TableRef>> {
+        meta::list_tables(&*self.pool.acquire().await?).await
+    }
+
+    async fn table_schema(&self, db_schema: &str, table: &str) -> Result<SchemaRef> {
+        let sql = format!("SELECT * FROM {}", meta::qualified(db_schema, table));
+        self.schema(&sql, vec![]).await
+    }
+
+    async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>> {
+        meta::primary_keys(&*self.pool.acquire().await?, db_schema, table).await
     }
 
     async fn health_check(&self) -> Result<()> {

@@ -59,6 +59,11 @@ impl Transaction for PgTx {
         start_query(self.conn.lock().await?, sql, params, batch_size).await
     }
 
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef> {
+        let conn = self.conn.lock().await?;
+        super::describe(conn.client(), sql, &params).await
+    }
+
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
         let conn = self.conn.lock().await?;
         execute_on(conn.client(), sql, &params).await

@@ -1,6 +1,8 @@
 //! SQLite through rusqlite on the blocking pool, behind bb8 with our own manager.
+mod bulk;
 mod convert;
 mod manager;
+mod meta;
 mod tx;
 
 pub use convert::ColType;
@@ -95,6 +97,12 @@ fn classify(e: &rusqlite::Error) -> Error {
                 },
             }
         }
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => Error::Database {
+            message: format!("{msg} (at offset {offset})"),
+            code: Some(error.extended_code.to_string()),
+        },
         rusqlite::Error::InvalidParameterCount(got, want) => Error::invalid(
             "params",
             format!("the statement has {want} placeholders but {got} parameters were given"),
@@ -152,7 +160,14 @@ pub(crate) fn execute_on(conn: &Connection, sql: &str, params: &[Param]) -> Resu
     if sql.trim().is_empty() {
         return Err(Error::invalid("sql", "is empty"));
     }
-    let mut stmt = conn.prepare(sql).map_err(sq)?;
+    let mut stmt = match conn.prepare(sql) {
+        // Several statements and no parameters: a script.
+        Err(rusqlite::Error::MultipleStatement) if params.is_empty() => {
+            conn.execute_batch(sql).map_err(sq)?;
+            return Ok(0);
+        }
+        other => other.map_err(sq)?,
+    };
     bind(&mut stmt, params)?;
     Ok(stmt.raw_execute().map_err(sq)? as u64)
 }
@@ -224,6 +239,37 @@ fn read_rows(
             return Ok(());
         }
     }
+}
+
+/// What preparing a statement tells about its result.
+pub(crate) enum Described {
+    /// The schema, without running anything: no columns, a statement that writes, or
+    /// parameters not yet bound.
+    Known(SchemaRef),
+    /// A read-only query: its first batch tells the types best.
+    Run,
+}
+
+/// Prepares `sql` to learn its result shape; never runs it.
+pub(crate) fn describe(c: &Connection, sql: &str, bound_params: usize) -> Result<Described> {
+    let stmt = match c.prepare(sql) {
+        Err(rusqlite::Error::MultipleStatement) if bound_params == 0 => {
+            return Ok(Described::Known(Arc::new(Schema::empty())))
+        }
+        other => other.map_err(sq)?,
+    };
+    let cols: Vec<Field> = stmt
+        .columns()
+        .iter()
+        .map(|c| {
+            let t = ColType::declared(c.decl_type()).unwrap_or(ColType::Text);
+            Field::new(c.name(), t.data_type(), true)
+        })
+        .collect();
+    if cols.is_empty() || !stmt.readonly() || stmt.parameter_count() > bound_params {
+        return Ok(Described::Known(Arc::new(Schema::new(cols))));
+    }
+    Ok(Described::Run)
 }
 
 /// A connection a query can run on: pooled, or pinned to a transaction.
@@ -327,6 +373,50 @@ impl Backend for SqliteBackend {
                 .collect())
         })
         .await
+    }
+
+    async fn bulk_insert(
+        &self,
+        target: dbpool_core::BulkInsert,
+        schema: SchemaRef,
+        batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        bulk::bulk_insert(&self.pool, target, schema, batches).await
+    }
+
+    /// Without running statements that change data: a statement that returns no columns
+    /// has an empty schema, a read-only one shows its first batch, others their declared
+    /// column types.
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        let (probe, n) = (sql.to_string(), params.len());
+        match self.with_conn(move |c| describe(c, &probe, n)).await? {
+            Described::Known(schema) => Ok(schema),
+            Described::Run => Ok(self.query(sql, params, 1).await?.schema),
+        }
+    }
+
+    async fn catalog_name(&self) -> Result<String> {
+        Ok("main".to_string())
+    }
+
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        Ok(vec![String::new()])
+    }
+
+    async fn list_tables(&self) -> Result<Vec<dbpool_core::TableRef>> {
+        self.with_conn(|c| meta::list_tables(c)).await
+    }
+
+    async fn table_schema(&self, _db_schema: &str, table: &str) -> Result<SchemaRef> {
+        Ok(self
+            .query(&meta::empty_select(table), vec![], 1)
+            .await?
+            .schema)
+    }
+
+    async fn primary_keys(&self, _db_schema: &str, table: &str) -> Result<Vec<String>> {
+        let table = table.to_string();
+        self.with_conn(move |c| meta::primary_keys(c, &table)).await
     }
 
     async fn health_check(&self) -> Result<()> {

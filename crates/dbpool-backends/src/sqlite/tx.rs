@@ -45,7 +45,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl SqliteTx {
-    /// Begins on `conn`: IMMEDIATE (takes the write lock now) unless read-only.
+    /// Begins on `conn`, DEFERRED: the write lock is taken at the first write, so an idle
+    /// session (ADBC keeps one open with autocommit off) does not block other writers.
     pub async fn begin(conn: Conn<SqliteManager>, options: TxOptions) -> Result<Self> {
         if !matches!(
             options.isolation,
@@ -59,7 +60,7 @@ impl SqliteTx {
         let sql = if options.read_only {
             "PRAGMA query_only = ON; BEGIN DEFERRED;"
         } else {
-            "BEGIN IMMEDIATE;"
+            "BEGIN DEFERRED;"
         };
         let conn = blocking(move || conn.execute_batch(sql).map(|_| conn).map_err(sq)).await?;
         Ok(SqliteTx {
@@ -85,6 +86,20 @@ impl SqliteTx {
 impl Transaction for SqliteTx {
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
         start_query(self.conn.lock().await?, sql, params, batch_size).await
+    }
+
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef> {
+        let conn = self.conn.lock().await?;
+        let (probe, n) = (sql.to_string(), params.len());
+        let (conn, described) = blocking(move || {
+            let d = super::describe(conn.conn(), &probe, n)?;
+            Ok((conn, d))
+        })
+        .await?;
+        match described {
+            super::Described::Known(schema) => Ok(schema),
+            super::Described::Run => Ok(start_query(conn, sql, params, 1).await?.schema),
+        }
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {

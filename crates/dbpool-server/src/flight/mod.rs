@@ -1,0 +1,187 @@
+//! Arrow Flight on the shared port: our QueryTicket (GetFlightInfo / GetSchema / DoGet),
+//! bulk insert (DoPut) and Flight SQL, dispatched by the command each call carries.
+mod bulk;
+mod commands;
+mod params;
+mod prepared;
+mod sql;
+mod sql_meta;
+
+use crate::calls::Calls;
+use crate::status::to_status;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+};
+use commands::Command;
+use dbpool_core::{Error, QueryStream};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The Flight service: our commands here, Flight SQL in `sql`.
+pub struct FlightImpl {
+    calls: Calls,
+    sql: Arc<sql::SqlService>,
+}
+
+impl FlightImpl {
+    /// A Flight service over these calls.
+    pub fn new(calls: Calls) -> Self {
+        FlightImpl {
+            sql: Arc::new(sql::SqlService::new(calls.clone())),
+            calls,
+        }
+    }
+}
+
+type Out<T> = BoxStream<'static, Result<T, Status>>;
+
+/// Encodes a query result as Flight data; errors mid-stream end it with their status.
+pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
+    let batches = q
+        .batches
+        .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+    FlightDataEncoderBuilder::new()
+        .with_schema(q.schema)
+        .build(batches)
+        .map_err(Status::from)
+        .boxed()
+}
+
+fn descriptor_cmd(d: &FlightDescriptor) -> Result<Command, Error> {
+    if d.r#type != arrow_flight::flight_descriptor::DescriptorType::Cmd as i32 {
+        return Err(Error::invalid(
+            "descriptor",
+            "only CMD descriptors are served",
+        ));
+    }
+    commands::classify(&d.cmd, "descriptor.cmd")
+}
+
+#[tonic::async_trait]
+impl FlightService for FlightImpl {
+    type HandshakeStream = Out<HandshakeResponse>;
+    type ListFlightsStream = Out<FlightInfo>;
+    type DoGetStream = Out<FlightData>;
+    type DoPutStream = Out<PutResult>;
+    type DoExchangeStream = Out<FlightData>;
+    type DoActionStream = Out<arrow_flight::Result>;
+    type ListActionsStream = Out<ActionType>;
+
+    async fn handshake(
+        &self,
+        req: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        FlightService::handshake(&*self.sql, req).await
+    }
+
+    async fn list_flights(
+        &self,
+        _: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Ok(Response::new(futures::stream::empty().boxed()))
+    }
+
+    async fn get_flight_info(
+        &self,
+        req: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (t, params) = match descriptor_cmd(req.get_ref()).map_err(|e| to_status(&e))? {
+            Command::FlightSql => return FlightService::get_flight_info(&*self.sql, req).await,
+            Command::Query(t, p) => (t, p),
+        };
+        let schema = self
+            .calls
+            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let d = req.into_inner();
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(d.cmd.clone()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| to_status(&e.into()))?
+            .with_endpoint(endpoint)
+            .with_descriptor(d)
+            .with_ordered(true);
+        Ok(Response::new(info))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented(
+            "PollFlightInfo is not supported by dbpool",
+        ))
+    }
+
+    async fn get_schema(
+        &self,
+        req: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        let (t, params) = match descriptor_cmd(req.get_ref()).map_err(|e| to_status(&e))? {
+            Command::FlightSql => return FlightService::get_schema(&*self.sql, req).await,
+            Command::Query(t, p) => (t, p),
+        };
+        let schema = self
+            .calls
+            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| to_status(&e.into()))?;
+        Ok(Response::new(result))
+    }
+
+    async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let (t, params) =
+            match commands::classify(&req.get_ref().ticket, "ticket").map_err(|e| to_status(&e))? {
+                Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
+                Command::Query(t, p) => (t, p),
+            };
+        let q = self
+            .calls
+            .query(&t.pool_id, &t.transaction_id, &t.sql, params, t.batch_size)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(flight_stream(q)))
+    }
+
+    /// Bulk insert (an Any-wrapped BulkInsertCommand) and Flight SQL updates and ingest.
+    async fn do_put(
+        &self,
+        req: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        FlightService::do_put(&*self.sql, req).await
+    }
+
+    async fn do_exchange(
+        &self,
+        _: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented(
+            "DoExchange is not supported by dbpool",
+        ))
+    }
+
+    async fn do_action(
+        &self,
+        req: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        FlightService::do_action(&*self.sql, req).await
+    }
+
+    async fn list_actions(
+        &self,
+        req: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        FlightService::list_actions(&*self.sql, req).await
+    }
+}

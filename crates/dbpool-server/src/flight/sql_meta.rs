@@ -1,0 +1,170 @@
+//! Flight SQL metadata: catalogs, schemas, tables (with their Arrow schemas), table types
+//! and primary keys, answered by the backend of the addressed pool.
+use super::sql::SqlService;
+use super::{flight_stream, Out};
+use arrow::array::{Int32Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables,
+};
+use arrow_flight::FlightData;
+use dbpool_core::{PoolEntry, QueryStream, Result};
+use futures::StreamExt;
+use std::sync::Arc;
+use tonic::metadata::MetadataMap;
+
+/// The table types GetTableTypes lists.
+pub const TABLE_TYPES: [&str; 3] = ["TABLE", "VIEW", "MATERIALIZED VIEW"];
+
+/// One record batch as a Flight stream.
+pub fn one_batch(batch: RecordBatch) -> Out<FlightData> {
+    flight_stream(QueryStream {
+        schema: batch.schema(),
+        batches: futures::stream::once(async { Ok(batch) }).boxed(),
+    })
+}
+
+/// The schema of a GetPrimaryKeys result, as the Flight SQL specification defines it.
+pub fn primary_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ]))
+}
+
+pub(super) fn flight_err(e: arrow_flight::error::FlightError) -> dbpool_core::Error {
+    dbpool_core::Error::Internal(format!("flight: {e}"))
+}
+
+/// SQL LIKE matching (`%` any run, `_` one character), as Flight SQL filter patterns use.
+pub fn like(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some(('%', rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
+            Some(('_', rest)) => !s.is_empty() && go(rest, &s[1..]),
+            Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+        }
+    }
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    go(&p, &s)
+}
+
+impl SqlService {
+    fn entry(&self, md: &MetadataMap) -> Result<Arc<PoolEntry>> {
+        self.calls.manager.get(&self.pool_of(md)?)
+    }
+
+    pub(super) async fn meta_catalogs(
+        &self,
+        q: CommandGetCatalogs,
+        md: &MetadataMap,
+    ) -> Result<Out<FlightData>> {
+        let e = self.entry(md)?;
+        let mut b = q.into_builder();
+        b.append(e.backend.catalog_name().await?);
+        Ok(one_batch(b.build().map_err(flight_err)?))
+    }
+
+    pub(super) async fn meta_schemas(
+        &self,
+        q: CommandGetDbSchemas,
+        md: &MetadataMap,
+    ) -> Result<Out<FlightData>> {
+        let e = self.entry(md)?;
+        let catalog = e.backend.catalog_name().await?;
+        let mut b = q.into_builder();
+        for s in e.backend.list_schemas().await? {
+            b.append(&catalog, s);
+        }
+        Ok(one_batch(b.build().map_err(flight_err)?))
+    }
+
+    pub(super) async fn meta_tables(
+        &self,
+        q: CommandGetTables,
+        md: &MetadataMap,
+    ) -> Result<Out<FlightData>> {
+        let e = self.entry(md)?;
+        let catalog = e.backend.catalog_name().await?;
+        let schema_pat = q.db_schema_filter_pattern.clone();
+        let table_pat = q.table_name_filter_pattern.clone();
+        let include_schema = q.include_schema;
+        let mut b = q.into_builder();
+        for t in e.backend.list_tables().await? {
+            // Filter before fetching schemas; the builder filters again, exactly.
+            if schema_pat
+                .as_deref()
+                .is_some_and(|p| !like(p, &t.db_schema))
+                || table_pat.as_deref().is_some_and(|p| !like(p, &t.name))
+            {
+                continue;
+            }
+            let schema = if include_schema {
+                e.backend.table_schema(&t.db_schema, &t.name).await?
+            } else {
+                Arc::new(Schema::empty())
+            };
+            b.append(&catalog, &t.db_schema, &t.name, &t.kind, &schema)
+                .map_err(flight_err)?;
+        }
+        Ok(one_batch(b.build().map_err(flight_err)?))
+    }
+
+    pub(super) async fn meta_primary_keys(
+        &self,
+        q: CommandGetPrimaryKeys,
+        md: &MetadataMap,
+    ) -> Result<Out<FlightData>> {
+        let e = self.entry(md)?;
+        let catalog = e.backend.catalog_name().await?;
+        let db_schema = q.db_schema.clone().unwrap_or_default();
+        let keys = e.backend.primary_keys(&db_schema, &q.table).await?;
+        let (mut cat, mut sch, mut tab, mut col, mut name) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        let mut seq = Int32Builder::new();
+        for (i, k) in keys.iter().enumerate() {
+            cat.append_value(&catalog);
+            sch.append_value(&db_schema);
+            tab.append_value(&q.table);
+            col.append_value(k);
+            name.append_null();
+            seq.append_value(i as i32 + 1);
+        }
+        let batch = RecordBatch::try_new(
+            primary_keys_schema(),
+            vec![
+                Arc::new(cat.finish()),
+                Arc::new(sch.finish()),
+                Arc::new(tab.finish()),
+                Arc::new(col.finish()),
+                Arc::new(name.finish()),
+                Arc::new(seq.finish()),
+            ],
+        )?;
+        Ok(one_batch(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("%", "anything"));
+        assert!(like("us_rs", "users"));
+        assert!(like("pub%", "public"));
+        assert!(!like("pub%", "private"));
+        assert!(like("a%b%c", "aXbYc"));
+    }
+}
