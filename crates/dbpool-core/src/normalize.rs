@@ -129,6 +129,23 @@ pub fn check_batch(expected: &Schema, batch: &RecordBatch) -> Result<()> {
     ))
 }
 
+/// At least one column, and no name twice (each names one column of the table).
+pub fn check_names(schema: &Schema) -> Result<()> {
+    if schema.fields().is_empty() {
+        return Err(Error::invalid("schema", "the stream has no columns"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().as_str()) {
+            return Err(Error::invalid(
+                f.name(),
+                "the stream has two columns of this name",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Equal types, ignoring the names and nullability of list items.
 fn same_type(a: &DataType, b: &DataType) -> bool {
     match (a, b) {
@@ -255,6 +272,12 @@ mod tests {
         assert_eq!(table_parts("s.T").unwrap(), (Some("s"), "T"));
         assert!(table_parts("a.b.c").is_err());
         assert!(table_parts("a.").is_err());
+        let dup = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("a", DataType::Utf8, true),
+        ]);
+        assert!(check_names(&dup).is_err());
+        assert!(check_names(&Schema::empty()).is_err());
         assert_eq!(quote_table("s.we\"ird").unwrap(), "\"s\".\"we\"\"ird\"");
     }
 }

@@ -1,0 +1,224 @@
+//! Bulk insert into PostgreSQL: record batches streamed through `COPY … FROM STDIN
+//! (FORMAT binary)` in one transaction, after the schema was checked against the table.
+mod encode;
+mod numeric;
+
+use super::{pg, Manager};
+use crate::pool::PoolHandle;
+use arrow::datatypes::{DataType, Schema};
+use arrow::record_batch::RecordBatch;
+use dbpool_core::normalize::{
+    check_batch, check_names, normalize, normalize_schema, quote_ident, quote_table,
+};
+use dbpool_core::{BulkInsert, Error, InsertMode, Result};
+use encode::{plan, CellError, Column, Enc, Row};
+use futures::stream::BoxStream;
+use futures::{pin_mut, StreamExt};
+use postgres_types::Type;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::Transaction;
+
+/// Writes `batches` into `target`: every row or, on any error, none (the transaction
+/// rolls back, undoing a create or replace too).
+pub async fn bulk_insert(
+    pool: &PoolHandle<Manager>,
+    target: BulkInsert,
+    schema: arrow::datatypes::SchemaRef,
+    mut batches: BoxStream<'static, Result<RecordBatch>>,
+) -> Result<u64> {
+    // Everything that can be refused without the database is refused first.
+    let schema = normalize_schema(&schema)?;
+    check_names(&schema)?;
+    let table = quote_table(&target.table)?;
+    let ddl = match target.mode {
+        InsertMode::Append => None,
+        InsertMode::Create => Some(create_sql(&table, &schema)?),
+        InsertMode::Replace => Some(format!(
+            "DROP TABLE IF EXISTS {table}; {}",
+            create_sql(&table, &schema)?
+        )),
+    };
+    let mut conn = pool.acquire().await?;
+    let tx = conn.transaction().await.map_err(pg)?;
+    if let Some(ddl) = ddl {
+        tx.batch_execute(&ddl).await.map_err(pg)?;
+    }
+    let (types, encs) = plan_columns(&tx, &table, &target.table, &schema).await?;
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| quote_ident(f.name()))
+        .collect();
+    let copy = format!(
+        "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+        cols.join(", ")
+    );
+    let sink = tx.copy_in(&copy).await.map_err(pg)?;
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    let mut written = 0usize;
+    // An early return drops the writer (the server gets CopyFail) and then `tx`
+    // (ROLLBACK), in that order.
+    while let Some(batch) = batches.next().await {
+        let batch = normalize(&batch?)?;
+        check_batch(&schema, &batch)?;
+        let columns: Vec<Column<'_>> = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .zip(&encs)
+            .map(|((array, field), enc)| Column {
+                name: field.name(),
+                array: array.as_ref(),
+                enc,
+                base: written,
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            writer
+                .as_mut()
+                .write_raw(Row {
+                    cols: columns.iter(),
+                    row,
+                })
+                .await
+                .map_err(copy_error)?;
+        }
+        written += batch.num_rows();
+    }
+    let rows = writer.finish().await.map_err(copy_error)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(rows)
+}
+
+/// Matches every Arrow field to a column of the table and plans its encoding; columns
+/// the stream does not name take their defaults.
+async fn plan_columns(
+    tx: &Transaction<'_>,
+    quoted: &str,
+    table: &str,
+    schema: &Schema,
+) -> Result<(Vec<Type>, Vec<Enc>)> {
+    // Preparing resolves enum, domain and array types; LIMIT 0 reads nothing.
+    let stmt = tx
+        .prepare(&format!("SELECT * FROM {quoted} LIMIT 0"))
+        .await
+        .map_err(pg)?;
+    let mut types = Vec::new();
+    let mut encs = Vec::new();
+    for f in schema.fields() {
+        let col = stmt
+            .columns()
+            .iter()
+            .find(|c| c.name() == f.name())
+            .ok_or_else(|| {
+                Error::invalid(
+                    f.name(),
+                    format!("table `{table}` has no column `{}`", f.name()),
+                )
+            })?;
+        let enc = plan(f.data_type(), col.type_()).ok_or_else(|| {
+            Error::invalid(
+                f.name(),
+                format!(
+                    "Arrow type {} cannot be written into column `{}` of PostgreSQL type {}",
+                    f.data_type(),
+                    f.name(),
+                    col.type_()
+                ),
+            )
+        })?;
+        types.push(col.type_().clone());
+        encs.push(enc);
+    }
+    Ok((types, encs))
+}
+
+/// `CREATE TABLE` for the (normalized) schema; non-nullable fields become NOT NULL.
+fn create_sql(table: &str, schema: &Schema) -> Result<String> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = pg_type(f.name(), f.data_type())?;
+            let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
+            Ok(format!("{} {ty}{not_null}", quote_ident(f.name())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
+}
+
+/// The column type a canonical Arrow type creates (docs/types.md, "Bulk insert").
+fn pg_type(name: &str, dt: &DataType) -> Result<String> {
+    Ok(match dt {
+        DataType::Boolean => "bool".into(),
+        DataType::Int16 => "int2".into(),
+        DataType::Int32 => "int4".into(),
+        DataType::Int64 => "int8".into(),
+        DataType::Float32 => "float4".into(),
+        DataType::Float64 => "float8".into(),
+        DataType::Decimal128(p, s) => format!("numeric({p}, {s})"),
+        DataType::Utf8 => "text".into(),
+        DataType::Binary => "bytea".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Duration(_) => "interval".into(),
+        DataType::List(item) if !matches!(item.data_type(), DataType::List(_)) => {
+            format!("{}[]", pg_type(name, item.data_type())?)
+        }
+        DataType::Null => {
+            return Err(Error::invalid(
+                name,
+                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
+            ))
+        }
+        other => {
+            return Err(Error::invalid(
+                name,
+                format!("Arrow type {other} has no PostgreSQL column type"),
+            ))
+        }
+    })
+}
+
+/// A value we could not encode is the caller's (INVALID_ARGUMENT naming the column);
+/// anything else is the database's or the connection's.
+fn copy_error(e: tokio_postgres::Error) -> Error {
+    let cell = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<CellError>());
+    match cell {
+        Some(c) => Error::invalid(&c.column, c.message.clone()),
+        None => pg(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, TimeUnit};
+    use std::sync::Arc;
+
+    #[test]
+    fn create_table_from_schema() {
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("Price", DataType::Decimal128(12, 2), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("tags", DataType::List(item), true),
+        ]);
+        assert_eq!(
+            create_sql("\"s\".\"t\"", &schema).unwrap(),
+            "CREATE TABLE \"s\".\"t\" (\"id\" int8 NOT NULL, \"Price\" numeric(12, 2), \
+             \"at\" timestamptz, \"tags\" text[])"
+        );
+        let null = Schema::new(vec![Field::new("n", DataType::Null, true)]);
+        let e = create_sql("t", &null).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument { field, .. } if field == "n"));
+    }
+}
