@@ -89,6 +89,7 @@ pub struct PoolHandle<M: bb8::ManageConnection> {
     classify: fn(&M::Error) -> Error,
     waiters: AtomicU32,
     timeouts: AtomicU64,
+    waits: dbpool_core::Histogram,
     options: PoolOptions,
 }
 
@@ -123,6 +124,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             classify,
             waiters: AtomicU32::new(0),
             timeouts: AtomicU64::new(0),
+            waits: dbpool_core::Histogram::default(),
             options: options.clone(),
         }
     }
@@ -133,6 +135,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         let mut rx = self.watch.generation.subscribe();
         rx.mark_unchanged();
         self.waiters.fetch_add(1, Relaxed);
+        let started = std::time::Instant::now();
         let result = tokio::select! {
             r = self.pool.get_owned() => match r {
                 Ok(c) => Ok(c),
@@ -153,6 +156,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 .unwrap_or_else(|| Error::Unavailable("connect failed".into()))),
         };
         self.waiters.fetch_sub(1, Relaxed);
+        self.waits.observe(started.elapsed());
         result
     }
 
@@ -168,6 +172,11 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             connections_created: s.statistics.connections_created,
             acquire_timeouts: self.timeouts.load(Relaxed),
         }
+    }
+
+    /// How long acquires waited.
+    pub fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
+        self.waits.snapshot()
     }
 
     /// The pool's options.

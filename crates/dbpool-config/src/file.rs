@@ -15,6 +15,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which pools decide the overall health (service "") the readiness probe asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// SERVING only while every pool reaches its database.
+    #[default]
+    All,
+    /// SERVING while the pools in `required_pools` reach their databases.
+    Required,
+    /// Always SERVING while the daemon runs (pools report on their own services).
+    None,
+}
+
 /// The `[server]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +50,15 @@ pub struct ServerConfig {
     /// Milliseconds between background health checks of each pool.
     #[serde(default = "default_health_interval_ms")]
     pub health_check_interval_ms: u64,
+    /// Address of the Prometheus `/metrics` endpoint, e.g. `127.0.0.1:9090` (off when unset).
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Readiness policy of the overall health service: `all`, `required` or `none`.
+    #[serde(default)]
+    pub readiness: Readiness,
+    /// Pools that must be healthy when `readiness = "required"`.
+    #[serde(default)]
+    pub required_pools: Vec<String>,
     /// Milliseconds an interactive transaction may stay idle before it is rolled back
     /// (a BeginTransaction may ask for another value).
     #[serde(default = "default_tx_idle_ms")]
@@ -72,6 +94,9 @@ impl Default for ServerConfig {
             shutdown_grace_secs: default_shutdown_grace_secs(),
             health_check_interval_ms: default_health_interval_ms(),
             transaction_idle_timeout_ms: default_tx_idle_ms(),
+            metrics_listen: None,
+            readiness: Readiness::All,
+            required_pools: Vec::new(),
         }
     }
 }
@@ -91,6 +116,26 @@ pub struct Config {
 impl Config {
     /// Checks every value that parsed but may still be wrong, naming key and line.
     fn validate(&self, text: &str, path: &str) -> Result<()> {
+        if let Some(m) = &self.server.metrics_listen {
+            m.parse::<std::net::SocketAddr>().map_err(|e| {
+                located(
+                    text,
+                    path,
+                    "server",
+                    "metrics_listen",
+                    format!("not an address: {e}"),
+                )
+            })?;
+        }
+        if self.server.readiness == Readiness::Required && self.server.required_pools.is_empty() {
+            return Err(located(
+                text,
+                path,
+                "server",
+                "required_pools",
+                "must list pools when readiness = \"required\"".into(),
+            ));
+        }
         self.server
             .listen
             .parse::<std::net::SocketAddr>()

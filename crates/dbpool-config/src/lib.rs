@@ -5,6 +5,6 @@ mod pool;
 mod redact;
 
 pub use error::{Error, Result};
-pub use file::{load, load_str, validate_pool_id, Config, LogFormat, ServerConfig};
+pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};

@@ -197,6 +197,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Pool size, idle and waiting counts.
     fn state(&self) -> PoolState;
+
+    /// How long calls waited for a connection.
+    fn acquire_wait(&self) -> crate::HistogramSnapshot {
+        crate::HistogramSnapshot::default()
+    }
 }
 
 /// Builds backends from resolved pool configs; dbpool-backends provides the real one.

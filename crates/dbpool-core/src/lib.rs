@@ -14,6 +14,8 @@ pub use backend::{
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};
-pub use metrics::{CallKind, PoolCounters, PoolSnapshot};
+pub use metrics::{
+    CallKind, Histogram, HistogramSnapshot, PoolCounters, PoolSnapshot, LATENCY_BUCKETS,
+};
 pub use param::Param;
 pub use tx::{Isolation, Transaction, TxEntry, TxOptions, TxRegistry};

@@ -35,7 +35,8 @@ impl PoolEntry {
 
     /// Counters and connection numbers right now.
     pub fn snapshot(&self) -> PoolSnapshot {
-        self.counters.snapshot(self.backend.state())
+        self.counters
+            .snapshot(self.backend.state(), self.backend.acquire_wait())
     }
 }
 

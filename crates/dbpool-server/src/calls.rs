@@ -1,5 +1,6 @@
 //! What PoolService and Flight share: look up the pool (or transaction), run the call,
 //! count it.
+use crate::status::code_name;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{
@@ -9,7 +10,7 @@ use dbpool_core::{
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs calls against the manager's pools and open transactions, keeping counters.
 #[derive(Clone)]
@@ -25,9 +26,35 @@ pub struct Calls {
 /// Counts the result of a call on its pool.
 fn counted<T>(entry: &PoolEntry, r: Result<T>) -> Result<T> {
     if let Err(e) = &r {
-        entry.counters.record_error(e);
+        entry.counters.record_error(code_name(e));
     }
     r
+}
+
+/// Records a call's duration when dropped (a query's stream ends or is abandoned).
+struct Timed {
+    entry: Arc<PoolEntry>,
+    kind: CallKind,
+    started: Instant,
+}
+
+impl Timed {
+    fn start(entry: &Arc<PoolEntry>, kind: CallKind) -> Self {
+        entry.counters.record_call(kind);
+        Timed {
+            entry: entry.clone(),
+            kind,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.entry
+            .counters
+            .record_duration(self.kind, self.started.elapsed());
+    }
 }
 
 fn require_sql(sql: &str) -> Result<()> {
@@ -91,7 +118,7 @@ impl Calls {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         let entry = target.pool().clone();
-        entry.counters.record_call(CallKind::Query);
+        let timed = Timed::start(&entry, CallKind::Query);
         let size = if batch_size > 0 {
             batch_size
         } else {
@@ -104,8 +131,11 @@ impl Calls {
         let QueryStream { schema, batches } = counted(&entry, started)?;
         let batches = batches
             .inspect(move |b| match b {
-                Ok(b) => entry.counters.record_rows(b.num_rows() as u64),
-                Err(e) => entry.counters.record_error(e),
+                Ok(b) => timed
+                    .entry
+                    .counters
+                    .record_rows(b.num_rows() as u64, b.get_array_memory_size() as u64),
+                Err(e) => timed.entry.counters.record_error(code_name(e)),
             })
             .boxed();
         Ok(QueryStream { schema, batches })
@@ -143,7 +173,7 @@ impl Calls {
     ) -> Result<u64> {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
-        target.pool().counters.record_call(CallKind::Execute);
+        let _timed = Timed::start(target.pool(), CallKind::Execute);
         let r = match &target {
             Target::Pool(p) => p.backend.execute(sql, params).await,
             Target::Tx(t) => t.tx.execute(sql, params).await,
@@ -159,7 +189,7 @@ impl Calls {
         transaction: bool,
     ) -> Result<BatchOutcome> {
         let entry = self.manager.get(pool_id)?;
-        entry.counters.record_call(CallKind::Batch);
+        let _timed = Timed::start(&entry, CallKind::Batch);
         let r = entry.backend.execute_batch(statements, transaction).await;
         counted(&entry, r)
     }
@@ -220,7 +250,7 @@ impl Calls {
             return self.bulk_insert(pool_id, target, schema, batches).await;
         }
         let tx = self.txs.get(tx_id)?;
-        tx.pool.counters.record_call(CallKind::Execute);
+        let _timed = Timed::start(&tx.pool, CallKind::BulkInsert);
         let r = tx.tx.bulk_insert(target, schema, batches).await;
         counted(&tx.pool, r)
     }
@@ -237,7 +267,7 @@ impl Calls {
             return Err(Error::invalid("table", "is empty"));
         }
         let entry = self.manager.get(pool_id)?;
-        entry.counters.record_call(CallKind::Execute);
+        let _timed = Timed::start(&entry, CallKind::BulkInsert);
         let r = entry.backend.bulk_insert(target, schema, batches).await;
         counted(&entry, r)
     }

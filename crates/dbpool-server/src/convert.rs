@@ -1,6 +1,6 @@
 //! Proto messages ↔ core types: parameters, pool configs and statuses.
 use dbpool_config::{PoolConfig, PoolOptions, Secret};
-use dbpool_core::{Error, Param, PoolEntry, Result};
+use dbpool_core::{CallKind, Error, HistogramSnapshot, Param, PoolEntry, Result};
 use dbpool_proto::v1 as pb;
 
 /// Proto parameters → core parameters; `field` prefixes error messages.
@@ -93,9 +93,11 @@ pub fn status(e: &PoolEntry) -> pb::PoolStatus {
         waiters: s.state.waiters,
         max_connections: s.state.max_size,
         healthy: e.healthy(),
-        queries_total: s.queries,
-        executes_total: s.executes,
-        errors_total: s.errors,
+        queries_total: s.calls_of(CallKind::Query),
+        executes_total: s.calls_of(CallKind::Execute)
+            + s.calls_of(CallKind::Batch)
+            + s.calls_of(CallKind::BulkInsert),
+        errors_total: s.errors_total(),
         connections_created_total: s.state.connections_created,
         acquire_timeouts_total: s.state.acquire_timeouts,
     }
@@ -109,5 +111,37 @@ pub fn info(e: &PoolEntry) -> pb::PoolInfo {
         redacted_url: e.config.redacted_url(),
         options: Some(options(&e.config.options)),
         status: Some(status(e)),
+    }
+}
+
+fn histogram(h: &HistogramSnapshot) -> pb::Histogram {
+    pb::Histogram {
+        upper_bounds: h.buckets.iter().map(|(b, _)| *b).collect(),
+        cumulative_counts: h.buckets.iter().map(|(_, c)| *c).collect(),
+        sum: h.sum,
+        count: h.count,
+    }
+}
+
+/// A pool's counters and histograms → proto.
+pub fn metrics(e: &PoolEntry) -> pb::PoolMetrics {
+    let s = e.snapshot();
+    pb::PoolMetrics {
+        pool_id: e.id.clone(),
+        calls_total: s
+            .calls
+            .iter()
+            .map(|(k, n)| (k.name().to_string(), *n))
+            .collect(),
+        errors_total: s.errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        rows_streamed_total: s.rows_streamed,
+        bytes_streamed_total: s.bytes_streamed,
+        acquire_wait_seconds: Some(histogram(&s.acquire_wait)),
+        call_duration_seconds: s
+            .durations
+            .iter()
+            .map(|(k, h)| (k.name().to_string(), histogram(h)))
+            .collect(),
+        acquire_timeouts_total: s.state.acquire_timeouts,
     }
 }

@@ -1,5 +1,6 @@
 //! grpc.health.v1: the overall status plus one service `dbpool.pool.<id>` per pool,
 //! kept current by a background check of every pool.
+use dbpool_config::Readiness;
 use dbpool_core::{PoolEntry, PoolManager};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +16,37 @@ pub fn service_name(pool_id: &str) -> String {
 #[derive(Clone)]
 pub struct Health {
     reporter: HealthReporter,
+    readiness: Readiness,
+    required: Arc<Vec<String>>,
 }
 
 impl Health {
-    /// Wraps a reporter.
-    pub fn new(reporter: HealthReporter) -> Self {
-        Health { reporter }
+    /// Wraps a reporter; `readiness` decides the overall service ("").
+    pub fn new(reporter: HealthReporter, readiness: Readiness, required: Vec<String>) -> Self {
+        Health {
+            reporter,
+            readiness,
+            required: Arc::new(required),
+        }
+    }
+
+    /// Sets the overall status from the pools' health and the readiness policy.
+    pub async fn publish_overall(&self, manager: &PoolManager) {
+        let pools = manager.list();
+        let ready = match self.readiness {
+            Readiness::None => true,
+            Readiness::All => pools.iter().all(|p| p.healthy()),
+            Readiness::Required => self
+                .required
+                .iter()
+                .all(|id| pools.iter().any(|p| &p.id == id && p.healthy())),
+        };
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", status).await;
     }
 
     async fn publish(&self, entry: &PoolEntry) {
@@ -74,6 +100,7 @@ impl Health {
                 .iter()
                 .map(|p| self.check(p, interval.min(Duration::from_secs(5))));
             futures::future::join_all(checks).await;
+            self.publish_overall(&manager).await;
         }
     }
 }

@@ -6,6 +6,7 @@ mod conn;
 mod convert;
 mod flight;
 mod health;
+mod metrics_http;
 mod pool_service;
 mod rows;
 pub mod status;
@@ -37,6 +38,9 @@ pub enum ServerError {
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The metrics endpoint could not listen.
+    #[error("metrics endpoint {0}: {1}")]
+    Metrics(String, std::io::Error),
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -85,12 +89,32 @@ pub async fn run(
     reporter
         .set_serving::<PoolServiceServer<pool_service::PoolServiceImpl>>()
         .await;
-    let health = health::Health::new(reporter);
+    let health = health::Health::new(
+        reporter,
+        config.server.readiness,
+        config.server.required_pools.clone(),
+    );
     let interval = Duration::from_millis(config.server.health_check_interval_ms.max(100));
     for entry in manager.list() {
         health.pool_added(&entry).await;
     }
+    // Not ready until the first round of checks has run.
+    health.publish_overall(&manager).await;
     let health_task = tokio::spawn(health.clone().run(manager.clone(), interval));
+    let metrics_task = match &config.server.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServerError::Metrics(addr.clone(), e))?;
+            tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics endpoint at /metrics");
+            Some(tokio::spawn(metrics_http::serve(
+                l,
+                manager.clone(),
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
 
     let calls = calls::Calls::new(
         manager.clone(),
@@ -158,6 +182,9 @@ pub async fn run(
         }
     };
     health_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     tx_task.abort();
     let rolled_back = txs.rollback_all().await;
     if rolled_back > 0 {

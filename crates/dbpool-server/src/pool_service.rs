@@ -274,20 +274,14 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let id = req.into_inner().pool_id;
-        let pools = if id.is_empty() {
-            self.calls
-                .manager
-                .list()
-                .iter()
-                .map(|e| convert::status(e))
-                .collect()
+        let entries = if id.is_empty() {
+            self.calls.manager.list()
         } else {
-            vec![convert::status(
-                &*self.calls.manager.get(&id).map_err(|e| to_status(&e))?,
-            )]
+            vec![self.calls.manager.get(&id).map_err(|e| to_status(&e))?]
         };
         Ok(Response::new(pb::GetMetricsResponse {
-            pools,
+            pools: entries.iter().map(|e| convert::status(e)).collect(),
+            metrics: entries.iter().map(|e| convert::metrics(e)).collect(),
             uptime_seconds: self.calls.manager.started().elapsed().as_secs(),
         }))
     }

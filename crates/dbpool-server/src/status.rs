@@ -3,10 +3,9 @@ use dbpool_core::Error;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// Maps an error to a gRPC status. The message keeps the database's own text and
-/// SQLSTATE; the details carry a google.rpc.ErrorInfo with `sqlstate` when there is one.
-pub fn to_status(e: &Error) -> Status {
-    let (code, reason) = match e {
+/// The gRPC code and the ErrorInfo reason of an error: an exhaustive match, no `_` arm.
+fn classify(e: &Error) -> (Code, &'static str) {
+    match e {
         Error::PoolNotFound(_) => (Code::NotFound, "POOL_NOT_FOUND"),
         Error::TransactionNotFound(_) => (Code::NotFound, "TRANSACTION_NOT_FOUND"),
         Error::PoolExists(_) => (Code::AlreadyExists, "POOL_EXISTS"),
@@ -25,14 +24,14 @@ pub fn to_status(e: &Error) -> Status {
         Error::Unsupported(_) => (Code::Unimplemented, "UNSUPPORTED"),
         Error::ShuttingDown(_) => (Code::Unavailable, "SHUTTING_DOWN"),
         Error::Internal(_) => (Code::Internal, "INTERNAL"),
-    };
-    match code {
-        Code::Internal | Code::Unknown => tracing::error!(error = %e, "call failed"),
-        Code::Unavailable | Code::ResourceExhausted | Code::Unauthenticated => {
-            tracing::warn!(error = %e, "call failed")
-        }
-        _ => tracing::debug!(error = %e, "call failed"),
     }
+}
+
+/// Maps an error to a gRPC status. The message keeps the database's own text and
+/// SQLSTATE; the details carry a google.rpc.ErrorInfo with `sqlstate` when there is one.
+pub fn to_status(e: &Error) -> Status {
+    let (code, reason) = classify(e);
+    log(e, code);
     let mut metadata = std::collections::HashMap::new();
     if let Some(sqlstate) = e.db_code() {
         metadata.insert("sqlstate".to_string(), sqlstate.to_string());
@@ -45,6 +44,39 @@ pub fn to_status(e: &Error) -> Status {
     }
     let details = ErrorDetails::with_error_info(reason, "dbpool", metadata);
     Status::with_error_details(code, e.to_string(), details)
+}
+
+/// The gRPC code of an error, as a metric label (`INVALID_ARGUMENT`, …).
+pub fn code_name(e: &Error) -> &'static str {
+    match classify(e).0 {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn log(e: &Error, code: Code) {
+    match code {
+        Code::Internal | Code::Unknown => tracing::error!(error = %e, "call failed"),
+        Code::Unavailable | Code::ResourceExhausted | Code::Unauthenticated => {
+            tracing::warn!(error = %e, "call failed")
+        }
+        _ => tracing::debug!(error = %e, "call failed"),
+    }
 }
 
 #[cfg(test)]

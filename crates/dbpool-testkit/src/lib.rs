@@ -1,6 +1,9 @@
 //! Test fixtures: a uniquely named PostgreSQL database per test (dropped afterwards) and
 //! unique names, so tests run in parallel and twice in a row against the real servers.
+mod temp_pg;
+
 use std::time::Duration;
+pub use temp_pg::TempPostgres;
 
 /// Base URL of the test PostgreSQL server (env `DBPOOL_TEST_PG_URL`).
 pub fn pg_base_url() -> String {

@@ -354,4 +354,8 @@ impl Backend for PgBackend {
     fn state(&self) -> PoolState {
         self.pool.state()
     }
+
+    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
+        self.pool.acquire_wait()
+    }
 }

@@ -427,4 +427,8 @@ impl Backend for SqliteBackend {
     fn state(&self) -> PoolState {
         self.pool.state()
     }
+
+    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
+        self.pool.acquire_wait()
+    }
 }

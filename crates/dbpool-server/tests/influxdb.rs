@@ -1,0 +1,228 @@
+//! InfluxDB end to end through the server: a Polars-shaped DataFrame in over Flight
+//! DoPut, InfluxQL out over gRPC Query and Flight DoGet, errors as gRPC statuses.
+//! Needs DBPOOL_TEST_INFLUX_URL (scripts/influxdb.sh); fails when it is unset.
+mod common;
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, Float64Type, TimestampNanosecondType};
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::{FlightDescriptor, PutResult, Ticket};
+use common::*;
+use dbpool_proto::v1 as pb;
+use dbpool_proto::v1::{BulkInsertCommand, BulkInsertResult, InsertMode, QueryTicket};
+use futures::TryStreamExt;
+use prost::Message;
+use std::sync::Arc;
+use tonic::Code;
+
+fn base_url() -> String {
+    std::env::var("DBPOOL_TEST_INFLUX_URL").unwrap_or_else(|_| {
+        panic!(
+            "DBPOOL_TEST_INFLUX_URL is not set: start the test servers with \
+             `eval \"$(scripts/influxdb.sh start)\"`"
+        )
+    })
+}
+
+/// Drops the test database on drop, also when the test failed.
+struct DropDb(String);
+
+impl Drop for DropDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE {}", self.0);
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use dbpool_core::BackendFactory;
+                let cfg = dbpool_config::PoolConfig {
+                    url: Some(dbpool_config::Secret::new(base_url())),
+                    ..Default::default()
+                };
+                let admin = dbpool_backends::Factory
+                    .create("drop", &cfg.resolve("").ok()?)
+                    .await
+                    .ok()?;
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    admin.execute(&sql, vec![]),
+                )
+                .await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+/// What `polars.DataFrame.to_arrow()` sends: string views and ns timestamps.
+fn frame() -> RecordBatch {
+    let at = TimestampNanosecondArray::from_iter_values((1..=6).map(|i| i * 1_000_000_000))
+        .with_timezone("UTC");
+    RecordBatch::try_from_iter_with_nullable(vec![
+        ("time", Arc::new(at) as ArrayRef, false),
+        (
+            "host",
+            Arc::new(StringViewArray::from(vec!["a", "b", "a", "b", "a", "b"])),
+            false,
+        ),
+        (
+            "load",
+            Arc::new(Float64Array::from(vec![
+                Some(1.0),
+                Some(2.0),
+                None,
+                Some(4.0),
+                Some(5.0),
+                Some(6.5),
+            ])),
+            true,
+        ),
+        (
+            "note",
+            Arc::new(StringViewArray::from(vec![
+                Some("ok"),
+                None,
+                Some("über \"x\""),
+                None,
+                None,
+                None,
+            ])),
+            true,
+        ),
+    ])
+    .unwrap()
+}
+
+async fn execute(c: &mut PoolClient, pool: &str, sql: &str) -> Result<u64, tonic::Status> {
+    c.execute(pb::ExecuteRequest {
+        pool_id: pool.into(),
+        sql: sql.into(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().rows_affected)
+}
+
+type PoolClient = pb::pool_service_client::PoolServiceClient<tonic::transport::Channel>;
+
+#[tokio::test]
+async fn dataframe_in_time_series_out() {
+    let base = base_url();
+    let db = dbpool_testkit::unique_name("dbpool_t");
+    let server = TestServer::start_with(
+        &[
+            ("admin", base.as_str()),
+            ("influx", &format!("{base}/{db}")),
+            ("missing", &format!("{base}/{db}_missing")),
+        ],
+        |c| {
+            let p = c.pools.get_mut("influx").unwrap();
+            p.settings.insert("tag_columns".into(), "host".into());
+        },
+    )
+    .await;
+    let mut c = server.pools().await;
+    execute(&mut c, "admin", &format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let _drop = DropDb(db.clone());
+
+    // DataFrame in: tags from the pool's settings, the time column by its default name.
+    let mut f = server.flight().await;
+    let cmd = BulkInsertCommand {
+        pool_id: "influx".into(),
+        table: "cpu".into(),
+        mode: InsertMode::Create as i32,
+    };
+    // Wrapped in an Any, the Flight SQL convention for custom commands.
+    let any = prost_types::Any {
+        type_url: "type.googleapis.com/dbpool.v1.BulkInsertCommand".into(),
+        value: cmd.encode_to_vec(),
+    };
+    let data = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(any.encode_to_vec())))
+        .build(futures::stream::iter([Ok(frame())]));
+    let results: Vec<PutResult> = f.do_put(data).await.unwrap().try_collect().await.unwrap();
+    let r = BulkInsertResult::decode(results[0].app_metadata.clone()).unwrap();
+    assert_eq!(r.rows_inserted, 6);
+
+    // Line protocol through Execute.
+    let n = execute(&mut c, "influx", "cpu,host=c load=9 7000000000")
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // Time series out over gRPC: GROUP BY series flattened into tag columns.
+    let batches = query_ipc(
+        &mut c,
+        "influx",
+        "SELECT mean(load) FROM cpu GROUP BY host",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let hosts = arrow::compute::cast(b.column_by_name("host").unwrap(), &DataType::Utf8).unwrap();
+    let hosts: Vec<_> = hosts.as_string::<i32>().iter().flatten().collect();
+    assert_eq!(hosts, ["a", "b", "c"]);
+    let means = b
+        .column_by_name("mean")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(means.values(), &[3.0, 4.166666666666667, 9.0]);
+
+    // And over Flight DoGet, in small batches.
+    let ticket = QueryTicket {
+        pool_id: "influx".into(),
+        sql: "SELECT load, note FROM cpu WHERE host = $1".into(),
+        params: vec![p_str("a")],
+        batch_size: 2,
+        ..Default::default()
+    };
+    let batches: Vec<RecordBatch> = f
+        .do_get(Ticket::new(ticket.encode_to_vec()))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.len(), 2);
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let times = b
+        .column_by_name("time")
+        .unwrap()
+        .as_primitive::<TimestampNanosecondType>();
+    assert_eq!(
+        times.values(),
+        &[1_000_000_000, 3_000_000_000, 5_000_000_000]
+    );
+    assert_eq!(times.timezone(), Some("UTC"));
+    let notes = b.column_by_name("note").unwrap().as_string::<i32>();
+    assert_eq!(
+        notes.iter().collect::<Vec<_>>(),
+        [Some("ok"), Some("über \"x\""), None]
+    );
+
+    // InfluxDB's errors as statuses: in a 200 body, a 400, no transactions.
+    let s = query_ipc(&mut c, "missing", "SELECT * FROM cpu", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("database not found"), "{s:?}");
+    let s = execute(&mut c, "influx", "SELECT FROM").await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("error parsing query"), "{s:?}");
+    let s = c
+        .begin_transaction(pb::BeginTransactionRequest {
+            pool_id: "influx".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+}

@@ -1,0 +1,153 @@
+//! A private PostgreSQL server for tests that stop and start their database (health
+//! flips, restarts): initdb in a temp dir, on its own port, run as the `postgres` user.
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A PostgreSQL cluster of the test's own; stopped and removed on drop.
+pub struct TempPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+fn pg_bin() -> PathBuf {
+    let root = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .max()
+        .expect("a PostgreSQL version directory");
+    root.join("bin")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root).
+fn as_postgres(bin: &PathBuf, tool: &str, args: &[&str]) {
+    let tool = bin.join(tool);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let out = if is_root {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&tool)
+            .args(args)
+            .output()
+    } else {
+        Command::new(&tool).args(args).output()
+    }
+    .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}{}",
+        tool.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TempPostgres {
+    /// Creates and starts the cluster (trust auth, user `postgres`).
+    pub fn start() -> TempPostgres {
+        let dir = tempfile::Builder::new()
+            .prefix("dbpool-pg-")
+            .tempdir()
+            .unwrap();
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        if is_root {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown of the cluster directory");
+        }
+        let bin = pg_bin();
+        let data = dir.path().join("data");
+        as_postgres(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let pg = TempPostgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        pg.start_server();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn start_server(&self) {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops the server (fast shutdown: connections are terminated).
+    pub fn stop(&self) {
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        self.start_server();
+    }
+
+    /// A URL for the `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let tool = self.bin.join("pg_ctl");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(tool)
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
