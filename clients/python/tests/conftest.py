@@ -14,8 +14,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -127,16 +127,22 @@ def pg_admin(db: SyncDatabasePool) -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_pool(db: SyncDatabasePool, pg_admin: str) -> Iterator[str]:
-    """A pool on a brand-new PostgreSQL database; yields the pool id, drops it all after."""
+def pg_database(db: SyncDatabasePool, pg_admin: str) -> Iterator[str]:
+    """A brand-new PostgreSQL database; yields its URL and drops it afterwards."""
     name = unique("t")
     db.execute(pg_admin, f'CREATE DATABASE "{name}"')
-    pool_id = unique("pg")
     try:
-        db.create_pool(pool_id, _with_database(PG_URL, name), max_connections=4)
-        try:
-            yield pool_id
-        finally:
-            db.remove_pool(pool_id)
+        yield _with_database(PG_URL, name)
     finally:
         db.execute(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_pool(db: SyncDatabasePool, pg_database: str) -> Iterator[str]:
+    """A pool on a brand-new PostgreSQL database; yields the pool id."""
+    pool_id = unique("pg")
+    db.create_pool(pool_id, pg_database, max_connections=4)
+    try:
+        yield pool_id
+    finally:
+        db.remove_pool(pool_id)

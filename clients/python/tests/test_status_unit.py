@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import grpc
 import pyarrow as pa
-import pyarrow.flight as flight
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from pyarrow import flight
 
 from db_pool_rs import (
     AuthenticationError,
@@ -85,13 +85,33 @@ def test_sqlstate_falls_back_to_the_message() -> None:
     [
         (pa.ArrowKeyError, "Flight returned not found error", "NOT_FOUND", PoolNotFoundError),
         (pa.ArrowInvalid, "Flight returned invalid argument error", "INVALID_ARGUMENT", InvalidArgumentError),
-        (pa.ArrowException, "Unknown: Flight returned already exists error", "ALREADY_EXISTS", PoolExistsError),
+        (
+            pa.ArrowException,
+            "Unknown: Flight returned already exists error",
+            "ALREADY_EXISTS",
+            PoolExistsError,
+        ),
         (pa.ArrowInvalid, "gRPC returned resource exhausted error", "RESOURCE_EXHAUSTED", PoolTimeoutError),
         (flight.FlightInternalError, "gRPC returned aborted error", "ABORTED", TransactionAbortedError),
-        (flight.FlightUnavailableError, "Flight returned unavailable error", "UNAVAILABLE", PoolUnavailableError),
+        (
+            flight.FlightUnavailableError,
+            "Flight returned unavailable error",
+            "UNAVAILABLE",
+            PoolUnavailableError,
+        ),
         (flight.FlightTimedOutError, "Flight returned timeout error", "DEADLINE_EXCEEDED", PoolTimeoutError),
-        (flight.FlightUnauthenticatedError, "Flight returned unauthenticated error", "UNAUTHENTICATED", AuthenticationError),
-        (flight.FlightUnauthorizedError, "Flight returned unauthorized error", "PERMISSION_DENIED", AuthenticationError),
+        (
+            flight.FlightUnauthenticatedError,
+            "Flight returned unauthenticated error",
+            "UNAUTHENTICATED",
+            AuthenticationError,
+        ),
+        (
+            flight.FlightUnauthorizedError,
+            "Flight returned unauthorized error",
+            "PERMISSION_DENIED",
+            AuthenticationError,
+        ),
         (flight.FlightInternalError, "Flight returned internal error", "INTERNAL", DbPoolError),
     ],
 )
@@ -104,7 +124,9 @@ def test_flight_errors_keep_their_grpc_code(exc_type, prefix, code, cls) -> None
 
 def test_flight_error_with_sqlstate_is_a_query_error() -> None:
     msg = 'relation "nope" does not exist (SQLSTATE 42P01)'
-    err = from_flight_error(pa.ArrowInvalid(_flight_text("Flight returned invalid argument error", "INVALID_ARGUMENT", msg)))
+    err = from_flight_error(
+        pa.ArrowInvalid(_flight_text("Flight returned invalid argument error", "INVALID_ARGUMENT", msg))
+    )
     assert type(err) is QueryError and err.sqlstate == "42P01" and err.message == msg
 
 
@@ -118,6 +140,39 @@ def test_flight_error_without_debug_context_uses_prefix_then_class() -> None:
 
 
 def test_flight_extra_info_wins_when_present() -> None:
-    exc = flight.FlightInternalError("opaque", _details(grpc.StatusCode.ABORTED, "deadlock (SQLSTATE 40P01)", sqlstate="40P01"))
+    exc = flight.FlightInternalError(
+        "opaque", _details(grpc.StatusCode.ABORTED, "deadlock (SQLSTATE 40P01)", sqlstate="40P01")
+    )
     err = from_flight_error(exc)
     assert type(err) is TransactionAbortedError and err.sqlstate == "40P01"
+
+
+def test_older_grpc_debug_context_format() -> None:
+    """pyarrow builds with older gRPC print the status as `{..., grpc_status:N, ...}`."""
+    text = (
+        "Flight returned not found error, with message: pool `zzz` not found. gRPC client "
+        'debug context: UNKNOWN:Error received from peer ipv4:127.0.0.1:50999 {grpc_message:"pool '
+        '`zzz` not found", grpc_status:5, created_time:"2026-11-27T12:00:28+00:00"}. Client '
+        "context: IOError: Server never sent a data message. Detail: Internal"
+    )
+    err = from_flight_error(pa.ArrowKeyError(text))
+    assert type(err) is PoolNotFoundError and err.message == "pool `zzz` not found"
+    aborted = text.replace("Flight returned not found error", "gRPC returned aborted error")
+    aborted = aborted.replace("grpc_status:5", "grpc_status:10").replace(
+        "`zzz` not found", "x (SQLSTATE 40001)"
+    )
+    err = from_flight_error(flight.FlightInternalError(aborted))
+    assert type(err) is TransactionAbortedError and err.sqlstate == "40001"
+
+
+def test_server_side_deadline_is_reported_as_deadline() -> None:
+    """tonic answers an expired grpc-timeout with CANCELLED "Timeout expired"."""
+    from db_pool_rs._status import past_deadline
+
+    cancelled = make_error(grpc.StatusCode.CANCELLED, "Timeout expired")
+    err = past_deadline(cancelled, 0.5, started=10.0, now=10.49)
+    assert type(err) is PoolTimeoutError and err.code is grpc.StatusCode.DEADLINE_EXCEEDED
+    other = make_error(grpc.StatusCode.CANCELLED, "cancelled by client")
+    assert past_deadline(other, 0.5, started=10.0, now=10.1) is other
+    assert type(past_deadline(other, 0.5, started=10.0, now=10.6)) is PoolTimeoutError
+    assert past_deadline(cancelled, None, started=10.0, now=99.0) is cancelled

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// Milliseconds between background health checks of each pool.
     #[serde(default = "default_health_interval_ms")]
     pub health_check_interval_ms: u64,
+    /// Put the SQL text of each call on its trace span (off: SQL may hold personal data).
+    #[serde(default)]
+    pub trace_sql: bool,
     /// Address of the Prometheus `/metrics` endpoint, e.g. `127.0.0.1:9090` (off when unset).
     #[serde(default)]
     pub metrics_listen: Option<String>,
@@ -95,6 +98,7 @@ impl Default for ServerConfig {
             health_check_interval_ms: default_health_interval_ms(),
             transaction_idle_timeout_ms: default_tx_idle_ms(),
             metrics_listen: None,
+            trace_sql: false,
             readiness: Readiness::All,
             required_pools: Vec::new(),
         }

@@ -74,7 +74,8 @@ pub struct TxEntry {
 }
 
 impl TxEntry {
-    fn touch(&self) {
+    /// Marks the transaction used now.
+    pub fn touch(&self) {
         *self.last_used.lock().expect("tx clock") = Instant::now();
     }
     fn idle_for(&self) -> Duration {
@@ -148,7 +149,7 @@ impl TxRegistry {
         self.len() == 0
     }
 
-    fn take_where(&self, pred: impl Fn(&TxEntry) -> bool) -> Vec<Arc<TxEntry>> {
+    fn take_where(&self, pred: impl Fn(&Arc<TxEntry>) -> bool) -> Vec<Arc<TxEntry>> {
         let mut open = self.open.lock().expect("tx map");
         let ids: Vec<String> = open
             .values()
@@ -171,7 +172,9 @@ impl TxRegistry {
 
     /// Rolls back transactions idle longer than their timeout; returns how many.
     pub async fn reap_idle(&self) -> usize {
-        let expired = self.take_where(|e| e.idle_for() > e.idle_timeout);
+        // A call holding the entry (a running statement, a stream being read) is not idle.
+        let expired =
+            self.take_where(|e| Arc::strong_count(e) == 1 && e.idle_for() > e.idle_timeout);
         Self::roll_back_all(expired, "idle timeout").await
     }
 

@@ -1,6 +1,7 @@
 //! What PoolService and Flight share: look up the pool (or transaction), run the call,
 //! count it.
 use crate::status::code_name;
+use crate::timed::Timed;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{
@@ -11,6 +12,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Runs calls against the manager's pools and open transactions, keeping counters.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub struct Calls {
     pub txs: Arc<TxRegistry>,
     /// Idle timeout of transactions that do not ask for one.
     pub tx_idle_timeout: Duration,
+    /// Put SQL text on trace spans (`server.trace_sql`).
+    pub trace_sql: bool,
 }
 
 /// Counts the result of a call on its pool.
@@ -29,32 +33,6 @@ fn counted<T>(entry: &PoolEntry, r: Result<T>) -> Result<T> {
         entry.counters.record_error(code_name(e));
     }
     r
-}
-
-/// Records a call's duration when dropped (a query's stream ends or is abandoned).
-struct Timed {
-    entry: Arc<PoolEntry>,
-    kind: CallKind,
-    started: Instant,
-}
-
-impl Timed {
-    fn start(entry: &Arc<PoolEntry>, kind: CallKind) -> Self {
-        entry.counters.record_call(kind);
-        Timed {
-            entry: entry.clone(),
-            kind,
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Drop for Timed {
-    fn drop(&mut self) {
-        self.entry
-            .counters
-            .record_duration(self.kind, self.started.elapsed());
-    }
 }
 
 fn require_sql(sql: &str) -> Result<()> {
@@ -71,6 +49,13 @@ enum Target {
 }
 
 impl Target {
+    fn tx(&self) -> Option<&Arc<TxEntry>> {
+        match self {
+            Target::Pool(_) => None,
+            Target::Tx(t) => Some(t),
+        }
+    }
+
     fn pool(&self) -> &Arc<PoolEntry> {
         match self {
             Target::Pool(p) => p,
@@ -86,6 +71,7 @@ impl Calls {
             manager,
             txs: Arc::new(TxRegistry::default()),
             tx_idle_timeout,
+            trace_sql: false,
         }
     }
 
@@ -118,16 +104,22 @@ impl Calls {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         let entry = target.pool().clone();
-        let timed = Timed::start(&entry, CallKind::Query);
+        let mut timed = Timed::start(&entry, CallKind::Query)
+            .statement(sql, self.trace_sql)
+            .in_tx(target.tx());
         let size = if batch_size > 0 {
             batch_size
         } else {
             entry.config.options.batch_size
         } as usize;
-        let started = match &target {
-            Target::Pool(p) => p.backend.query(sql, params, size).await,
-            Target::Tx(t) => t.tx.query(sql, params, size).await,
-        };
+        let started = async {
+            match &target {
+                Target::Pool(p) => p.backend.query(sql, params, size).await,
+                Target::Tx(t) => t.tx.query(sql, params, size).await,
+            }
+        }
+        .instrument(timed.span.clone())
+        .await;
         let QueryStream { schema, batches } = counted(&entry, started)?;
         let batches = batches
             .inspect(move |b| match b {
@@ -173,11 +165,18 @@ impl Calls {
     ) -> Result<u64> {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
-        let _timed = Timed::start(target.pool(), CallKind::Execute);
-        let r = match &target {
-            Target::Pool(p) => p.backend.execute(sql, params).await,
-            Target::Tx(t) => t.tx.execute(sql, params).await,
-        };
+        let mut timed = Timed::start(target.pool(), CallKind::Execute)
+            .statement(sql, self.trace_sql)
+            .in_tx(target.tx());
+        let r = async {
+            match &target {
+                Target::Pool(p) => p.backend.execute(sql, params).await,
+                Target::Tx(t) => t.tx.execute(sql, params).await,
+            }
+        }
+        .instrument(timed.span.clone())
+        .await;
+        timed.rows = *r.as_ref().unwrap_or(&0);
         counted(target.pool(), r)
     }
 

@@ -10,6 +10,8 @@ mod metrics_http;
 mod pool_service;
 mod rows;
 pub mod status;
+pub mod telemetry;
+mod timed;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use dbpool_config::{Config, PoolConfig, Secret};
@@ -120,6 +122,10 @@ pub async fn run(
         manager.clone(),
         Duration::from_millis(config.server.transaction_idle_timeout_ms.max(1)),
     );
+    let calls = calls::Calls {
+        trace_sql: config.server.trace_sql,
+        ..calls
+    };
     let txs = calls.txs.clone();
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let tx_task = {
@@ -151,7 +157,9 @@ pub async fn run(
 
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), pools = manager.list().len(), "dbpool serving");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    telemetry::init_propagation();
     let server = tonic::transport::Server::builder()
+        .trace_fn(telemetry::rpc_span)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -11,6 +11,7 @@ asyncio client, :class:`SyncDatabasePool` the blocking, thread-safe one::
 """
 
 from ._flight import BatchStream
+from ._transaction import AsyncTransaction, Transaction
 from .async_client import DatabasePool
 from .errors import (
     AuthenticationError,
@@ -23,6 +24,8 @@ from .errors import (
     PoolUnavailableError,
     QueryError,
     TransactionAbortedError,
+    TransactionClosedError,
+    TransactionNotFoundError,
 )
 from .models import Metrics, PoolInfo, PoolOptions, PoolStatus, StatementResult
 from .sync_client import SyncDatabasePool
@@ -30,6 +33,7 @@ from .sync_client import SyncDatabasePool
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncTransaction",
     "AuthenticationError",
     "BatchStream",
     "DatabasePool",
@@ -47,6 +51,9 @@ __all__ = [
     "QueryError",
     "StatementResult",
     "SyncDatabasePool",
+    "Transaction",
     "TransactionAbortedError",
+    "TransactionClosedError",
+    "TransactionNotFoundError",
     "__version__",
 ]

@@ -6,7 +6,8 @@ pointing at the same port.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import Any, Optional, Union
 
 import polars as pl
 import pyarrow as pa
@@ -39,10 +40,8 @@ class ClientBase:
         self._endpoint: Endpoint = parse_endpoint(endpoint)
         self._timeout = timeout
         auth = f"Bearer {token}" if token else None
-        self._metadata: Tuple[Tuple[str, str], ...] = (("authorization", auth),) if auth else ()
-        headers: List[Tuple[bytes, bytes]] = (
-            [(b"authorization", auth.encode())] if auth else []
-        )
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
+        headers: list[tuple[bytes, bytes]] = [(b"authorization", auth.encode())] if auth else []
         self._flight = FlightQueries(self._endpoint.flight_location, headers)
 
     @property

@@ -58,9 +58,7 @@ def parse_endpoint(endpoint: Optional[str] = None) -> Endpoint:
     try:
         port = parts.port
     except ValueError as e:
-        raise InvalidArgumentError(
-            f"endpoint {raw!r}: {e}", grpc.StatusCode.INVALID_ARGUMENT
-        ) from None
+        raise InvalidArgumentError(f"endpoint {raw!r}: {e}", grpc.StatusCode.INVALID_ARGUMENT) from None
     if not parts.hostname or port is None:
         raise InvalidArgumentError(
             f"endpoint {raw!r}: expected scheme://host:port", grpc.StatusCode.INVALID_ARGUMENT

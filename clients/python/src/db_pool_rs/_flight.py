@@ -1,29 +1,36 @@
-"""Runs queries over Arrow Flight ``DoGet`` with one shared, thread-safe FlightClient.
+"""Runs queries over Arrow Flight ``DoGet`` and bulk inserts over ``DoPut`` with one
+shared, thread-safe FlightClient.
 
 The ticket is an encoded ``dbpool.v1.QueryTicket``. ``read_table`` collects the whole
 stream; :class:`BatchStream` hands out record batches as they arrive so memory stays
-bounded by one batch. Both are blocking; the async client runs them in threads.
+bounded by one batch. ``bulk_insert`` streams a table's record batches to the daemon.
+All are blocking; the async client runs them in threads.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Iterator, List, Optional, Tuple
+import time
+from collections.abc import Iterator
+from typing import Optional
 
 import grpc
 import pyarrow as pa
-import pyarrow.flight as flight
+from pyarrow import flight
 
-from ._status import from_flight_error
+from ._proto import flight_pb2
+from ._status import from_flight_error, past_deadline
 from .errors import DbPoolError
 
 _FLIGHT_ERRORS = (flight.FlightError, pa.ArrowException)
+#: Rows per record batch a bulk insert sends (larger table chunks are split).
+BULK_CHUNK_ROWS = 65_536
 
 
 class FlightQueries:
     """Owns the FlightClient of a pool client; safe to share between threads."""
 
-    def __init__(self, location: str, headers: List[Tuple[bytes, bytes]]) -> None:
+    def __init__(self, location: str, headers: list[tuple[bytes, bytes]]) -> None:
         self._location = location
         self._headers = headers
         self._lock = threading.Lock()
@@ -41,21 +48,58 @@ class FlightQueries:
     def _options(self, timeout: Optional[float]) -> flight.FlightCallOptions:
         return flight.FlightCallOptions(timeout=timeout, headers=self._headers)
 
-    def open(self, ticket: bytes, timeout: Optional[float]) -> flight.FlightStreamReader:
+    def open(self, ticket: bytes, timeout: Optional[float]) -> FlightStream:
         """Starts a DoGet; raises the mapped error if the server refuses the query."""
         client = self._get_client()
+        started = time.monotonic()
         try:
-            return client.do_get(flight.Ticket(ticket), self._options(timeout))
+            reader = client.do_get(flight.Ticket(ticket), self._options(timeout))
         except _FLIGHT_ERRORS as e:
-            raise from_flight_error(e) from None
+            raise _mapped(e, timeout, started) from None
+        return FlightStream(reader, timeout, started)
 
     def read_table(self, ticket: bytes, timeout: Optional[float]) -> pa.Table:
         """Runs the query and returns the whole result as one Arrow table."""
-        reader = self.open(ticket, timeout)
+        return self.open(ticket, timeout).read_all()
+
+    def bulk_insert(
+        self, command: bytes, table: pa.Table, timeout: Optional[float], chunk_rows: int = BULK_CHUNK_ROWS
+    ) -> int:
+        """Streams ``table`` with a DoPut whose descriptor command is ``command``.
+
+        Returns ``rows_inserted`` of the daemon's one ``BulkInsertResult``. The daemon
+        writes all rows or none.
+        """
+        client = self._get_client()
+        started = time.monotonic()
+        descriptor = flight.FlightDescriptor.for_command(command)
         try:
-            return reader.read_all()
+            writer, reader = client.do_put(descriptor, table.schema, self._options(timeout))
         except _FLIGHT_ERRORS as e:
-            raise from_flight_error(e) from None
+            raise _mapped(e, timeout, started) from None
+        try:
+            for batch in table.to_batches(max_chunksize=chunk_rows):
+                writer.write_batch(batch)
+            writer.done_writing()
+            metadata = reader.read()
+        except _FLIGHT_ERRORS as e:
+            # The daemon may refuse the call while batches are still going out; the
+            # call's status (the real reason) is then what close() raises.
+            error = _mapped(e, timeout, started)
+            try:
+                writer.close()
+            except _FLIGHT_ERRORS as closing:
+                error = _mapped(closing, timeout, started)
+            except Exception:
+                pass
+            raise error from None
+        try:
+            writer.close()
+        except _FLIGHT_ERRORS as e:
+            raise _mapped(e, timeout, started) from None
+        if metadata is None:
+            raise DbPoolError("the daemon sent no BulkInsertResult", grpc.StatusCode.INTERNAL)
+        return int(flight_pb2.BulkInsertResult.FromString(metadata.to_pybytes()).rows_inserted)
 
     def close(self) -> None:
         """Closes the FlightClient; later queries raise DbPoolError."""
@@ -66,15 +110,43 @@ class FlightQueries:
             client.close()
 
 
-def next_batch(reader: flight.FlightStreamReader) -> Optional[pa.RecordBatch]:
-    """Reads the next record batch, or returns None at the end of the stream."""
-    try:
-        chunk = reader.read_chunk()
-    except StopIteration:
-        return None
-    except _FLIGHT_ERRORS as e:
-        raise from_flight_error(e) from None
-    return chunk.data
+def _mapped(error: Exception, deadline: Optional[float], started: float) -> DbPoolError:
+    return past_deadline(from_flight_error(error), deadline, started, time.monotonic())
+
+
+class FlightStream:
+    """One DoGet response stream, with the deadline it runs under (for error mapping)."""
+
+    def __init__(self, reader: flight.FlightStreamReader, deadline: Optional[float], started: float) -> None:
+        self.reader = reader
+        self._deadline = deadline
+        self._started = started
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the result."""
+        return self.reader.schema
+
+    def read_all(self) -> pa.Table:
+        """Reads every remaining batch into one table."""
+        try:
+            return self.reader.read_all()
+        except _FLIGHT_ERRORS as e:
+            raise _mapped(e, self._deadline, self._started) from None
+
+    def next_batch(self) -> Optional[pa.RecordBatch]:
+        """Reads the next record batch, or returns None at the end of the stream."""
+        try:
+            chunk = self.reader.read_chunk()
+        except StopIteration:
+            return None
+        except _FLIGHT_ERRORS as e:
+            raise _mapped(e, self._deadline, self._started) from None
+        return chunk.data
+
+    def cancel(self) -> None:
+        """Cancels the call (the server stops producing batches)."""
+        self.reader.cancel()
 
 
 class BatchStream:
@@ -84,14 +156,14 @@ class BatchStream:
     the server-side stream.
     """
 
-    def __init__(self, reader: flight.FlightStreamReader) -> None:
-        self._reader = reader
+    def __init__(self, stream: FlightStream) -> None:
+        self._stream = stream
         self._done = False
 
     @property
     def schema(self) -> pa.Schema:
         """The Arrow schema of the result, known before the first batch."""
-        return self._reader.schema
+        return self._stream.schema
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self
@@ -100,7 +172,7 @@ class BatchStream:
         if self._done:
             raise StopIteration
         try:
-            batch = next_batch(self._reader)
+            batch = self._stream.next_batch()
         except BaseException:
             self._done = True
             raise
@@ -113,9 +185,9 @@ class BatchStream:
         """Stops reading; cancels the call if the stream has not ended yet."""
         if not self._done:
             self._done = True
-            self._reader.cancel()
+            self._stream.cancel()
 
-    def __enter__(self) -> "BatchStream":
+    def __enter__(self) -> BatchStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

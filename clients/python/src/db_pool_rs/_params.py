@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Any, Iterable, List, Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,15 +29,11 @@ def _timestamp(value: dt.datetime) -> Timestamp:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     delta = value - _EPOCH  # exact: timedelta keeps microseconds, days may be negative
-    return Timestamp(
-        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000
-    )
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
 
 
 def _invalid(position: int, message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(
-        f"params[{position}]: {message}", grpc.StatusCode.INVALID_ARGUMENT
-    )
+    return InvalidArgumentError(f"params[{position}]: {message}", grpc.StatusCode.INVALID_ARGUMENT)
 
 
 def to_param(value: Any, position: int = 0) -> pool_pb2.Param:
@@ -71,7 +68,7 @@ def to_param(value: Any, position: int = 0) -> pool_pb2.Param:
     )
 
 
-def to_params(params: Optional[Iterable[Any]]) -> List[pool_pb2.Param]:
+def to_params(params: Optional[Iterable[Any]]) -> list[pool_pb2.Param]:
     """Converts a sequence of Python values (or None for no parameters)."""
     if params is None:
         return []

@@ -6,18 +6,22 @@ Keeping this in one place means :class:`~db_pool_rs.SyncDatabasePool` and
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional, Union
 
 import grpc
+import polars as pl
+import pyarrow as pa
+from google.protobuf import any_pb2
 
 from ._params import to_params
 from ._proto import flight_pb2, pool_pb2
 from ._status import make_error
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ParamTypeError
 from .models import StatementResult
 
 #: A statement of ``execute_batch``: plain SQL, or SQL with its parameters.
-StatementLike = Union[str, Tuple[str, Optional[Sequence[Any]]]]
+StatementLike = Union[str, tuple[str, Optional[Sequence[Any]]]]
 
 
 def _invalid(message: str) -> InvalidArgumentError:
@@ -75,18 +79,125 @@ def create_pool_request(
 
 
 def query_ticket(
-    pool_id: str, sql: str, params: Optional[Iterable[Any]], batch_size: Optional[int] = None
+    pool_id: str,
+    sql: str,
+    params: Optional[Iterable[Any]],
+    batch_size: Optional[int] = None,
+    transaction_id: str = "",
 ) -> bytes:
     """Encodes the Flight ticket (a ``dbpool.v1.QueryTicket``) of a query."""
     ticket = flight_pb2.QueryTicket(
-        pool_id=pool_id, sql=check_sql(sql), params=to_params(params), batch_size=batch_size or 0
+        pool_id=pool_id,
+        sql=check_sql(sql),
+        params=to_params(params),
+        batch_size=batch_size or 0,
+        transaction_id=transaction_id,
     )
     return ticket.SerializeToString()
 
 
-def execute_request(pool_id: str, sql: str, params: Optional[Iterable[Any]]) -> pool_pb2.ExecuteRequest:
-    """Builds an ExecuteRequest."""
-    return pool_pb2.ExecuteRequest(pool_id=pool_id, sql=check_sql(sql), params=to_params(params))
+def execute_request(
+    pool_id: str, sql: str, params: Optional[Iterable[Any]], transaction_id: str = ""
+) -> pool_pb2.ExecuteRequest:
+    """Builds an ExecuteRequest (inside a transaction when ``transaction_id`` is set)."""
+    return pool_pb2.ExecuteRequest(
+        pool_id=pool_id, sql=check_sql(sql), params=to_params(params), transaction_id=transaction_id
+    )
+
+
+# -- bulk insert ----------------------------------------------------------------------
+
+#: What ``bulk_insert`` accepts as rows.
+TableLike = Union[pl.DataFrame, pl.LazyFrame, pa.Table, pa.RecordBatch]
+
+_INSERT_MODES = {
+    "append": flight_pb2.INSERT_MODE_APPEND_UNSPECIFIED,
+    "create": flight_pb2.INSERT_MODE_CREATE,
+    "replace": flight_pb2.INSERT_MODE_REPLACE,
+}
+
+
+def insert_mode(mode: Any) -> int:
+    """``"append"`` / ``"create"`` / ``"replace"`` -> ``dbpool.v1.InsertMode``."""
+    value = _INSERT_MODES.get(mode.lower()) if isinstance(mode, str) else None
+    if value is None:
+        raise _invalid(f"mode must be one of {', '.join(map(repr, _INSERT_MODES))}, not {mode!r}")
+    return value
+
+
+def bulk_insert_command(pool_id: str, table: str, mode: Any) -> bytes:
+    """The DoPut descriptor command: an Any-wrapped ``dbpool.v1.BulkInsertCommand``."""
+    if not isinstance(table, str) or not table.strip():
+        raise _invalid(f"table must be a non-empty str, not {table!r}")
+    command = flight_pb2.BulkInsertCommand(pool_id=pool_id, table=table, mode=insert_mode(mode))
+    wrapped = any_pb2.Any()
+    wrapped.Pack(command)  # type_url: type.googleapis.com/dbpool.v1.BulkInsertCommand
+    return wrapped.SerializeToString()
+
+
+def to_arrow_table(data: Any) -> pa.Table:
+    """A Polars DataFrame / LazyFrame, pyarrow Table or RecordBatch as a pyarrow Table.
+
+    Polars frames are exported with ``to_arrow()``, which shares the column buffers.
+    """
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()
+    if isinstance(data, pl.DataFrame):
+        return data.to_arrow()
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    raise ParamTypeError(
+        "data must be a polars DataFrame or LazyFrame, a pyarrow Table or a pyarrow RecordBatch, "
+        f"not {type(data).__name__}",
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+# -- transactions ---------------------------------------------------------------------
+
+_ISOLATION = {
+    "read_uncommitted": pool_pb2.ISOLATION_LEVEL_READ_UNCOMMITTED,
+    "read_committed": pool_pb2.ISOLATION_LEVEL_READ_COMMITTED,
+    "repeatable_read": pool_pb2.ISOLATION_LEVEL_REPEATABLE_READ,
+    "serializable": pool_pb2.ISOLATION_LEVEL_SERIALIZABLE,
+}
+
+
+def isolation_level(isolation: Optional[str]) -> int:
+    """``None`` (the database's default) or a level name -> ``dbpool.v1.IsolationLevel``.
+
+    Names are case-insensitive; spaces and dashes count as underscores
+    (``"REPEATABLE READ"`` works).
+    """
+    if isolation is None:
+        return pool_pb2.ISOLATION_LEVEL_DEFAULT_UNSPECIFIED
+    key = (
+        isolation.strip().lower().replace(" ", "_").replace("-", "_") if isinstance(isolation, str) else None
+    )
+    value = _ISOLATION.get(key) if key else None
+    if value is None:
+        raise _invalid(
+            f"isolation must be None or one of {', '.join(map(repr, _ISOLATION))}, not {isolation!r}"
+        )
+    return value
+
+
+def begin_transaction_request(
+    pool_id: str, isolation: Optional[str], read_only: bool, idle_timeout_ms: Optional[int]
+) -> pool_pb2.BeginTransactionRequest:
+    """Builds a BeginTransactionRequest; None leaves the idle timeout to the daemon."""
+    if idle_timeout_ms is not None and (
+        isinstance(idle_timeout_ms, bool) or not isinstance(idle_timeout_ms, int) or idle_timeout_ms <= 0
+    ):
+        raise _invalid(f"idle_timeout_ms must be a positive int or None, not {idle_timeout_ms!r}")
+    return pool_pb2.BeginTransactionRequest(
+        pool_id=pool_id,
+        isolation=isolation_level(isolation),
+        read_only=bool(read_only),
+        idle_timeout_ms=idle_timeout_ms or 0,
+    )
 
 
 def _statement(item: StatementLike, index: int) -> pool_pb2.Statement:
@@ -99,9 +210,7 @@ def _statement(item: StatementLike, index: int) -> pool_pb2.Statement:
         except InvalidArgumentError as e:
             raise type(e)(f"statements[{index}].{e.message}", e.code) from None
         return pool_pb2.Statement(sql=check_sql(sql, f"statements[{index}] sql"), params=converted)
-    raise _invalid(
-        f"statements[{index}] must be a str or a (sql, params) tuple, not {type(item).__name__}"
-    )
+    raise _invalid(f"statements[{index}] must be a str or a (sql, params) tuple, not {type(item).__name__}")
 
 
 def execute_batch_request(
@@ -119,7 +228,7 @@ def execute_batch_request(
 
 def batch_results(
     reply: pool_pb2.ExecuteBatchResponse, transaction: bool
-) -> Union[List[int], List[StatementResult]]:
+) -> Union[list[int], list[StatementResult]]:
     """Rows affected per statement (transaction) or one StatementResult per statement."""
     results = sorted((StatementResult.from_proto(r) for r in reply.results), key=lambda r: r.index)
     if not transaction:

@@ -15,23 +15,37 @@ context: <CODE>:<msg>..."``, which is what :func:`from_flight_error` reads first
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional, Tuple
+from collections.abc import Iterable
+from typing import Any, Optional
 
 import grpc
 import pyarrow as pa
-import pyarrow.flight as flight
 from google.rpc import error_details_pb2, status_pb2
+from pyarrow import flight
 
-from .errors import DbPoolError, error_class
+from .errors import DbPoolError, TransactionNotFoundError, error_class
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 ERROR_DOMAIN = "dbpool"
 
-_SQLSTATE_RE = re.compile(r"\(SQLSTATE ([0-9A-Za-z]{5})\)")
+# PostgreSQL sends 5-character SQLSTATEs, SQLite its numeric extended result codes.
+_SQLSTATE_RE = re.compile(r"\(SQLSTATE ([0-9A-Za-z_-]+)\)")
+# ErrorInfo reasons of the database's own errors, with or without a code.
+_DATABASE_REASONS = ("DATABASE_ERROR", "TRANSACTION_ABORTED")
+# The daemon's NOT_FOUND for an unknown transaction: ErrorInfo reason over gRPC, the
+# message over Flight (pyarrow drops the details).
+_TX_NOT_FOUND_REASON = "TRANSACTION_NOT_FOUND"
+_TX_NOT_FOUND_RE = re.compile(r"^transaction `[^`]*` not found")
+# "... with message: <msg>. gRPC client debug context: <context>. Client context: ..."
 _FLIGHT_MESSAGE_RE = re.compile(
-    r"with message: (?P<msg>.*?)\. gRPC client debug context: (?P<code>[A-Z_]+):", re.DOTALL
+    r"with message: (?P<msg>.*?)(?:\. gRPC client debug context: (?P<ctx>.*?))?"
+    r"(?:\. Client context:|$)",
+    re.DOTALL,
 )
-_FLIGHT_PLAIN_MESSAGE_RE = re.compile(r"with message: (?P<msg>.*?)(?:\. Client context:|$)", re.DOTALL)
+# The debug context names the code: newer gRPC as "<CODE>:<msg>", older as
+# "... {grpc_message:"...", grpc_status:5, ...}".
+_CONTEXT_NUMBER_RE = re.compile(r"grpc_status:(\d+)")
+_CONTEXT_NAME_RE = re.compile(r"^(?P<code>[A-Z_]+):")
 # pyarrow's message prefixes, in case the gRPC debug context is missing.
 _FLIGHT_PREFIXES = (
     ("Flight returned invalid argument error", grpc.StatusCode.INVALID_ARGUMENT),
@@ -65,7 +79,7 @@ _FLIGHT_CLASSES = (
 _CODES_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
-def parse_status_details(raw: Optional[bytes]) -> Tuple[Optional[grpc.StatusCode], str, dict]:
+def parse_status_details(raw: Optional[bytes]) -> tuple[Optional[grpc.StatusCode], str, dict]:
     """Decodes ``grpc-status-details-bin`` into (code, message, ErrorInfo metadata).
 
     Returns ``(None, "", {})`` for missing or undecodable bytes.
@@ -74,7 +88,7 @@ def parse_status_details(raw: Optional[bytes]) -> Tuple[Optional[grpc.StatusCode
         return None, "", {}
     try:
         status = status_pb2.Status.FromString(bytes(raw))
-    except Exception:  # noqa: BLE001 - garbage in the trailer must not hide the real error
+    except Exception:
         return None, "", {}
     metadata: dict = {}
     for detail in status.details:
@@ -94,13 +108,16 @@ def sqlstate_from_message(message: str) -> Optional[str]:
     return found[-1] if found else None
 
 
-def make_error(
-    code: grpc.StatusCode, message: str, metadata: Optional[dict] = None
-) -> DbPoolError:
+def make_error(code: grpc.StatusCode, message: str, metadata: Optional[dict] = None) -> DbPoolError:
     """Builds the exception for a code, a message and ErrorInfo metadata."""
     metadata = metadata or {}
     sqlstate = metadata.get("sqlstate") or sqlstate_from_message(message)
-    return error_class(code, sqlstate)(message, code, sqlstate, metadata)
+    if code is grpc.StatusCode.NOT_FOUND and (
+        metadata.get("reason") == _TX_NOT_FOUND_REASON or _TX_NOT_FOUND_RE.match(message or "")
+    ):
+        return TransactionNotFoundError(message, code, None, metadata)
+    from_database = bool(sqlstate) or metadata.get("reason") in _DATABASE_REASONS
+    return error_class(code, from_database)(message, code, sqlstate, metadata)
 
 
 def _trailer(metadata: Optional[Iterable[Any]], key: str) -> Optional[bytes]:
@@ -120,27 +137,47 @@ def from_grpc_error(error: grpc.RpcError) -> DbPoolError:
     return make_error(code or grpc.StatusCode.UNKNOWN, message or detail_message, metadata)
 
 
+def _code_from_context(context: str) -> Optional[grpc.StatusCode]:
+    number = _CONTEXT_NUMBER_RE.search(context)
+    if number:
+        return _CODES_BY_NUMBER.get(int(number.group(1)))
+    name = _CONTEXT_NAME_RE.match(context)
+    code = getattr(grpc.StatusCode, name.group("code"), None) if name else None
+    # "UNKNOWN:Error received from peer" is the old format's preamble, not a code.
+    return None if code is grpc.StatusCode.UNKNOWN and "grpc_" in context else code
+
+
 def from_flight_error(error: Exception) -> DbPoolError:
     """Maps an exception raised by pyarrow.flight to a DbPoolError subclass."""
     text = str(error)
     code: Optional[grpc.StatusCode] = None
     message = text
-    metadata: dict = {}
-    extra = getattr(error, "extra_info", None)
-    detail_code, detail_message, metadata = parse_status_details(extra)
+    detail_code, detail_message, metadata = parse_status_details(getattr(error, "extra_info", None))
     match = _FLIGHT_MESSAGE_RE.search(text)
     if match:
         message = match.group("msg")
-        code = getattr(grpc.StatusCode, match.group("code"), None)
-    else:
-        plain = _FLIGHT_PLAIN_MESSAGE_RE.search(text)
-        if plain:
-            message = plain.group("msg")
+        if match.group("ctx"):
+            code = _code_from_context(match.group("ctx"))
     if code is None:
         code = next((c for prefix, c in _FLIGHT_PREFIXES if prefix in text), None)
     if code is None:
         code = next((c for cls, c in _FLIGHT_CLASSES if isinstance(error, cls)), None)
     if code is None:
         # Not a server status: a local Arrow failure (e.g. IPC decoding).
-        code = grpc.StatusCode.INTERNAL if isinstance(error, pa.ArrowException) else grpc.StatusCode.UNKNOWN
+        local = isinstance(error, pa.ArrowException)
+        code = grpc.StatusCode.INTERNAL if local else grpc.StatusCode.UNKNOWN
     return make_error(detail_code or code, detail_message or message, metadata)
+
+
+def past_deadline(error: DbPoolError, deadline: Optional[float], started: float, now: float) -> DbPoolError:
+    """Reports a server-side deadline expiry as DEADLINE_EXCEEDED.
+
+    tonic answers a call whose ``grpc-timeout`` ran out with CANCELLED "Timeout expired",
+    which can reach the client before its own timer fires; like grpc-dotnet, a CANCELLED
+    status after the deadline has passed is treated as the deadline.
+    """
+    if error.code is not grpc.StatusCode.CANCELLED or deadline is None:
+        return error
+    if error.message != "Timeout expired" and now - started < deadline * 0.95:
+        return error
+    return make_error(grpc.StatusCode.DEADLINE_EXCEEDED, error.message, error.metadata)

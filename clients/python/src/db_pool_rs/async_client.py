@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Iterable, List, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import grpc
 import grpc.aio
 import pyarrow as pa
 
 from ._base import ClientBase, Frame, to_polars
-from ._flight import next_batch
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
     StatementLike,
+    TableLike,
     batch_results,
+    bulk_insert_command,
     create_pool_request,
     execute_batch_request,
     execute_request,
+    to_arrow_table,
 )
-from ._status import from_grpc_error
+from ._status import from_grpc_error, past_deadline
+from ._transaction import AsyncTransaction
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 T = TypeVar("T")
@@ -73,12 +78,13 @@ class DatabasePool(ClientBase):
 
     async def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
         stub = self._get_stub()
+        deadline = self._deadline(timeout)
+        started = time.monotonic()
         try:
-            return await getattr(stub, method)(
-                request, timeout=self._deadline(timeout), metadata=self._metadata
-            )
+            return await getattr(stub, method)(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise from_grpc_error(e) from None
+            error = from_grpc_error(e)
+            raise past_deadline(error, deadline, started, time.monotonic()) from None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -136,7 +142,7 @@ class DatabasePool(ClientBase):
         """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
         await self._call("RemovePool", pool_pb2.RemovePoolRequest(pool_id=pool_id), timeout)
 
-    async def list_pools(self, *, timeout: Optional[float] = None) -> List[PoolInfo]:
+    async def list_pools(self, *, timeout: Optional[float] = None) -> list[PoolInfo]:
         """Lists every pool with its redacted configuration and status."""
         reply = await self._call("ListPools", pool_pb2.ListPoolsRequest(), timeout)
         return [PoolInfo.from_proto(p) for p in reply.pools]
@@ -146,9 +152,7 @@ class DatabasePool(ClientBase):
         request = pool_pb2.GetPoolStatusRequest(pool_id=pool_id)
         return PoolStatus.from_proto(await self._call("GetPoolStatus", request, timeout))
 
-    async def metrics(
-        self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None
-    ) -> Metrics:
+    async def metrics(self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None) -> Metrics:
         """Returns the counters of every pool, or of ``pool_id`` only."""
         request = pool_pb2.GetMetricsRequest(pool_id=pool_id or "")
         return Metrics.from_proto(await self._call("GetMetrics", request, timeout))
@@ -199,18 +203,18 @@ class DatabasePool(ClientBase):
         Memory stays bounded by a batch; leaving the loop early cancels the stream.
         """
         ticket = self._ticket(pool_id, sql, params, batch_size)
-        reader = await self._run(self._flight.open, ticket, self._deadline(timeout))
+        stream = await self._run(self._flight.open, ticket, self._deadline(timeout))
         done = False
         try:
             while True:
-                batch = await self._run(next_batch, reader)
+                batch = await self._run(stream.next_batch)
                 if batch is None:
                     done = True
                     return
                 yield batch
         finally:
             if not done:
-                reader.cancel()
+                stream.cancel()
 
     # -- writes ----------------------------------------------------------------------
 
@@ -233,7 +237,7 @@ class DatabasePool(ClientBase):
         transaction: bool = True,
         *,
         timeout: Optional[float] = None,
-    ) -> Union[List[int], List[StatementResult]]:
+    ) -> Union[list[int], list[StatementResult]]:
         """Runs statements (``str`` or ``(sql, params)``) on one connection.
 
         ``transaction=True``: all-or-nothing, returns rows affected per statement or
@@ -242,17 +246,62 @@ class DatabasePool(ClientBase):
         request = execute_batch_request(pool_id, statements, transaction)
         return batch_results(await self._call("ExecuteBatch", request, timeout), transaction)
 
+    async def bulk_insert(
+        self,
+        pool_id: str,
+        table: str,
+        data: TableLike,
+        mode: str = "append",
+        *,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Writes a Polars DataFrame or a pyarrow Table / RecordBatch into ``table``.
+
+        All rows or none; ``mode`` is ``"append"``, ``"create"`` or ``"replace"``. Same
+        as :meth:`SyncDatabasePool.bulk_insert`; returns the rows inserted.
+        """
+        command = bulk_insert_command(pool_id, table, mode)
+        arrow = to_arrow_table(data)
+        return await self._run(self._flight.bulk_insert, command, arrow, self._deadline(timeout))
+
+    # -- transactions ----------------------------------------------------------------
+
+    def transaction(
+        self,
+        pool_id: str,
+        isolation: Optional[str] = None,
+        read_only: bool = False,
+        idle_timeout_ms: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> AsyncTransaction:
+        """An interactive transaction on one pinned connection of ``pool_id``.
+
+        ``async with db.transaction("pg") as tx:`` begins it, commits at the end of the
+        block and rolls back (re-raising) on an exception; ``tx = await
+        db.transaction("pg")`` begins it for explicit ``await tx.commit()`` /
+        ``await tx.rollback()``. Options as in :meth:`SyncDatabasePool.transaction`.
+        """
+        return AsyncTransaction(
+            self,
+            pool_id,
+            isolation=isolation,
+            read_only=read_only,
+            idle_timeout_ms=idle_timeout_ms,
+            timeout=timeout,
+        )
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def close(self) -> None:
         """Closes the gRPC channel, the Flight client and the worker threads."""
         channel, self._channel = self._channel, None
         if channel is not None:
-            await channel.close()
+            await channel.close(grace=None)
         self._flight.close()
         self._executor.shutdown(wait=False)
 
-    async def __aenter__(self) -> "DatabasePool":
+    async def __aenter__(self) -> DatabasePool:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

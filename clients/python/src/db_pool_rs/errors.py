@@ -7,7 +7,8 @@ exported from the package top level.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 import grpc
 
@@ -22,6 +23,8 @@ __all__ = [
     "PoolUnavailableError",
     "QueryError",
     "TransactionAbortedError",
+    "TransactionClosedError",
+    "TransactionNotFoundError",
     "error_class",
 ]
 
@@ -48,6 +51,17 @@ class DbPoolError(Exception):
         self.code = code
         self.sqlstate = sqlstate
         self.metadata = dict(metadata or {})
+
+    @property
+    def statement_index(self) -> Optional[int]:
+        """Index of the failing statement of a transactional ``execute_batch``, if any."""
+        value = self.metadata.get("statement_index")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def field(self) -> Optional[str]:
+        """The request field an InvalidArgumentError is about (e.g. ``params``), if known."""
+        return self.metadata.get("field")
 
     def __str__(self) -> str:
         return self.message
@@ -81,6 +95,19 @@ class TransactionAbortedError(QueryError):
     """The database aborted the transaction: serialization failure or deadlock (ABORTED)."""
 
 
+class TransactionNotFoundError(DbPoolError, LookupError):
+    """The daemon has no open transaction with this id (gRPC NOT_FOUND).
+
+    It was never begun, has already ended, or was rolled back by the daemon: after its
+    idle timeout (``idle_timeout_ms`` of ``transaction()``) or because the client's
+    connection closed. Not a :class:`PoolNotFoundError`: the pool is still there.
+    """
+
+
+class TransactionClosedError(DbPoolError):
+    """The transaction object was already committed or rolled back; raised client-side."""
+
+
 class PoolUnavailableError(DbPoolError):
     """The database, or the daemon itself, cannot be reached (gRPC UNAVAILABLE)."""
 
@@ -112,9 +139,13 @@ _STATEMENT_CODES = (
 )
 
 
-def error_class(code: grpc.StatusCode, sqlstate: Optional[str]) -> type[DbPoolError]:
-    """Returns the exception class for a gRPC status code and an optional SQLSTATE."""
-    if code in _STATEMENT_CODES and sqlstate:
+def error_class(code: grpc.StatusCode, from_database: bool = False) -> type[DbPoolError]:
+    """Returns the exception class for a gRPC status code.
+
+    ``from_database`` tells that the database itself rejected the statement (the status
+    carries a SQLSTATE or a ``DATABASE_ERROR`` reason), which makes it a QueryError.
+    """
+    if code in _STATEMENT_CODES and from_database:
         return QueryError
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgumentError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Optional
 
 from ._proto import pool_pb2
 
@@ -23,7 +23,7 @@ class PoolOptions:
     batch_size: int = 0
 
     @classmethod
-    def from_proto(cls, msg: pool_pb2.PoolOptions) -> "PoolOptions":
+    def from_proto(cls, msg: pool_pb2.PoolOptions) -> PoolOptions:
         """Copies a ``dbpool.v1.PoolOptions`` message."""
         return cls(
             max_connections=msg.max_connections,
@@ -54,7 +54,7 @@ class PoolStatus:
     acquire_timeouts_total: int = 0
 
     @classmethod
-    def from_proto(cls, msg: pool_pb2.PoolStatus) -> "PoolStatus":
+    def from_proto(cls, msg: pool_pb2.PoolStatus) -> PoolStatus:
         """Copies a ``dbpool.v1.PoolStatus`` message."""
         return cls(
             pool_id=msg.pool_id,
@@ -83,7 +83,7 @@ class PoolInfo:
     status: Optional[PoolStatus] = None
 
     @classmethod
-    def from_proto(cls, msg: pool_pb2.PoolInfo) -> "PoolInfo":
+    def from_proto(cls, msg: pool_pb2.PoolInfo) -> PoolInfo:
         """Copies a ``dbpool.v1.PoolInfo`` message."""
         return cls(
             pool_id=msg.pool_id,
@@ -98,11 +98,11 @@ class PoolInfo:
 class Metrics:
     """Counters of every pool (or of the one asked for) and the daemon's uptime."""
 
-    pools: List[PoolStatus]
+    pools: list[PoolStatus]
     uptime_seconds: int
 
     @classmethod
-    def from_proto(cls, msg: pool_pb2.GetMetricsResponse) -> "Metrics":
+    def from_proto(cls, msg: pool_pb2.GetMetricsResponse) -> Metrics:
         """Copies a ``dbpool.v1.GetMetricsResponse`` message."""
         return cls([PoolStatus.from_proto(p) for p in msg.pools], msg.uptime_seconds)
 
@@ -122,7 +122,7 @@ class StatementResult:
     code: Optional[str] = None
 
     @classmethod
-    def from_proto(cls, msg: pool_pb2.StatementResult) -> "StatementResult":
+    def from_proto(cls, msg: pool_pb2.StatementResult) -> StatementResult:
         """Copies a ``dbpool.v1.StatementResult`` message."""
         return cls(
             index=msg.index,

@@ -6,7 +6,9 @@ queries; both are thread-safe, so a single instance serves a whole application.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Union
+import time
+from collections.abc import Iterable
+from typing import Any, Optional, Union
 
 import grpc
 import pyarrow as pa
@@ -16,12 +18,16 @@ from ._flight import BatchStream
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
     StatementLike,
+    TableLike,
     batch_results,
+    bulk_insert_command,
     create_pool_request,
     execute_batch_request,
     execute_request,
+    to_arrow_table,
 )
-from ._status import from_grpc_error
+from ._status import from_grpc_error, past_deadline
+from ._transaction import Transaction
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 
@@ -52,12 +58,13 @@ class SyncDatabasePool(ClientBase):
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
 
     def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
+        deadline = self._deadline(timeout)
+        started = time.monotonic()
         try:
-            return getattr(self._stub, method)(
-                request, timeout=self._deadline(timeout), metadata=self._metadata
-            )
+            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise from_grpc_error(e) from None
+            error = from_grpc_error(e)
+            raise past_deadline(error, deadline, started, time.monotonic()) from None
 
     # -- pools -----------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class SyncDatabasePool(ClientBase):
         """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
         self._call("RemovePool", pool_pb2.RemovePoolRequest(pool_id=pool_id), timeout)
 
-    def list_pools(self, *, timeout: Optional[float] = None) -> List[PoolInfo]:
+    def list_pools(self, *, timeout: Optional[float] = None) -> list[PoolInfo]:
         """Lists every pool with its redacted configuration and status."""
         reply = self._call("ListPools", pool_pb2.ListPoolsRequest(), timeout)
         return [PoolInfo.from_proto(p) for p in reply.pools]
@@ -203,7 +210,7 @@ class SyncDatabasePool(ClientBase):
         transaction: bool = True,
         *,
         timeout: Optional[float] = None,
-    ) -> Union[List[int], List[StatementResult]]:
+    ) -> Union[list[int], list[StatementResult]]:
         """Runs statements (``str`` or ``(sql, params)``) on one connection.
 
         With ``transaction=True`` (default) the batch is all-or-nothing: it returns the
@@ -214,6 +221,58 @@ class SyncDatabasePool(ClientBase):
         request = execute_batch_request(pool_id, statements, transaction)
         return batch_results(self._call("ExecuteBatch", request, timeout), transaction)
 
+    def bulk_insert(
+        self,
+        pool_id: str,
+        table: str,
+        data: TableLike,
+        mode: str = "append",
+        *,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Writes a Polars DataFrame or a pyarrow Table / RecordBatch into ``table``.
+
+        The rows travel as Arrow record batches over Flight ``DoPut`` and are written in
+        one transaction: all or none. ``mode``: ``"append"`` (the table must exist and
+        have the frame's columns), ``"create"`` (created from the frame's schema; it must
+        not exist) or ``"replace"`` (dropped if it exists, then created). ``table`` may be
+        schema-qualified (``"sales.orders"``). Returns the rows inserted. Raises
+        InvalidArgumentError (bad mode, schema mismatch), QueryError, PoolNotFoundError.
+        """
+        command = bulk_insert_command(pool_id, table, mode)
+        arrow = to_arrow_table(data)
+        return self._flight.bulk_insert(command, arrow, self._deadline(timeout))
+
+    # -- transactions ----------------------------------------------------------------
+
+    def transaction(
+        self,
+        pool_id: str,
+        isolation: Optional[str] = None,
+        read_only: bool = False,
+        idle_timeout_ms: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> Transaction:
+        """Begins an interactive transaction on one pinned connection of ``pool_id``.
+
+        Use it as ``with db.transaction("pg") as tx:`` (commit at the end of the block,
+        rollback and re-raise on an exception) or call ``tx.commit()`` / ``tx.rollback()``.
+        ``isolation``: None (the database's default), ``"read_uncommitted"``,
+        ``"read_committed"``, ``"repeatable_read"`` or ``"serializable"`` (SQLite has
+        only ``"serializable"``). ``idle_timeout_ms``: the daemon rolls the transaction
+        back after this long without a call (None: the daemon's default, 60 s); later
+        calls then raise TransactionNotFoundError.
+        """
+        return Transaction(
+            self,
+            pool_id,
+            isolation=isolation,
+            read_only=read_only,
+            idle_timeout_ms=idle_timeout_ms,
+            timeout=timeout,
+        ).begin()
+
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -221,7 +280,7 @@ class SyncDatabasePool(ClientBase):
         self._flight.close()
         self._channel.close()
 
-    def __enter__(self) -> "SyncDatabasePool":
+    def __enter__(self) -> SyncDatabasePool:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -186,21 +186,55 @@ fn read_rows(
     }
     let mut stmt = conn.prepare(sql).map_err(sq)?;
     bind(&mut stmt, params)?;
+    if stream_batches(&mut stmt, batch_size, tx)? {
+        return Ok(());
+    }
+    // No row at all: the statement was stepped (and re-prepared if the schema changed),
+    // so its columns are current; send one empty batch that carries the schema.
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     let decl: Vec<Option<ColType>> = stmt
         .columns()
         .iter()
         .map(|c| ColType::declared(c.decl_type()))
         .collect();
-    let ncols = names.len();
+    let t = convert::infer(&decl, &[]);
+    let fields: Vec<Field> = names
+        .iter()
+        .zip(&t)
+        .map(|(n, ty)| Field::new(n, ty.data_type(), true))
+        .collect();
+    let _ = tx.blocking_send(Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields)))));
+    Ok(())
+}
+
+/// Sends the rows in batches; false when the statement returned no row at all.
+fn stream_batches(
+    stmt: &mut rusqlite::Statement<'_>,
+    batch_size: usize,
+    tx: &mpsc::Sender<Result<RecordBatch>>,
+) -> Result<bool> {
     let mut rows = stmt.raw_query();
     let mut types: Option<(Vec<ColType>, SchemaRef)> = None;
     let mut buf: Vec<Vec<Value>> = Vec::with_capacity(batch_size);
     let mut sent_rows = 0usize;
+    let mut columns_of: Option<(Vec<String>, Vec<Option<ColType>>)> = None;
     loop {
         let row = rows.next().map_err(sq)?;
+        let done = row.is_none();
         if let Some(row) = row {
-            let values = (0..ncols)
+            // Names and declared types are read at the first row: a statement prepared
+            // against a schema another connection changed is re-prepared by that step.
+            columns_of.get_or_insert_with(|| {
+                let stmt = row.as_ref();
+                let names = stmt.column_names().iter().map(|s| s.to_string()).collect();
+                let decl = stmt
+                    .columns()
+                    .iter()
+                    .map(|c| ColType::declared(c.decl_type()))
+                    .collect();
+                (names, decl)
+            });
+            let values = (0..row.as_ref().column_count())
                 .map(|i| row.get::<_, Value>(i))
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sq)?;
@@ -209,19 +243,25 @@ fn read_rows(
                 continue;
             }
         }
-        let done = row.is_none();
-        let (t, schema) = types.get_or_insert_with(|| {
-            let t = convert::infer(&decl, &buf);
-            let fields: Vec<Field> = names
-                .iter()
-                .zip(&t)
-                .map(|(n, ty)| Field::new(n, ty.data_type(), true))
-                .collect();
-            (t, Arc::new(Schema::new(fields)))
-        });
+        let (t, schema) = match &mut types {
+            Some(t) => t,
+            None => {
+                let Some((names, decl)) = &columns_of else {
+                    return Ok(false);
+                };
+                let t = convert::infer(decl, &buf);
+                let fields: Vec<Field> = names
+                    .iter()
+                    .zip(&t)
+                    .map(|(n, ty)| Field::new(n, ty.data_type(), true))
+                    .collect();
+                types.insert((t, Arc::new(Schema::new(fields))))
+            }
+        };
+        let ncols = t.len();
         if !buf.is_empty() || sent_rows == 0 {
             let columns = (0..ncols)
-                .map(|i| convert::column(t[i], &names[i], &buf, i, sent_rows))
+                .map(|i| convert::column(t[i], schema.field(i).name(), &buf, i, sent_rows))
                 .collect::<std::result::Result<Vec<_>, String>>()
                 .map_err(|m| Error::invalid("sql", m))?;
             let batch = RecordBatch::try_new_with_options(
@@ -232,11 +272,11 @@ fn read_rows(
             sent_rows += buf.len();
             buf.clear();
             if tx.blocking_send(Ok(batch)).is_err() {
-                return Ok(()); // the caller went away
+                return Ok(true); // the caller went away
             }
         }
         if done {
-            return Ok(());
+            return Ok(true);
         }
     }
 }

@@ -15,8 +15,21 @@ class ResultFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RESULT_FORMAT_ARROW_IPC_UNSPECIFIED: _ClassVar[ResultFormat]
     RESULT_FORMAT_JSON_ROWS: _ClassVar[ResultFormat]
+
+class IsolationLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ISOLATION_LEVEL_DEFAULT_UNSPECIFIED: _ClassVar[IsolationLevel]
+    ISOLATION_LEVEL_READ_UNCOMMITTED: _ClassVar[IsolationLevel]
+    ISOLATION_LEVEL_READ_COMMITTED: _ClassVar[IsolationLevel]
+    ISOLATION_LEVEL_REPEATABLE_READ: _ClassVar[IsolationLevel]
+    ISOLATION_LEVEL_SERIALIZABLE: _ClassVar[IsolationLevel]
 RESULT_FORMAT_ARROW_IPC_UNSPECIFIED: ResultFormat
 RESULT_FORMAT_JSON_ROWS: ResultFormat
+ISOLATION_LEVEL_DEFAULT_UNSPECIFIED: IsolationLevel
+ISOLATION_LEVEL_READ_UNCOMMITTED: IsolationLevel
+ISOLATION_LEVEL_READ_COMMITTED: IsolationLevel
+ISOLATION_LEVEL_REPEATABLE_READ: IsolationLevel
+ISOLATION_LEVEL_SERIALIZABLE: IsolationLevel
 
 class Param(_message.Message):
     __slots__ = ("null", "bool", "int64", "double", "string", "bytes", "timestamp", "decimal")
@@ -57,7 +70,14 @@ class PoolOptions(_message.Message):
     def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
-    __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy")
+    __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings")
+    class SettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     DB_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +88,7 @@ class CreatePoolRequest(_message.Message):
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     LAZY_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     url: str
     db_type: str
@@ -78,7 +99,8 @@ class CreatePoolRequest(_message.Message):
     password: str
     options: PoolOptions
     lazy: bool
-    def __init__(self, pool_id: _Optional[str] = ..., url: _Optional[str] = ..., db_type: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., database: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., lazy: bool = ...) -> None: ...
+    settings: _containers.ScalarMap[str, str]
+    def __init__(self, pool_id: _Optional[str] = ..., url: _Optional[str] = ..., db_type: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., database: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., lazy: bool = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreatePoolResponse(_message.Message):
     __slots__ = ("pool",)
@@ -155,18 +177,20 @@ class PoolStatus(_message.Message):
     def __init__(self, pool_id: _Optional[str] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., waiters: _Optional[int] = ..., max_connections: _Optional[int] = ..., healthy: bool = ..., queries_total: _Optional[int] = ..., executes_total: _Optional[int] = ..., errors_total: _Optional[int] = ..., connections_created_total: _Optional[int] = ..., acquire_timeouts_total: _Optional[int] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("pool_id", "sql", "params", "format", "batch_size")
+    __slots__ = ("pool_id", "sql", "params", "format", "batch_size", "transaction_id")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     SQL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Param]
     format: ResultFormat
     batch_size: int
-    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., format: _Optional[_Union[ResultFormat, str]] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    transaction_id: str
+    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., format: _Optional[_Union[ResultFormat, str]] = ..., batch_size: _Optional[int] = ..., transaction_id: _Optional[str] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("arrow_ipc", "rows")
@@ -185,14 +209,16 @@ class RowBatch(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("pool_id", "sql", "params")
+    __slots__ = ("pool_id", "sql", "params", "transaction_id")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     SQL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Param]
-    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+    transaction_id: str
+    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., transaction_id: _Optional[str] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
     __slots__ = ("rows_affected",)
@@ -247,9 +273,92 @@ class GetMetricsRequest(_message.Message):
     def __init__(self, pool_id: _Optional[str] = ...) -> None: ...
 
 class GetMetricsResponse(_message.Message):
-    __slots__ = ("pools", "uptime_seconds")
+    __slots__ = ("pools", "uptime_seconds", "metrics")
     POOLS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     pools: _containers.RepeatedCompositeFieldContainer[PoolStatus]
     uptime_seconds: int
-    def __init__(self, pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ..., uptime_seconds: _Optional[int] = ...) -> None: ...
+    metrics: _containers.RepeatedCompositeFieldContainer[PoolMetrics]
+    def __init__(self, pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ..., uptime_seconds: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[PoolMetrics, _Mapping]]] = ...) -> None: ...
+
+class Histogram(_message.Message):
+    __slots__ = ("upper_bounds", "cumulative_counts", "sum", "count")
+    UPPER_BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    CUMULATIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    upper_bounds: _containers.RepeatedScalarFieldContainer[float]
+    cumulative_counts: _containers.RepeatedScalarFieldContainer[int]
+    sum: float
+    count: int
+    def __init__(self, upper_bounds: _Optional[_Iterable[float]] = ..., cumulative_counts: _Optional[_Iterable[int]] = ..., sum: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class PoolMetrics(_message.Message):
+    __slots__ = ("pool_id", "calls_total", "errors_total", "rows_streamed_total", "bytes_streamed_total", "acquire_wait_seconds", "call_duration_seconds", "acquire_timeouts_total")
+    class CallsTotalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ErrorsTotalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class CallDurationSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Histogram
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_STREAMED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_STREAMED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CALL_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_TIMEOUTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    calls_total: _containers.ScalarMap[str, int]
+    errors_total: _containers.ScalarMap[str, int]
+    rows_streamed_total: int
+    bytes_streamed_total: int
+    acquire_wait_seconds: Histogram
+    call_duration_seconds: _containers.MessageMap[str, Histogram]
+    acquire_timeouts_total: int
+    def __init__(self, pool_id: _Optional[str] = ..., calls_total: _Optional[_Mapping[str, int]] = ..., errors_total: _Optional[_Mapping[str, int]] = ..., rows_streamed_total: _Optional[int] = ..., bytes_streamed_total: _Optional[int] = ..., acquire_wait_seconds: _Optional[_Union[Histogram, _Mapping]] = ..., call_duration_seconds: _Optional[_Mapping[str, Histogram]] = ..., acquire_timeouts_total: _Optional[int] = ...) -> None: ...
+
+class BeginTransactionRequest(_message.Message):
+    __slots__ = ("pool_id", "isolation", "read_only", "idle_timeout_ms")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    isolation: IsolationLevel
+    read_only: bool
+    idle_timeout_ms: int
+    def __init__(self, pool_id: _Optional[str] = ..., isolation: _Optional[_Union[IsolationLevel, str]] = ..., read_only: bool = ..., idle_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class BeginTransactionResponse(_message.Message):
+    __slots__ = ("transaction_id",)
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    def __init__(self, transaction_id: _Optional[str] = ...) -> None: ...
+
+class EndTransactionRequest(_message.Message):
+    __slots__ = ("transaction_id",)
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    def __init__(self, transaction_id: _Optional[str] = ...) -> None: ...
+
+class EndTransactionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -75,6 +75,21 @@ class PoolServiceStub(object):
                 request_serializer=dbpool_dot_v1_dot_pool__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=dbpool_dot_v1_dot_pool__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.BeginTransaction = channel.unary_unary(
+                '/dbpool.v1.PoolService/BeginTransaction',
+                request_serializer=dbpool_dot_v1_dot_pool__pb2.BeginTransactionRequest.SerializeToString,
+                response_deserializer=dbpool_dot_v1_dot_pool__pb2.BeginTransactionResponse.FromString,
+                _registered_method=True)
+        self.Commit = channel.unary_unary(
+                '/dbpool.v1.PoolService/Commit',
+                request_serializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.SerializeToString,
+                response_deserializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/dbpool.v1.PoolService/Rollback',
+                request_serializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.SerializeToString,
+                response_deserializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer(object):
@@ -144,6 +159,31 @@ class PoolServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginTransaction(self, request, context):
+        """Starts an interactive transaction on a connection pinned to it until Commit or
+        Rollback. Query, Execute and Flight DoGet run inside it when given its id. It is
+        rolled back when idle longer than its idle timeout, and when the client's
+        connection (the HTTP/2 connection that began it) closes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Commit(self, request, context):
+        """Commits a transaction and returns its connection to the pool. NOT_FOUND when the
+        id is unknown (never begun, already ended, or rolled back by timeout/disconnect).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Rolls a transaction back and returns its connection to the pool.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +226,21 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=dbpool_dot_v1_dot_pool__pb2.GetMetricsRequest.FromString,
                     response_serializer=dbpool_dot_v1_dot_pool__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'BeginTransaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTransaction,
+                    request_deserializer=dbpool_dot_v1_dot_pool__pb2.BeginTransactionRequest.FromString,
+                    response_serializer=dbpool_dot_v1_dot_pool__pb2.BeginTransactionResponse.SerializeToString,
+            ),
+            'Commit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Commit,
+                    request_deserializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.FromString,
+                    response_serializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.FromString,
+                    response_serializer=dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -405,6 +460,87 @@ class PoolService(object):
             '/dbpool.v1.PoolService/GetMetrics',
             dbpool_dot_v1_dot_pool__pb2.GetMetricsRequest.SerializeToString,
             dbpool_dot_v1_dot_pool__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbpool.v1.PoolService/BeginTransaction',
+            dbpool_dot_v1_dot_pool__pb2.BeginTransactionRequest.SerializeToString,
+            dbpool_dot_v1_dot_pool__pb2.BeginTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Commit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbpool.v1.PoolService/Commit',
+            dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.SerializeToString,
+            dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbpool.v1.PoolService/Rollback',
+            dbpool_dot_v1_dot_pool__pb2.EndTransactionRequest.SerializeToString,
+            dbpool_dot_v1_dot_pool__pb2.EndTransactionResponse.FromString,
             options,
             channel_credentials,
             insecure,
