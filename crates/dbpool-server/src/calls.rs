@@ -11,7 +11,7 @@ use dbpool_core::{
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::Instrument;
 
 /// Runs calls against the manager's pools and open transactions, keeping counters.
@@ -104,7 +104,7 @@ impl Calls {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         let entry = target.pool().clone();
-        let mut timed = Timed::start(&entry, CallKind::Query)
+        let timed = Timed::start(&entry, CallKind::Query)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());
         let size = if batch_size > 0 {

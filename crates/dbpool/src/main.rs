@@ -2,7 +2,9 @@
 //! `dbpool_server::run`.
 use clap::{Parser, Subcommand};
 use dbpool_config::{Config, LogFormat};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::path::PathBuf;
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 /// Database connection pools behind one gRPC / Arrow Flight port.
@@ -38,17 +40,25 @@ enum Command {
     },
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs (text or JSON) plus, when the `OTEL_*` variables ask for it, OTLP traces.
+/// Returns the trace provider to flush at exit.
+fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> {
     let filter = EnvFilter::try_from_env("DBPOOL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().with_current_span(true).boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let provider = dbpool_server::telemetry::otlp_from_env()?;
+    let otel = provider.as_ref().map(dbpool_server::telemetry::layer);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    Ok(provider)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -104,11 +114,16 @@ fn main() -> anyhow::Result<()> {
             if log_json {
                 cfg.server.log_format = LogFormat::Json;
             }
-            init_tracing(cfg.server.log_format);
-            tokio::runtime::Builder::new_multi_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?
-                .block_on(serve(cfg))
+                .build()?;
+            // The OTLP exporter needs the runtime.
+            let provider = rt.block_on(async { init_tracing(cfg.server.log_format) })?;
+            let result = rt.block_on(serve(cfg));
+            if let Some(p) = provider {
+                let _ = p.shutdown();
+            }
+            result
         }
     }
 }
