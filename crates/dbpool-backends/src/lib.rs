@@ -4,6 +4,7 @@
 pub mod influxdb;
 #[cfg(feature = "mssql")]
 pub mod mssql;
+mod breaker;
 mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -1,5 +1,6 @@
 //! What every backend's pool shares: a bb8 manager wrapper that tells connect failures
 //! apart, and an acquire that fails fast with the database's own error.
+use crate::breaker::Breaker;
 use dbpool_config::PoolOptions;
 use dbpool_core::{Error, PoolState, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -17,6 +18,8 @@ pub enum ManagedError<E> {
     Connect(E),
     /// Checking an existing connection failed.
     Check(E),
+    /// The connection was found closed at checkout (no round trip needed).
+    Broken,
 }
 
 impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
@@ -27,8 +30,14 @@ impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
         self.0.connect().await.map_err(ManagedError::Connect)
     }
 
+    /// Cheap validation at checkout: a connection the driver knows is closed is
+    /// replaced; no round trip on the hot path.
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        self.0.is_valid(conn).await.map_err(ManagedError::Check)
+        if self.0.has_broken(conn) {
+            Err(ManagedError::Broken)
+        } else {
+            Ok(())
+        }
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
@@ -56,7 +65,9 @@ impl<E> std::fmt::Debug for Sink<E> {
 
 impl<E: Send + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
     fn sink(&self, error: ManagedError<E>) {
-        let (ManagedError::Connect(e) | ManagedError::Check(e)) = &error;
+        let (ManagedError::Connect(e) | ManagedError::Check(e)) = &error else {
+            return;
+        };
         let classified = connect_error((self.classify)(e));
         tracing::warn!(error = %classified, "connection failed");
         if let ManagedError::Connect(_) = error {
@@ -90,6 +101,7 @@ pub struct PoolHandle<M: bb8::ManageConnection> {
     waiters: AtomicU32,
     timeouts: AtomicU64,
     waits: dbpool_core::Histogram,
+    breaker: Breaker,
     options: PoolOptions,
 }
 
@@ -112,7 +124,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             .max_lifetime(PoolOptions::optional(options.max_lifetime_ms))
             // One attempt per acquire: the caller hears about a down database at once.
             .retry_connection(false)
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .error_sink(Box::new(Sink {
                 watch: watch.clone(),
                 classify,
@@ -125,6 +137,10 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             waiters: AtomicU32::new(0),
             timeouts: AtomicU64::new(0),
             waits: dbpool_core::Histogram::default(),
+            breaker: Breaker::new(
+                options.breaker_threshold,
+                std::time::Duration::from_millis(options.breaker_cooldown_ms),
+            ),
             options: options.clone(),
         }
     }
@@ -132,9 +148,17 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
     /// Checks a connection out. Fails with the database's error as soon as a connect
     /// attempt made on our behalf fails, and with `AcquireTimeout` when the pool stays full.
     pub async fn acquire(&self) -> Result<Conn<M>> {
+        self.breaker.admit()?;
         let mut rx = self.watch.generation.subscribe();
         rx.mark_unchanged();
-        self.waiters.fetch_add(1, Relaxed);
+        // A bounded queue: beyond it, refuse at once instead of piling up.
+        if self.waiters.fetch_add(1, Relaxed) >= self.options.max_waiters {
+            self.waiters.fetch_sub(1, Relaxed);
+            return Err(Error::ResourceExhausted(format!(
+                "{} calls are already waiting for a connection (max_waiters)",
+                self.options.max_waiters
+            )));
+        }
         let started = std::time::Instant::now();
         let result = tokio::select! {
             r = self.pool.get_owned() => match r {
@@ -145,6 +169,9 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 }
                 Err(bb8::RunError::User(ManagedError::Connect(e) | ManagedError::Check(e))) => {
                     Err(connect_error((self.classify)(&e)))
+                }
+                Err(bb8::RunError::User(ManagedError::Broken)) => {
+                    Err(Error::Unavailable("connection closed".into()))
                 }
             },
             _ = rx.changed() => Err(self
@@ -157,6 +184,11 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         };
         self.waiters.fetch_sub(1, Relaxed);
         self.waits.observe(started.elapsed());
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(e) if e.is_connection_error() => self.breaker.failure(e),
+            Err(_) => {}
+        }
         result
     }
 
@@ -171,6 +203,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             max_size: self.options.max_connections,
             connections_created: s.statistics.connections_created,
             acquire_timeouts: self.timeouts.load(Relaxed),
+            circuit: self.breaker.state(),
         }
     }
 

@@ -68,6 +68,16 @@ pub struct PoolOptions {
     /// Rows per Arrow record batch of a streamed result.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// Calls that may wait for a connection at once; more are refused at once with
+    /// RESOURCE_EXHAUSTED instead of piling up.
+    #[serde(default = "default_max_waiters")]
+    pub max_waiters: u32,
+    /// Consecutive connection failures that open the circuit breaker (0: never).
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// Milliseconds an open breaker fails calls fast before one probe may try again.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
 }
 
 fn default_max_connections() -> u32 {
@@ -85,6 +95,15 @@ fn default_max_lifetime_ms() -> u64 {
 fn default_batch_size() -> u32 {
     8192
 }
+fn default_max_waiters() -> u32 {
+    256
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    2_000
+}
 
 impl Default for PoolOptions {
     fn default() -> Self {
@@ -96,6 +115,9 @@ impl Default for PoolOptions {
             max_lifetime_ms: default_max_lifetime_ms(),
             statement_timeout_ms: 0,
             batch_size: default_batch_size(),
+            max_waiters: default_max_waiters(),
+            breaker_threshold: default_breaker_threshold(),
+            breaker_cooldown_ms: default_breaker_cooldown_ms(),
         }
     }
 }

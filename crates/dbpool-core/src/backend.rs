@@ -91,6 +91,31 @@ pub struct PoolState {
     pub connections_created: u64,
     /// Acquires that timed out since the pool was created.
     pub acquire_timeouts: u64,
+    /// The pool's circuit breaker.
+    pub circuit: CircuitState,
+}
+
+/// A pool's circuit breaker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Calls go to the database.
+    #[default]
+    Closed,
+    /// Calls fail fast after repeated connection failures.
+    Open,
+    /// One probe may try the database.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// `closed`, `open` or `half_open`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
 }
 
 impl PoolState {

@@ -10,7 +10,7 @@ mod tx;
 
 pub use backend::{
     quote_ident, validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert,
-    InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
+    CircuitState, InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};

@@ -65,6 +65,9 @@ pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
             max_lifetime_ms: opt(o.max_lifetime_ms).unwrap_or(d.max_lifetime_ms),
             statement_timeout_ms: o.statement_timeout_ms,
             batch_size: opt(o.batch_size).unwrap_or(d.batch_size),
+            max_waiters: opt(o.max_waiters).unwrap_or(d.max_waiters),
+            breaker_threshold: opt(o.breaker_threshold).unwrap_or(d.breaker_threshold),
+            breaker_cooldown_ms: opt(o.breaker_cooldown_ms).unwrap_or(d.breaker_cooldown_ms),
         },
     }
 }
@@ -79,6 +82,9 @@ pub fn options(o: &PoolOptions) -> pb::PoolOptions {
         max_lifetime_ms: o.max_lifetime_ms,
         statement_timeout_ms: o.statement_timeout_ms,
         batch_size: o.batch_size,
+        max_waiters: o.max_waiters,
+        breaker_threshold: o.breaker_threshold,
+        breaker_cooldown_ms: o.breaker_cooldown_ms,
     }
 }
 
@@ -100,6 +106,7 @@ pub fn status(e: &PoolEntry) -> pb::PoolStatus {
         errors_total: s.errors_total(),
         connections_created_total: s.state.connections_created,
         acquire_timeouts_total: s.state.acquire_timeouts,
+        circuit: s.state.circuit.name().to_string(),
     }
 }
 

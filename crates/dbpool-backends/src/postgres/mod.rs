@@ -1,5 +1,6 @@
 //! PostgreSQL through bb8-postgres: prepared statements, binary results decoded straight
 //! into Arrow builders and streamed in bounded batches.
+mod cancel;
 mod convert;
 mod copy;
 mod error;
@@ -85,7 +86,7 @@ pub(crate) async fn start_query<C: AsClient>(
     // Two batches in flight at most: a slow reader slows the database read.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(stream_rows(
-        conn,
+        cancel::Cancelling::new(conn),
         stmt,
         params,
         schema.clone(),
@@ -169,7 +170,7 @@ pub(crate) async fn describe(
 
 /// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
 async fn stream_rows<C: AsClient>(
-    conn: C,
+    conn: cancel::Cancelling<C>,
     stmt: tokio_postgres::Statement,
     params: Vec<Param>,
     schema: SchemaRef,
@@ -183,6 +184,7 @@ async fn stream_rows<C: AsClient>(
     {
         Ok(rows) => rows,
         Err(e) => {
+            conn.done();
             let _ = tx.send(Err(pg(e))).await;
             return;
         }
@@ -200,6 +202,7 @@ async fn stream_rows<C: AsClient>(
         let row = match row {
             Ok(r) => r,
             Err(e) => {
+                conn.done();
                 let _ = tx.send(Err(pg(e))).await;
                 return;
             }
@@ -223,6 +226,8 @@ async fn stream_rows<C: AsClient>(
             }
         }
     }
+    // Every row arrived: nothing left to cancel.
+    conn.done();
     if n > 0 {
         let _ = tx.send(finish(&schema, &mut decoders)).await;
     }
@@ -271,8 +276,10 @@ impl Backend for PgBackend {
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
-        let conn = self.pool.acquire().await?;
-        execute_on(&*conn, sql, &params).await
+        let conn = cancel::Cancelling::new(self.pool.acquire().await?);
+        let r = execute_on(conn.client(), sql, &params).await;
+        conn.done();
+        r
     }
 
     async fn execute_batch(

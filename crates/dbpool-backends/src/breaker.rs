@@ -1,0 +1,120 @@
+//! A per-pool circuit breaker: after `threshold` consecutive connection failures calls
+//! fail fast for `cooldown`, then one probe may try the database again.
+use dbpool_core::{CircuitState, Error};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant, last: String },
+    HalfOpen { probing: bool },
+}
+
+/// The breaker of one pool.
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    /// A closed breaker; `threshold` 0 never opens.
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Breaker {
+            threshold,
+            cooldown,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// Lets a call through, or refuses it while the circuit is open.
+    pub fn admit(&self) -> Result<(), Error> {
+        let mut s = self.state.lock().expect("breaker lock");
+        match &*s {
+            State::Closed { .. } => Ok(()),
+            State::Open { until, last } => {
+                let now = Instant::now();
+                if now < *until {
+                    let wait = until.duration_since(now).as_millis();
+                    return Err(Error::Unavailable(format!(
+                        "circuit open after {} consecutive connection failures (last: {last}); next try in {wait} ms",
+                        self.threshold
+                    )));
+                }
+                *s = State::HalfOpen { probing: true };
+                Ok(())
+            }
+            State::HalfOpen { probing: true } => Err(Error::Unavailable(
+                "circuit half-open: a probe is testing the database".into(),
+            )),
+            State::HalfOpen { probing: false } => {
+                *s = State::HalfOpen { probing: true };
+                Ok(())
+            }
+        }
+    }
+
+    /// A connection was obtained: close the circuit.
+    pub fn success(&self) {
+        *self.state.lock().expect("breaker lock") = State::Closed { failures: 0 };
+    }
+
+    /// Connecting failed with `e`.
+    pub fn failure(&self, e: &Error) {
+        if self.threshold == 0 {
+            return;
+        }
+        let mut s = self.state.lock().expect("breaker lock");
+        let open = match &mut *s {
+            State::Closed { failures } => {
+                *failures += 1;
+                *failures >= self.threshold
+            }
+            State::HalfOpen { .. } => true,
+            State::Open { .. } => false,
+        };
+        if open {
+            tracing::warn!(error = %e, cooldown_ms = self.cooldown.as_millis() as u64, "circuit opened");
+            *s = State::Open {
+                until: Instant::now() + self.cooldown,
+                last: e.to_string(),
+            };
+        }
+    }
+
+    /// The state for status, health and metrics.
+    pub fn state(&self) -> CircuitState {
+        match &*self.state.lock().expect("breaker lock") {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { until, .. } if Instant::now() < *until => CircuitState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_fails_fast_probes_and_closes() {
+        let b = Breaker::new(2, Duration::from_millis(50));
+        let e = Error::Unavailable("refused".into());
+        b.failure(&e);
+        assert!(b.admit().is_ok());
+        b.failure(&e);
+        assert_eq!(b.state(), CircuitState::Open);
+        assert!(matches!(b.admit(), Err(Error::Unavailable(m)) if m.contains("circuit open")));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.admit().is_ok()); // the probe
+        assert!(b.admit().is_err()); // only one
+        b.failure(&e);
+        assert_eq!(b.state(), CircuitState::Open);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.admit().is_ok());
+        b.success();
+        assert_eq!(b.state(), CircuitState::Closed);
+    }
+}

@@ -1,0 +1,79 @@
+//! InfluxDB 1.x HTTP failures → dbpool errors: status codes, `{"error": …}` bodies and
+//! the errors InfluxDB reports inside a 200 response.
+use dbpool_core::Error;
+
+/// A transport failure: refused or dropped connections are `Unavailable`, a request
+/// that outlived the statement timeout is `StatementTimeout`.
+pub fn transport(e: reqwest::Error) -> Error {
+    // reqwest's Display hides the cause ("error sending request"); add the chain.
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_timeout() {
+        Error::StatementTimeout(msg)
+    } else {
+        Error::Unavailable(msg)
+    }
+}
+
+/// The message of an error body: the `error` member of JSON, else the text itself.
+pub fn body_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: String,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b.error,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    }
+}
+
+/// A non-2xx response: 401/403 are bad credentials or privileges, 4xx the statement's
+/// or the data's fault (with the status as code), 5xx other than 500 the server's.
+pub fn status(code: u16, body: &[u8]) -> Error {
+    let mut message = body_message(body);
+    if message.is_empty() {
+        message = format!("HTTP status {code}");
+    }
+    match code {
+        401 | 403 => Error::AuthFailed(message),
+        502..=599 => Error::Unavailable(format!("{message} (HTTP {code})")),
+        _ => Error::Database {
+            message,
+            code: Some(code.to_string()),
+        },
+    }
+}
+
+/// An error InfluxDB put inside a 200 response (`database not found: x`).
+pub fn in_body(message: String) -> Error {
+    Error::Database {
+        message,
+        code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert!(matches!(
+            status(401, br#"{"error":"authorization failed"}"#),
+            Error::AuthFailed(m) if m == "authorization failed"
+        ));
+        assert!(matches!(status(403, b""), Error::AuthFailed(_)));
+        let e = status(400, br#"{"error":"error parsing query: found SELEC"}"#);
+        assert!(matches!(&e, Error::Database { message, code: Some(c) }
+            if message.starts_with("error parsing") && c == "400"));
+        assert!(matches!(status(503, b"busy"), Error::Unavailable(m) if m.contains("busy")));
+        assert!(
+            matches!(status(404, b""), Error::Database { message, .. } if message == "HTTP status 404")
+        );
+    }
+}
