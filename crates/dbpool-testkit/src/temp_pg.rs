@@ -30,7 +30,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root).
-fn as_postgres(bin: &PathBuf, tool: &str, args: &[&str]) {
+fn as_postgres(bin: &std::path::Path, tool: &str, args: &[&str]) {
     let tool = bin.join(tool);
     let is_root = Command::new("id")
         .arg("-u")
