@@ -33,7 +33,10 @@ impl Plan {
         if name.is_empty() || target.table.matches('.').count() > 1 {
             return Err(Error::invalid(
                 "table",
-                format!("`{}` is not a table name (name or schema.name)", target.table),
+                format!(
+                    "`{}` is not a table name (name or schema.name)",
+                    target.table
+                ),
             ));
         }
         let table = qualified(db_schema, name);
@@ -78,9 +81,7 @@ pub async fn load(
         check_batch(&plan.schema, &b)?;
         for i in 0..b.num_rows() {
             let r = row(&slots, &columns, &b, i, written as usize)?;
-            req.send(r)
-                .await
-                .map_err(|e| super::error::classify(&e))?;
+            req.send(r).await.map_err(|e| super::error::classify(&e))?;
         }
         written += b.num_rows() as u64;
     }
@@ -168,6 +169,8 @@ mod tests {
             table: "t".into(),
             mode: InsertMode::Create,
         };
-        assert!(matches!(Plan::new(&t, &bad), Err(Error::InvalidArgument { field, .. }) if field == "n"));
+        assert!(
+            matches!(Plan::new(&t, &bad), Err(Error::InvalidArgument { field, .. }) if field == "n")
+        );
     }
 }

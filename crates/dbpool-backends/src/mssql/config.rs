@@ -44,15 +44,24 @@ pub fn settings(pool_id: &str, cfg: &ResolvedPool) -> Result<Settings> {
         Some(ado) => from_ado(ado, &url, default_timeout)?,
         None => from_url(&url, default_timeout)?,
     };
-    if !has_app_name(&s.config) {
+    let app_keys = [
+        "application_name",
+        "app_name",
+        "applicationname",
+        "application name",
+    ];
+    let named = match cfg.settings.get("ado") {
+        Some(ado) => ado_pairs(ado)
+            .iter()
+            .any(|(k, _)| app_keys.contains(&k.as_str())),
+        None => url
+            .query_pairs()
+            .any(|(k, _)| app_keys.contains(&&*k.to_ascii_lowercase())),
+    };
+    if !named {
         s.config.application_name(format!("dbpool:{pool_id}"));
     }
     Ok(s)
-}
-
-fn has_app_name(c: &Config) -> bool {
-    // Config has no getter; its Debug output names the field.
-    !format!("{c:?}").contains("application_name: None")
 }
 
 /// Percent-decoding of URL user info and path (the url crate leaves them encoded).
@@ -61,7 +70,9 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (b[i], hex) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -259,7 +270,13 @@ fn from_ado(ado: &str, url: &url::Url, connect_timeout: Duration) -> Result<Sett
         Some(v) => seconds(&v, "settings.ado (Connect Timeout)")?,
         None => connect_timeout,
     };
-    let server = get(&["server", "data source", "address", "addr", "network address"]);
+    let server = get(&[
+        "server",
+        "data source",
+        "address",
+        "addr",
+        "network address",
+    ]);
     let named_instance = server.is_some_and(|s| s.contains('\\') && !s.contains(','));
     Ok(Settings {
         config: c,
@@ -295,8 +312,14 @@ mod tests {
         )
         .unwrap();
         let dbg = format!("{:?}", s.config);
-        assert!(dbg.contains("\"db\"") && dbg.contains("1444") && dbg.contains("sales"), "{dbg}");
-        assert!(dbg.contains("encryption: Off") && dbg.contains("TrustAll"), "{dbg}");
+        assert!(
+            dbg.contains("\"db\"") && dbg.contains("1444") && dbg.contains("sales"),
+            "{dbg}"
+        );
+        assert!(
+            dbg.contains("encryption: Off") && dbg.contains("TrustAll"),
+            "{dbg}"
+        );
         assert!(dbg.contains("dbpool:p"), "{dbg}");
         assert!(!s.named_instance, "an explicit port wins over the instance");
         let s = settings("p", &pool("mssql://sa@db/?instance=X", None)).unwrap();
@@ -306,8 +329,16 @@ mod tests {
     #[test]
     fn windows_auth_is_refused_by_name() {
         for (url, ado, field) in [
-            ("mssql://h/db?authentication=ActiveDirectoryPassword", None, "url (authentication)"),
-            ("mssql://sa@h/db?integrated_security=true", None, "url (integrated_security)"),
+            (
+                "mssql://h/db?authentication=ActiveDirectoryPassword",
+                None,
+                "url (authentication)",
+            ),
+            (
+                "mssql://sa@h/db?integrated_security=true",
+                None,
+                "url (integrated_security)",
+            ),
             (
                 "mssql://localhost/",
                 Some("Server=tcp:h,1433;Integrated Security=SSPI"),
@@ -330,15 +361,26 @@ mod tests {
                    TrustServerCertificate=true;Application Name=\"a;b\"";
         let s = settings("p", &pool("mssql://app:pw@localhost:1433/", Some(ado))).unwrap();
         let dbg = format!("{:?}", s.config);
-        assert!(dbg.contains("10.0.0.5") && dbg.contains("1435") && dbg.contains("\"app\""), "{dbg}");
-        assert!(dbg.contains("encryption: Required") && dbg.contains("a;b"), "{dbg}");
-        assert_eq!(ado_pairs("A=1; b = '2;3' ;c={x}")[1], ("b".into(), "2;3".into()));
+        assert!(
+            dbg.contains("10.0.0.5") && dbg.contains("1435") && dbg.contains("\"app\""),
+            "{dbg}"
+        );
+        assert!(
+            dbg.contains("encryption: Required") && dbg.contains("a;b"),
+            "{dbg}"
+        );
+        assert_eq!(
+            ado_pairs("A=1; b = '2;3' ;c={x}")[1],
+            ("b".into(), "2;3".into())
+        );
         let e = settings("p", &pool("mssql://localhost/", Some("Server=h")));
         assert!(e.is_err());
         let e = settings("p", &pool("mssql://u@h/", None).clone());
         assert!(e.is_ok());
         let mut bad = pool("mssql://u@h/", None);
         bad.settings.insert("colour".into(), "x".into());
-        assert!(matches!(settings("p", &bad), Err(Error::InvalidArgument { field, .. }) if field == "settings.colour"));
+        assert!(
+            matches!(settings("p", &bad), Err(Error::InvalidArgument { field, .. }) if field == "settings.colour")
+        );
     }
 }

@@ -93,7 +93,11 @@ impl bb8::ManageConnection for Manager {
     }
 
     async fn is_valid(&self, conn: &mut MssqlConn) -> Result<(), Error> {
-        conn.client.simple_query("SELECT 1").await?.into_row().await?;
+        conn.client
+            .simple_query("SELECT 1")
+            .await?
+            .into_row()
+            .await?;
         Ok(())
     }
 

@@ -40,7 +40,11 @@ async fn strings(c: &mut MssqlConn, sql: &str, params: &[Param]) -> Result<Vec<V
 /// The database the pool connects to.
 pub async fn catalog_name(c: &mut MssqlConn) -> Result<String> {
     let rows = strings(c, "SELECT DB_NAME()", &[]).await?;
-    Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or_default())
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .unwrap_or_default())
 }
 
 /// Non-system schemas.
@@ -49,7 +53,11 @@ pub async fn list_schemas(c: &mut MssqlConn) -> Result<Vec<String>> {
         "SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA \
          WHERE SCHEMA_NAME NOT IN ({SYSTEM_SCHEMAS}) ORDER BY SCHEMA_NAME"
     );
-    Ok(strings(c, &sql, &[]).await?.into_iter().map(|mut r| r.remove(0)).collect())
+    Ok(strings(c, &sql, &[])
+        .await?
+        .into_iter()
+        .map(|mut r| r.remove(0))
+        .collect())
 }
 
 /// Tables and views outside the system schemas.
@@ -64,7 +72,12 @@ pub async fn list_tables(c: &mut MssqlConn) -> Result<Vec<TableRef>> {
         .map(|r| TableRef {
             db_schema: r[0].clone(),
             name: r[1].clone(),
-            kind: if r[2].eq_ignore_ascii_case("VIEW") { "VIEW" } else { "TABLE" }.into(),
+            kind: if r[2].eq_ignore_ascii_case("VIEW") {
+                "VIEW"
+            } else {
+                "TABLE"
+            }
+            .into(),
         })
         .collect())
 }
@@ -74,7 +87,11 @@ pub async fn list_tables(c: &mut MssqlConn) -> Result<Vec<TableRef>> {
 pub async fn table_schema(c: &mut MssqlConn, db_schema: &str, table: &str) -> Result<SchemaRef> {
     let sql = format!("SELECT TOP 0 * FROM {}", qualified(db_schema, table));
     let schema = first_schema(c, &sql, &[], 1).await?;
-    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::Decimal128(38, _))) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Decimal128(38, _)))
+    {
         return Ok(schema);
     }
     let scales = strings(
@@ -94,9 +111,10 @@ pub async fn table_schema(c: &mut MssqlConn, db_schema: &str, table: &str) -> Re
                 .find(|r| &r[0] == f.name())
                 .and_then(|r| r[1].parse::<i8>().ok());
             match (f.data_type(), scale) {
-                (DataType::Decimal128(38, _), Some(s)) => {
-                    f.as_ref().clone().with_data_type(DataType::Decimal128(38, s))
-                }
+                (DataType::Decimal128(38, _), Some(s)) => f
+                    .as_ref()
+                    .clone()
+                    .with_data_type(DataType::Decimal128(38, s)),
                 _ => f.as_ref().clone(),
             }
         })

@@ -64,7 +64,7 @@ impl Backend for MssqlBackend {
 
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
         let params = bind(&params)?;
-        let conn = Held::Pooled(self.conn().await?);
+        let conn = Held::Pooled(Box::new(self.conn().await?));
         start_query(conn, sql.to_string(), params, batch_size, self.timeout).await
     }
 

@@ -26,7 +26,11 @@ pub fn bind(params: &[Param]) -> Result<Vec<Bound>> {
     params
         .iter()
         .enumerate()
-        .map(|(i, p)| value(p).map(Bound).map_err(|m| Error::invalid(format!("params[{i}]"), m)))
+        .map(|(i, p)| {
+            value(p)
+                .map(Bound)
+                .map_err(|m| Error::invalid(format!("params[{i}]"), m))
+        })
         .collect()
 }
 
@@ -53,7 +57,9 @@ fn value(p: &Param) -> Result<ColumnData<'static>, String> {
 pub fn datetime2(micros: i64) -> Result<DateTime2, String> {
     let days = micros.div_euclid(MICROS_PER_DAY) + DAYS_0001_TO_1970;
     if !(0..=3_652_058).contains(&days) {
-        return Err(format!("timestamp {micros} µs is outside datetime2's years 1..9999"));
+        return Err(format!(
+            "timestamp {micros} µs is outside datetime2's years 1..9999"
+        ));
     }
     let ticks = micros.rem_euclid(MICROS_PER_DAY) as u64 * 10;
     Ok(DateTime2::new(Date::new(days as u32), Time::new(ticks, 7)))
@@ -74,8 +80,15 @@ pub fn numeric(s: &str) -> Result<Numeric, String> {
     if digits.len() > 38 || frac.len() >= 38 {
         return Err(format!("`{s}` has more than 38 digits"));
     }
-    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|e| format!("{e}"))? };
-    Ok(Numeric::new_with_scale(if neg { -v } else { v }, frac.len() as u8))
+    let v: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|e| format!("{e}"))?
+    };
+    Ok(Numeric::new_with_scale(
+        if neg { -v } else { v },
+        frac.len() as u8,
+    ))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 /// The connection a query task owns: pooled, or pinned to a transaction.
 pub enum Held {
     /// Checked out of the pool for this call.
-    Pooled(Conn<Manager>),
+    Pooled(Box<Conn<Manager>>),
     /// The transaction's connection, locked until the stream ends.
     Pinned(Guard<TxConn>),
 }
@@ -55,8 +55,17 @@ pub async fn batch(conn: &mut MssqlConn, sql: &str) -> Result<()> {
 /// errors do, and ROLLBACK without a transaction is an error of its own).
 pub async fn rollback_if_open(conn: &mut MssqlConn) -> Result<()> {
     conn.broken = true;
-    let r = async { conn.simple_query("SELECT @@TRANCOUNT").await?.into_row().await }.await;
-    let open = settle(conn, r)?.and_then(|r| r.get::<i32, _>(0)).unwrap_or(1) > 0;
+    let r = async {
+        conn.simple_query("SELECT @@TRANCOUNT")
+            .await?
+            .into_row()
+            .await
+    }
+    .await;
+    let open = settle(conn, r)?
+        .and_then(|r| r.get::<i32, _>(0))
+        .unwrap_or(1)
+        > 0;
     if open {
         batch(conn, "ROLLBACK TRANSACTION").await?;
     }
@@ -90,6 +99,17 @@ pub async fn timed<T>(
     }
 }
 
+/// Aborts the query task when dropped.
+struct Stop(Option<tokio::task::AbortHandle>);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 enum Msg {
     Schema(SchemaRef),
     Batch(RecordBatch),
@@ -111,7 +131,8 @@ pub async fn start_query(
     // Two batches in flight at most: a slow reader slows the database read.
     let (tx, mut rx) = mpsc::channel(2);
     let panic_tx = tx.clone();
-    tokio::spawn(async move {
+    let pooled = matches!(held, Held::Pooled(_));
+    let task = tokio::spawn(async move {
         let run = AssertUnwindSafe(run(held, sql, params, batch_size.max(1), tx));
         if let Err(p) = run.catch_unwind().await {
             let what = p
@@ -130,9 +151,16 @@ pub async fn start_query(
             Some(Msg::Batch(_)) | None => Err(Error::Internal("query task ended early".into())),
         }
     });
-    // On a timeout `rx` drops: the task stops and its connection is closed as broken.
+    // A pooled connection whose reader is gone (a timeout, a dropped stream) is closed
+    // at once: the task is aborted and the connection, still marked broken, dropped.
+    // A transaction's connection is drained by its next call instead.
+    let stop = Stop(pooled.then(|| task.abort_handle()));
     let schema = first.await?;
     let batches = ReceiverStream::new(rx)
+        .map(move |m| {
+            let _owned_by_the_stream = &stop;
+            m
+        })
         .map(|m| match m {
             Msg::Batch(b) => Ok(b),
             Msg::Fail(e) => Err(e),

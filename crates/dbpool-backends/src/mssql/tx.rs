@@ -7,7 +7,9 @@ use crate::tx::{spawn_cleanup, Pinned};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use dbpool_core::{BulkInsert, Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions};
+use dbpool_core::{
+    BulkInsert, Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions,
+};
 use futures::stream::BoxStream;
 
 /// Restores the session default after a transaction that changed the isolation level
@@ -137,7 +139,10 @@ mod tests {
 
     #[test]
     fn begin_statements() {
-        assert_eq!(begin_sql(TxOptions::default()).unwrap(), "BEGIN TRANSACTION");
+        assert_eq!(
+            begin_sql(TxOptions::default()).unwrap(),
+            "BEGIN TRANSACTION"
+        );
         let o = TxOptions {
             isolation: Isolation::Serializable,
             read_only: false,

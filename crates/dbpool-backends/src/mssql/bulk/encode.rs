@@ -6,8 +6,8 @@
 //! which is stable for the exact tiberius version the workspace pins.
 use crate::mssql::convert::{DAYS_0001_TO_1970, DAYS_1900_TO_1970, MICROS_PER_DAY};
 use arrow::array::{
-    Array, AsArray, BinaryArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, StringArray, Time64MicrosecondArray,
+    Array, AsArray, BinaryArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, StringArray, Time64MicrosecondArray,
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Schema};
@@ -71,7 +71,9 @@ fn after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn word(s: &str) -> &str {
-    let end = s.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(s.len());
     &s[..end]
 }
 
@@ -144,7 +146,10 @@ pub fn plan_fields(table: &str, schema: &Schema, cols: &[Col]) -> Result<Vec<Opt
         let ci = cols
             .iter()
             .position(|c| &c.name == f.name())
-            .or_else(|| cols.iter().position(|c| c.name.eq_ignore_ascii_case(f.name())))
+            .or_else(|| {
+                cols.iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(f.name()))
+            })
             .ok_or_else(|| {
                 Error::invalid(
                     f.name(),
@@ -161,7 +166,10 @@ pub fn plan_fields(table: &str, schema: &Schema, cols: &[Col]) -> Result<Vec<Opt
                 Enc::Unsupported(what) => format!("the driver cannot bulk-load {what}"),
                 _ => format!("Arrow type {} cannot be written into it", f.data_type()),
             };
-            return Err(Error::invalid(f.name(), format!("column `{}`: {why}", cols[ci].name)));
+            return Err(Error::invalid(
+                f.name(),
+                format!("column `{}`: {why}", cols[ci].name),
+            ));
         }
         slots[ci] = Some(fi);
     }
@@ -202,9 +210,8 @@ pub fn row(
     let mut r = TokenRow::with_capacity(cols.len());
     for (c, slot) in cols.iter().zip(slots) {
         let v = match slot {
-            Some(fi) => value(b.column(*fi).as_ref(), i, c.enc).map_err(|m| {
-                Error::invalid(&c.name, format!("row {}: {m}", base + i))
-            })?,
+            Some(fi) => value(b.column(*fi).as_ref(), i, c.enc)
+                .map_err(|m| Error::invalid(&c.name, format!("row {}: {m}", base + i)))?,
             None => null(c.enc),
         };
         r.push(v);
@@ -260,17 +267,35 @@ fn value(a: &dyn Array, i: usize, enc: Enc) -> Result<ColumnData<'static>, Strin
         DataType::Float32 | DataType::Float64 => {
             let v = match a.as_any().downcast_ref::<Float32Array>() {
                 Some(f) => f.value(i) as f64,
-                None => a.as_any().downcast_ref::<Float64Array>().expect("f64").value(i),
+                None => a
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("f64")
+                    .value(i),
             };
-            if enc == Enc::F32 { D::F32(Some(v as f32)) } else { D::F64(Some(v)) }
+            if enc == Enc::F32 {
+                D::F32(Some(v as f32))
+            } else {
+                D::F64(Some(v))
+            }
         }
         DataType::Decimal128(_, s) => {
-            let v = a.as_any().downcast_ref::<Decimal128Array>().expect("dec").value(i);
-            let Enc::Numeric(to) = enc else { unreachable!("checked by accepts") };
+            let v = a
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .expect("dec")
+                .value(i);
+            let Enc::Numeric(to) = enc else {
+                unreachable!("checked by accepts")
+            };
             D::Numeric(Some(scaled(v, *s, to)?))
         }
         DataType::Utf8 => {
-            let s = a.as_any().downcast_ref::<StringArray>().expect("utf8").value(i);
+            let s = a
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8")
+                .value(i);
             match enc {
                 Enc::Guid => D::Guid(Some(Uuid::parse_str(s).map_err(|e| format!("`{s}`: {e}"))?)),
                 Enc::Xml => D::Xml(Some(Cow::Owned(tiberius::xml::XmlData::new(s)))),
@@ -278,20 +303,38 @@ fn value(a: &dyn Array, i: usize, enc: Enc) -> Result<ColumnData<'static>, Strin
             }
         }
         DataType::Binary => {
-            let v = a.as_any().downcast_ref::<BinaryArray>().expect("bin").value(i);
+            let v = a
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .expect("bin")
+                .value(i);
             D::Binary(Some(Cow::Owned(v.to_vec())))
         }
         DataType::Date32 => {
-            let d = a.as_any().downcast_ref::<Date32Array>().expect("date").value(i) as i64;
+            let d = a
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .expect("date")
+                .value(i) as i64;
             D::Date(Some(date(d + DAYS_0001_TO_1970)?))
         }
         DataType::Time64(_) => {
-            let us = a.as_any().downcast_ref::<Time64MicrosecondArray>().expect("time").value(i);
-            let Enc::Time(s) = enc else { unreachable!("checked by accepts") };
+            let us = a
+                .as_any()
+                .downcast_ref::<Time64MicrosecondArray>()
+                .expect("time")
+                .value(i);
+            let Enc::Time(s) = enc else {
+                unreachable!("checked by accepts")
+            };
             D::Time(Some(time(us * 1000, s)))
         }
         DataType::Timestamp(..) => {
-            let us = a.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts").value(i);
+            let us = a
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .expect("ts")
+                .value(i);
             timestamp(us, enc)?
         }
         other => return Err(format!("Arrow type {other} cannot be bulk-loaded")),
@@ -357,14 +400,22 @@ fn timestamp(us: i64, enc: Enc) -> Result<ColumnData<'static>, String> {
                 .map_err(|_| "timestamp outside datetime's range".to_string())?;
             // 1/300 s ticks, rounded; a round-up to midnight moves to the next day.
             let ticks = (tod * 3 + 5_000) / 10_000;
-            let (d, ticks) = if ticks >= 25_920_000 { (d + 1, 0) } else { (d, ticks) };
+            let (d, ticks) = if ticks >= 25_920_000 {
+                (d + 1, 0)
+            } else {
+                (d, ticks)
+            };
             ColumnData::DateTime(Some(DateTime::new(d, ticks as u32)))
         }
         Enc::SmallDateTime => {
             let d = u16::try_from(days + DAYS_1900_TO_1970)
                 .map_err(|_| "timestamp outside smalldatetime's range".to_string())?;
             let minutes = (tod + 30_000_000) / 60_000_000;
-            let (d, minutes) = if minutes >= 1440 { (d + 1, 0) } else { (d, minutes) };
+            let (d, minutes) = if minutes >= 1440 {
+                (d + 1, 0)
+            } else {
+                (d, minutes)
+            };
             ColumnData::SmallDateTime(Some(SmallDateTime::new(d, minutes as u16)))
         }
         _ => unreachable!("checked by accepts"),
@@ -379,8 +430,20 @@ mod tests {
     fn columns_from_debug_text() {
         let text = r#"BulkLoadRequest { connection: Connection, packet_id: 3, buf: [], columns: [MetaDataColumn { base: BaseMetaDataColumn { flags: BitFlags<ColumnFlag>(0b1001, Nullable | Updateable), ty: VarLenSized(VarLenContext { type: Intn, len: 4, collation: None }) }, col_name: "id" }, MetaDataColumn { base: BaseMetaDataColumn { flags: BitFlags<ColumnFlag>(0b1001), ty: VarLenSizedPrecision { ty: Decimaln, size: 9, precision: 10, scale: 2 } }, col_name: "a\"b" }, MetaDataColumn { base: BaseMetaDataColumn { flags: BitFlags<ColumnFlag>(0b1000), ty: FixedLen(Money) }, col_name: "m" }] }"#;
         let cols = columns_of(&Raw(text)).unwrap();
-        assert_eq!(cols[0], Col { name: "id".into(), enc: Enc::I32 });
-        assert_eq!(cols[1], Col { name: "a\"b".into(), enc: Enc::Numeric(2) });
+        assert_eq!(
+            cols[0],
+            Col {
+                name: "id".into(),
+                enc: Enc::I32
+            }
+        );
+        assert_eq!(
+            cols[1],
+            Col {
+                name: "a\"b".into(),
+                enc: Enc::Numeric(2)
+            }
+        );
         assert!(matches!(cols[2].enc, Enc::Unsupported(_)));
     }
 
