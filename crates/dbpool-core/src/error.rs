@@ -8,7 +8,7 @@ pub enum Error {
     #[error("pool `{0}` not found")]
     PoolNotFound(String),
     /// No open transaction has this id (never begun, ended, or rolled back by timeout).
-    #[error("transaction `{0}` not found (it may have been rolled back after its idle timeout)")]
+    #[error("transaction `{0}` not found (never begun, already ended, or rolled back after its idle timeout or when the client connection that began it closed)")]
     TransactionNotFound(String),
     /// A pool with this id exists already.
     #[error("pool `{0}` already exists")]

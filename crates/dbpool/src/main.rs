@@ -46,7 +46,10 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> 
     let filter = EnvFilter::try_from_env("DBPOOL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: log files and collectors get plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let fmt = match format {
         LogFormat::Json => fmt.json().with_current_span(true).boxed(),
         LogFormat::Text => fmt.boxed(),

@@ -1,4 +1,5 @@
-"""State shared by the sync and async clients: endpoint, auth metadata, timeouts, Flight.
+"""State shared by the sync and async clients: endpoint, auth and trace metadata, timeouts,
+Flight.
 
 Both clients hold one gRPC channel (PoolService calls) and one FlightClient (queries)
 pointing at the same port.
@@ -15,6 +16,7 @@ import pyarrow as pa
 from ._endpoint import Endpoint, parse_endpoint
 from ._flight import FlightQueries
 from ._requests import query_ticket
+from ._trace import trace_headers
 
 #: Query results of ``query``: an eager frame, or a lazy one with ``lazy=True``.
 Frame = Union[pl.DataFrame, pl.LazyFrame]
@@ -36,13 +38,21 @@ class ClientBase:
         *,
         token: Optional[str] = None,
         timeout: Optional[float] = None,
+        propagate_trace: bool = True,
     ) -> None:
         self._endpoint: Endpoint = parse_endpoint(endpoint)
         self._timeout = timeout
+        self._propagate_trace = propagate_trace
         auth = f"Bearer {token}" if token else None
-        self._metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
+        self._auth_metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
         headers: list[tuple[bytes, bytes]] = [(b"authorization", auth.encode())] if auth else []
-        self._flight = FlightQueries(self._endpoint.flight_location, headers)
+        self._flight = FlightQueries(self._endpoint.flight_location, headers, propagate_trace)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata of one call: the token, plus the current trace context."""
+        if not self._propagate_trace:
+            return self._auth_metadata
+        return self._auth_metadata + tuple(trace_headers())
 
     @property
     def endpoint(self) -> str:

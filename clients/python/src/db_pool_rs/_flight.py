@@ -20,6 +20,7 @@ from pyarrow import flight
 
 from ._proto import flight_pb2
 from ._status import from_flight_error, past_deadline
+from ._trace import trace_headers
 from .errors import DbPoolError
 
 _FLIGHT_ERRORS = (flight.FlightError, pa.ArrowException)
@@ -30,9 +31,12 @@ BULK_CHUNK_ROWS = 65_536
 class FlightQueries:
     """Owns the FlightClient of a pool client; safe to share between threads."""
 
-    def __init__(self, location: str, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, location: str, headers: list[tuple[bytes, bytes]], propagate_trace: bool = True
+    ) -> None:
         self._location = location
         self._headers = headers
+        self._propagate_trace = propagate_trace
         self._lock = threading.Lock()
         self._client: Optional[flight.FlightClient] = None
         self._closed = False
@@ -46,7 +50,10 @@ class FlightQueries:
             return self._client
 
     def _options(self, timeout: Optional[float]) -> flight.FlightCallOptions:
-        return flight.FlightCallOptions(timeout=timeout, headers=self._headers)
+        headers = self._headers
+        if self._propagate_trace:
+            headers = headers + [(k.encode(), v.encode()) for k, v in trace_headers()]
+        return flight.FlightCallOptions(timeout=timeout, headers=headers)
 
     def open(self, ticket: bytes, timeout: Optional[float]) -> FlightStream:
         """Starts a DoGet; raises the mapped error if the server refuses the query."""

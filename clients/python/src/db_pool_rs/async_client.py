@@ -8,6 +8,7 @@ waits) and batches are handed to the event loop one at a time as they arrive.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -45,6 +46,8 @@ class DatabasePool(ClientBase):
             ``grpc://127.0.0.1:50051``.
         token: sent as ``authorization: Bearer <token>`` on every call.
         timeout: default deadline of every call, in seconds (None: no deadline).
+        propagate_trace: send the current OpenTelemetry trace context (``traceparent``,
+            ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
         max_workers: threads that wait on Arrow Flight streams (concurrent queries).
     """
 
@@ -55,8 +58,9 @@ class DatabasePool(ClientBase):
         token: Optional[str] = None,
         timeout: Optional[float] = None,
         max_workers: int = 16,
+        propagate_trace: bool = True,
     ) -> None:
-        super().__init__(endpoint, token=token, timeout=timeout)
+        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="dbpool-flight")
         self._channel: Optional[grpc.aio.Channel] = None
         self._channel_loop: Optional[asyncio.AbstractEventLoop] = None
@@ -81,14 +85,17 @@ class DatabasePool(ClientBase):
         deadline = self._deadline(timeout)
         started = time.monotonic()
         try:
-            return await getattr(stub, method)(request, timeout=deadline, metadata=self._metadata)
+            return await getattr(stub, method)(request, timeout=deadline, metadata=self._metadata())
         except grpc.RpcError as e:
             error = from_grpc_error(e)
             raise past_deadline(error, deadline, started, time.monotonic()) from None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # The worker runs in a copy of the caller's context, so Flight calls carry the
+        # caller's trace context (contextvars do not cross threads on their own).
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, functools.partial(context.run, fn, *args))
 
     # -- pools -----------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ class SyncDatabasePool(ClientBase):
             ``grpc://127.0.0.1:50051``.
         token: sent as ``authorization: Bearer <token>`` on every call.
         timeout: default deadline of every call, in seconds (None: no deadline).
+        propagate_trace: send the current OpenTelemetry trace context (``traceparent``,
+            ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
     """
 
     def __init__(
@@ -47,8 +49,9 @@ class SyncDatabasePool(ClientBase):
         *,
         token: Optional[str] = None,
         timeout: Optional[float] = None,
+        propagate_trace: bool = True,
     ) -> None:
-        super().__init__(endpoint, token=token, timeout=timeout)
+        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
         target = self._endpoint.grpc_target
         self._channel = (
             grpc.secure_channel(target, grpc.ssl_channel_credentials())
@@ -61,7 +64,7 @@ class SyncDatabasePool(ClientBase):
         deadline = self._deadline(timeout)
         started = time.monotonic()
         try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata)
+            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata())
         except grpc.RpcError as e:
             error = from_grpc_error(e)
             raise past_deadline(error, deadline, started, time.monotonic()) from None

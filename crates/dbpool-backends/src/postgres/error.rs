@@ -30,6 +30,10 @@ pub fn classify(e: &tokio_postgres::Error) -> Error {
             .unwrap_or_default();
         return Error::invalid("params", format!("{text}: {source}"));
     }
-    // Everything else is the connection's fault: closed, I/O, protocol.
-    Error::Unavailable(text)
+    // Everything else is the connection's fault: closed, I/O, protocol. The source says
+    // why ("Connection refused").
+    match std::error::Error::source(e) {
+        Some(source) => Error::Unavailable(format!("{text}: {source}")),
+        None => Error::Unavailable(text),
+    }
 }

@@ -52,7 +52,7 @@ class Param(_message.Message):
     def __init__(self, null: bool = ..., bool: bool = ..., int64: _Optional[int] = ..., double: _Optional[float] = ..., string: _Optional[str] = ..., bytes: _Optional[bytes] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decimal: _Optional[str] = ...) -> None: ...
 
 class PoolOptions(_message.Message):
-    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size")
+    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms")
     MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,9 @@ class PoolOptions(_message.Message):
     MAX_LIFETIME_MS_FIELD_NUMBER: _ClassVar[int]
     STATEMENT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAITERS_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_COOLDOWN_MS_FIELD_NUMBER: _ClassVar[int]
     max_connections: int
     min_connections: int
     acquire_timeout_ms: int
@@ -67,7 +70,10 @@ class PoolOptions(_message.Message):
     max_lifetime_ms: int
     statement_timeout_ms: int
     batch_size: int
-    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    max_waiters: int
+    breaker_threshold: int
+    breaker_cooldown_ms: int
+    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings")
@@ -149,7 +155,7 @@ class GetPoolStatusRequest(_message.Message):
     def __init__(self, pool_id: _Optional[str] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
-    __slots__ = ("pool_id", "size", "idle", "in_use", "waiters", "max_connections", "healthy", "queries_total", "executes_total", "errors_total", "connections_created_total", "acquire_timeouts_total")
+    __slots__ = ("pool_id", "size", "idle", "in_use", "waiters", "max_connections", "healthy", "queries_total", "executes_total", "errors_total", "connections_created_total", "acquire_timeouts_total", "circuit")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     IDLE_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +168,7 @@ class PoolStatus(_message.Message):
     ERRORS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_CREATED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     size: int
     idle: int
@@ -174,7 +181,8 @@ class PoolStatus(_message.Message):
     errors_total: int
     connections_created_total: int
     acquire_timeouts_total: int
-    def __init__(self, pool_id: _Optional[str] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., waiters: _Optional[int] = ..., max_connections: _Optional[int] = ..., healthy: bool = ..., queries_total: _Optional[int] = ..., executes_total: _Optional[int] = ..., errors_total: _Optional[int] = ..., connections_created_total: _Optional[int] = ..., acquire_timeouts_total: _Optional[int] = ...) -> None: ...
+    circuit: str
+    def __init__(self, pool_id: _Optional[str] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., waiters: _Optional[int] = ..., max_connections: _Optional[int] = ..., healthy: bool = ..., queries_total: _Optional[int] = ..., executes_total: _Optional[int] = ..., errors_total: _Optional[int] = ..., connections_created_total: _Optional[int] = ..., acquire_timeouts_total: _Optional[int] = ..., circuit: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ("pool_id", "sql", "params", "format", "batch_size", "transaction_id")
