@@ -1,0 +1,314 @@
+//! `loadgen`: N concurrent clients run `SELECT … WHERE id = $1` for a fixed time through
+//! the sidecar (gRPC Query or Flight DoGet), directly (tokio-postgres + bb8) or through
+//! PgBouncer, and print one JSON line: QPS, p50/p99 latency and CPU per query.
+//!
+//! Lean on purpose: on the benchmark machine it shares the cores with the daemon and
+//! PostgreSQL, so every client is a task on one small runtime and latencies go to a
+//! per-task `Vec<u32>` of microseconds, merged once at the end.
+use anyhow::{bail, ensure, Context, Result};
+use arrow::ipc::reader::StreamReader;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::Ticket;
+use bb8_postgres::PostgresConnectionManager;
+use clap::{Parser, ValueEnum};
+use dbpool_proto::v1 as pb;
+use futures::TryStreamExt;
+use prost::Message;
+use std::time::{Duration, Instant};
+use tokio_postgres::types::Type;
+use tokio_postgres::NoTls;
+use tonic::transport::{Channel, Endpoint};
+
+/// What the clients talk to.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// The sidecar's `PoolService/Query` (Arrow IPC chunks, decoded here).
+    Grpc,
+    /// The sidecar's Flight `DoGet` with a `google.protobuf.Any`-wrapped `QueryTicket`.
+    Flight,
+    /// tokio-postgres with a bb8 pool in this process.
+    Direct,
+    /// Same as `direct`, pointed at PgBouncer (transaction mode).
+    Pgbouncer,
+}
+
+/// Command line.
+#[derive(Parser, Debug)]
+struct Args {
+    /// grpc | flight | direct | pgbouncer
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// Sidecar endpoint (grpc, flight), e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    endpoint: String,
+    /// PostgreSQL URL (direct, pgbouncer).
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/dbpool_bench"
+    )]
+    url: String,
+    /// Sidecar pool id.
+    #[arg(long, default_value = "pg")]
+    pool_id: String,
+    /// Concurrent clients (tasks).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up seconds: connections are opened and caches warmed, nothing is recorded.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Pool size of the direct / pgbouncer modes (the sidecar's own is in its config).
+    #[arg(long, default_value_t = 20)]
+    pool: u32,
+    /// HTTP/2 connections to the sidecar, shared round-robin by the clients.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Rows in the table; ids are drawn from 1..=rows.
+    #[arg(long, default_value_t = 100_000)]
+    rows: i64,
+    /// Table queried by id.
+    #[arg(long, default_value = "bench_small")]
+    table: String,
+    /// Also report the CPU of this process (daemon, pgbouncer), from /proc/<pid>/stat.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Runtime worker threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// One way of running the query; cheap to clone, one clone per client task.
+#[derive(Clone)]
+enum Target {
+    Grpc(pb::pool_service_client::PoolServiceClient<Channel>),
+    Flight(FlightServiceClient<Channel>),
+    Pg(bb8::Pool<PostgresConnectionManager<NoTls>>),
+}
+
+/// Clock ticks per second of /proc/*/stat (`CLK_TCK`, 100 on every Linux we run on).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of `pid` (`self` for this process) in milliseconds.
+fn cpu_ms(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').context("bad /proc stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks * 1000.0 / TICKS_PER_SEC)
+}
+
+impl Target {
+    async fn connect(args: &Args) -> Result<Vec<Target>> {
+        match args.mode {
+            Mode::Grpc | Mode::Flight => {
+                let mut out = Vec::new();
+                for _ in 0..args.connections.max(1) {
+                    let ch = Endpoint::from_shared(args.endpoint.clone())?
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .with_context(|| format!("connecting to {}", args.endpoint))?;
+                    out.push(match args.mode {
+                        Mode::Grpc => Target::Grpc(
+                            pb::pool_service_client::PoolServiceClient::new(ch)
+                                .max_decoding_message_size(64 << 20),
+                        ),
+                        _ => Target::Flight(FlightServiceClient::new(ch)),
+                    });
+                }
+                Ok(out)
+            }
+            Mode::Direct | Mode::Pgbouncer => {
+                let mgr = PostgresConnectionManager::new_from_stringlike(&args.url, NoTls)?;
+                let pool = bb8::Pool::builder()
+                    .max_size(args.pool)
+                    .min_idle(Some(args.pool))
+                    .build(mgr)
+                    .await?;
+                Ok(vec![Target::Pg(pool)])
+            }
+        }
+    }
+
+    /// Runs the query for `id`; returns the number of rows it got back.
+    async fn run(&mut self, args: &Args, sql: &str, id: i64) -> Result<usize> {
+        match self {
+            Target::Grpc(c) => {
+                let req = pb::QueryRequest {
+                    pool_id: args.pool_id.clone(),
+                    sql: sql.to_owned(),
+                    params: vec![param(id)],
+                    ..Default::default()
+                };
+                let mut stream = c.query(req).await?.into_inner();
+                let mut ipc = Vec::new();
+                while let Some(msg) = stream.message().await? {
+                    if let Some(pb::query_response::Payload::ArrowIpc(b)) = msg.payload {
+                        ipc.extend_from_slice(&b);
+                    }
+                }
+                let mut n = 0;
+                for batch in StreamReader::try_new(std::io::Cursor::new(ipc), None)? {
+                    n += batch?.num_rows();
+                }
+                Ok(n)
+            }
+            Target::Flight(c) => {
+                let ticket = pb::QueryTicket {
+                    pool_id: args.pool_id.clone(),
+                    sql: sql.to_owned(),
+                    params: vec![param(id)],
+                    ..Default::default()
+                };
+                let any = prost_types::Any {
+                    type_url: "type.googleapis.com/dbpool.v1.QueryTicket".into(),
+                    value: ticket.encode_to_vec(),
+                };
+                let data = c
+                    .do_get(Ticket::new(any.encode_to_vec()))
+                    .await?
+                    .into_inner();
+                let stream =
+                    FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from));
+                let batches: Vec<_> = stream.try_collect().await?;
+                Ok(batches.iter().map(|b| b.num_rows()).sum())
+            }
+            Target::Pg(pool) => {
+                let conn = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                // query_typed: Parse/Bind/Execute of an unnamed statement in one round
+                // trip, so the same client code works through PgBouncer's transaction mode.
+                let rows = conn.query_typed(sql, &[(&id, Type::INT8)]).await?;
+                Ok(rows.len())
+            }
+        }
+    }
+}
+
+fn param(id: i64) -> pb::Param {
+    pb::Param {
+        value: Some(pb::param::Value::Int64(id)),
+    }
+}
+
+fn sql(args: &Args) -> String {
+    format!("SELECT id, a, b, c FROM {} WHERE id = $1", args.table)
+}
+
+/// A small xorshift: random ids without a dependency, one state per client.
+fn next_id(state: &mut u64, rows: i64) -> i64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % rows as u64) as i64 + 1
+}
+
+/// One client: queries until `end`, recording latencies (µs) after `record_from`.
+async fn client(
+    mut target: Target,
+    args: std::sync::Arc<Args>,
+    seed: u64,
+    record_from: Instant,
+    end: Instant,
+) -> Result<(Vec<u32>, u64)> {
+    let sql = sql(&args);
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut lat = Vec::with_capacity(1 << 16);
+    let mut errors = 0u64;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        let id = next_id(&mut state, args.rows);
+        match target.run(&args, &sql, id).await {
+            Ok(1) => {}
+            Ok(n) => bail!("id {id}: expected 1 row, got {n}"),
+            Err(e) => {
+                errors += 1;
+                if errors == 1 {
+                    eprintln!("loadgen: first error: {e:#}");
+                }
+                continue;
+            }
+        }
+        if t0 >= record_from {
+            lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+    Ok((lat, errors))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn run(args: Args) -> Result<serde_json::Value> {
+    ensure!(args.clients > 0, "--clients must be > 0");
+    let args = std::sync::Arc::new(args);
+    let targets = Target::connect(&args).await?;
+    let start = Instant::now();
+    let record_from = start + Duration::from_secs_f64(args.warmup);
+    let end = record_from + Duration::from_secs_f64(args.duration);
+
+    let tasks: Vec<_> = (0..args.clients)
+        .map(|i| {
+            let t = targets[i % targets.len()].clone();
+            tokio::spawn(client(t, args.clone(), i as u64 + 1, record_from, end))
+        })
+        .collect();
+
+    // CPU is sampled around the measured window only (the warm-up opens connections).
+    tokio::time::sleep_until(record_from.into()).await;
+    let server = args.server_pid.map(|p| p.to_string());
+    let cpu0 = cpu_ms("self")?;
+    let srv0 = server.as_deref().map(cpu_ms).transpose()?;
+    let wall0 = Instant::now();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu1 = cpu_ms("self")?;
+    let srv1 = server.as_deref().map(cpu_ms).transpose()?;
+    let wall = wall0.elapsed().as_secs_f64();
+
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await??;
+        lat.extend(l);
+        errors += e;
+    }
+    lat.sort_unstable();
+    let n = lat.len() as f64;
+    ensure!(n > 0.0, "no successful queries ({errors} errors)");
+    let per_query = |ms: f64| (ms / n * 1000.0).round() / 1000.0;
+    Ok(serde_json::json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "clients": args.clients,
+        "queries": lat.len(),
+        "errors": errors,
+        "seconds": (wall * 1000.0).round() / 1000.0,
+        "qps": (n / wall).round(),
+        "p50_ms": percentile(&lat, 0.50),
+        "p99_ms": percentile(&lat, 0.99),
+        "cpu_ms_per_query": per_query(cpu1 - cpu0),
+        "server_cpu_ms_per_query": srv0.zip(srv1).map(|(a, b)| per_query(b - a)),
+    }))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let line = rt.block_on(run(args))?;
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,185 @@
+"""Merges the per-workload outputs of scripts/bench.sh into one results JSON, with medians
+and ratios, draws the PNG charts beside it and prints a Markdown summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+MODES = ("grpc", "flight", "direct", "pgbouncer")
+
+
+def machine() -> dict:
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+    )
+    mem = next(int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gb": round(mem / 2**20, 1),
+        "kernel": platform.release(),
+        "loadavg_at_end": os.getloadavg(),
+    }
+
+
+def small(path: Path) -> dict:
+    pts: dict = defaultdict(list)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        pts[(r["mode"], r["clients"])].append(r)
+    out: dict = {}
+    for (mode, clients), runs in sorted(pts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        med = {
+            k: statistics.median(r[k] for r in runs) for k in ("qps", "p50_ms", "p99_ms", "cpu_ms_per_query")
+        }
+        srv = [r["server_cpu_ms_per_query"] for r in runs if r.get("server_cpu_ms_per_query") is not None]
+        med["server_cpu_ms_per_query"] = statistics.median(srv) if srv else None
+        med["errors"] = sum(r["errors"] for r in runs)
+        med["runs"] = runs
+        out.setdefault(str(clients), {})[mode] = med
+    # Ratios: the median over repetitions of the ratio within one repetition (the modes of
+    # one repetition ran back to back), which cancels most of the drift in machine load.
+    for modes in out.values():
+        for mode in ("grpc", "flight"):
+            if mode in modes:
+                for peer in ("direct", "pgbouncer"):
+                    if peer in modes:
+                        peer_qps = {r.get("rep"): r["qps"] for r in modes[peer]["runs"]}
+                        ratios = [
+                            r["qps"] / peer_qps[r.get("rep")]
+                            for r in modes[mode]["runs"]
+                            if r.get("rep") in peer_qps
+                        ]
+                        modes[mode][f"qps_vs_{peer}"] = round(statistics.median(ratios), 2)
+    return out
+
+
+def charts(res: dict, out: Path) -> list[str]:
+    files = []
+    s = res["small_queries"]
+    clients = sorted(s, key=int)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.2
+    for i, mode in enumerate(MODES):
+        xs = [c + (i - 1.5) * width for c in range(len(clients))]
+        axes[0].bar(xs, [s[c].get(mode, {}).get("qps", 0) for c in clients], width, label=mode)
+        axes[1].bar(xs, [s[c].get(mode, {}).get("p99_ms", 0) for c in clients], width, label=mode)
+    for ax, title in zip(axes, ("QPS (median)", "p99 latency, ms (median)")):
+        ax.set_xticks(range(len(clients)), [f"{c} clients" for c in clients])
+        ax.set_title(title)
+    axes[0].legend()
+    fig.suptitle("Small queries (SELECT … WHERE id = $1), pool of 20")
+    fig.tight_layout()
+    f = out.with_name(out.stem + "-small.png")
+    fig.savefig(f, dpi=90)
+    files.append(f.name)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    rd = {k: v for k, v in res["read_polars"].items() if "seconds" in v}
+    axes[0].bar(list(rd), [v["seconds"] for v in rd.values()], color="tab:blue")
+    axes[0].set_title(f"Read {res['params']['wide_rows']:,} rows x 10 cols into Polars, s")
+    mem = {k: v for k, v in rd.items() if "rss_peak_mb" in v}
+    axes[1].bar(list(mem), [v["rss_growth_mb"] for v in mem.values()], label="peak RSS growth")
+    axes[1].bar(
+        list(mem), [v["estimated_size_mb"] for v in mem.values()], width=0.4, label="frame estimated_size"
+    )
+    axes[1].set_title("Client memory, MB")
+    axes[1].legend()
+    ins = {k: v for k, v in res["bulk_insert"].items() if isinstance(v, dict)}
+    axes[2].bar(list(ins), [v["seconds"] for v in ins.values()], color="tab:green")
+    axes[2].set_title(f"Insert {res['bulk_insert']['rows']:,} rows, s")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    f = out.with_name(out.stem + "-bulk.png")
+    fig.savefig(f, dpi=90)
+    files.append(f.name)
+    return files
+
+
+def summary(res: dict) -> str:
+    lines = [
+        "| clients | mode | QPS | p50 ms | p99 ms | loadgen CPU ms/q | server CPU ms/q | vs direct | vs PgBouncer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c, modes in sorted(res["small_queries"].items(), key=lambda kv: int(kv[0])):
+        for m in MODES:
+            if m not in modes:
+                continue
+            r = modes[m]
+            srv = "" if r["server_cpu_ms_per_query"] is None else f"{r['server_cpu_ms_per_query']:.3f}"
+            lines.append(
+                f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                f"{r['cpu_ms_per_query']:.3f} | {srv} | {r.get('qps_vs_direct', '')} | {r.get('qps_vs_pgbouncer', '')} |"
+            )
+    lines += [
+        "",
+        "| read tool | s | peak RSS MB | RSS growth MB | estimated_size MB |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in res["read_polars"].items():
+        if "seconds" in v:
+            lines.append(
+                f"| {k} | {v['seconds']:.2f} | {v.get('rss_peak_mb', float('nan')):.0f} | "
+                f"{v.get('rss_growth_mb', float('nan')):.0f} | {v.get('estimated_size_mb', float('nan')):.0f} |"
+            )
+        else:
+            lines.append(f"| {k} | failed | | | |")
+    lines += ["", "| stream rows | s | daemon RSS baseline MB | max MB |", "|---|---|---|---|"]
+    for r in res["stream_rss"]:
+        lines.append(
+            f"| {r['rows']:,} | {r['seconds']:.1f} | {r['daemon_rss_baseline_mb']:.0f} | {r['daemon_rss_max_mb']:.0f} |"
+        )
+    lines += ["", "| insert tool | s | rows/s |", "|---|---|---|"]
+    for k, v in res["bulk_insert"].items():
+        if isinstance(v, dict):
+            lines.append(f"| {k} | {v['seconds']:.2f} | {v['rows_per_s']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--quick", type=int, default=0)
+    p.add_argument("--duration", type=float)
+    p.add_argument("--reps", type=int)
+    p.add_argument("--read-reps", type=int)
+    a = p.parse_args()
+    work = Path(a.work)
+    read = json.loads((work / "read.json").read_text())
+    res = {
+        "machine": machine(),
+        "params": {
+            "quick": bool(a.quick),
+            "duration_s": a.duration,
+            "reps": a.reps,
+            "read_reps": a.read_reps,
+            "wide_rows": next((v["rows"] for v in read.values() if "rows" in v), None),
+        },
+        "small_queries": small(work / "small.jsonl"),
+        "read_polars": read,
+        "stream_rss": json.loads((work / "stream.json").read_text()),
+        "bulk_insert": json.loads((work / "insert.json").read_text()),
+    }
+    out = Path(a.out)
+    res["charts"] = charts(res, out)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    md = summary(res)
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
