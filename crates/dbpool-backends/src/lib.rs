@@ -1,10 +1,10 @@
 //! Database backends of dbpool: one folder and one cargo feature per database, each
 //! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
+mod breaker;
 #[cfg(feature = "influxdb")]
 pub mod influxdb;
 #[cfg(feature = "mssql")]
 pub mod mssql;
-mod breaker;
 mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
