@@ -21,6 +21,8 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS skeleton
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+# The load generator is a workspace member: its manifest is needed to resolve the graph.
+COPY benches/loadgen benches/loadgen
 COPY deploy/docker/skeleton.sh /usr/local/bin/skeleton.sh
 RUN skeleton.sh /src
 

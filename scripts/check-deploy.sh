@@ -92,6 +92,9 @@ skeleton_check() {
   local dir="$WORK/skeleton"
   mkdir -p "$dir"
   cp -R Cargo.toml Cargo.lock crates "$dir/"
+  # What the Dockerfile copies of benches/: the load generator's manifest and sources.
+  mkdir -p "$dir/benches/loadgen"
+  cp -R benches/loadgen/Cargo.toml benches/loadgen/src "$dir/benches/loadgen/"
   sh deploy/docker/skeleton.sh "$dir"
   (cd "$dir" && cargo metadata --locked --format-version 1 >/dev/null)
   cmp -s Cargo.lock "$dir/Cargo.lock" || die "cargo changed Cargo.lock in the skeleton"

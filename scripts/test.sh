@@ -72,7 +72,7 @@ services() {
 
 rust_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace
+    cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
   else
     cargo test --workspace

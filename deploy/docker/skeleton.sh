@@ -1,14 +1,15 @@
 #!/bin/sh
 # Turns a copy of the workspace into its dependency skeleton, for the Dockerfile's cached
-# dependency layer: every crates/*/ keeps its Cargo.toml, its target roots (src/lib.rs,
+# dependency layer: every crates/*/ (and benches/*/ workspace member) keeps its Cargo.toml, its target roots (src/lib.rs,
 # src/main.rs, build.rs) become empty stubs and every other file goes. The skeleton only
 # changes when a manifest does, so editing a .rs file does not rebuild the dependencies.
-# Usage: skeleton.sh DIR (DIR holds Cargo.toml, Cargo.lock and crates/). POSIX sh: the
+# Usage: skeleton.sh DIR (DIR holds Cargo.toml, Cargo.lock, crates/ and benches/). POSIX sh: the
 # build image's /bin/sh is dash. scripts/check-deploy.sh runs it too, with cargo metadata
 # --locked on the result.
 set -eu
 cd "$1"
-for manifest in crates/*/Cargo.toml; do
+for manifest in crates/*/Cargo.toml benches/*/Cargo.toml; do
+  [ -f "$manifest" ] || continue
   crate=$(dirname "$manifest")
   has_lib=0 has_main=0 has_build=0
   if [ -f "$crate/src/lib.rs" ]; then has_lib=1; fi

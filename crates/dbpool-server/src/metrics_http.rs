@@ -9,6 +9,18 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 type Labels = Vec<(&'static str, String)>;
+/// A per-pool gauge: name, help, value.
+type GaugeDef = (
+    &'static str,
+    &'static str,
+    fn(&dbpool_core::PoolSnapshot, bool) -> i64,
+);
+/// A per-pool counter: name, help, value.
+type CounterDef = (
+    &'static str,
+    &'static str,
+    fn(&dbpool_core::PoolSnapshot) -> u64,
+);
 
 /// Reads every pool at scrape time: nothing to keep in step when pools come and go.
 struct PoolsCollector {
@@ -76,7 +88,7 @@ impl prometheus_client::collector::Collector for PoolsCollector {
                 Ok(())
             },
         )?;
-        let gauges: [(&str, &str, fn(&dbpool_core::PoolSnapshot, bool) -> i64); 3] = [
+        let gauges: [GaugeDef; 3] = [
             (
                 "dbpool_pool_connections_max",
                 "Configured maximum connections.",
@@ -134,7 +146,7 @@ impl prometheus_client::collector::Collector for PoolsCollector {
                 Ok(())
             },
         )?;
-        let counters: [(&str, &str, fn(&dbpool_core::PoolSnapshot) -> u64); 4] = [
+        let counters: [CounterDef; 4] = [
             ("dbpool_rows_streamed", "Rows sent to clients.", |s| {
                 s.rows_streamed
             }),

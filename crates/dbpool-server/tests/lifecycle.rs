@@ -40,12 +40,10 @@ async fn health_reports_each_pool() {
         ("down", "postgres://postgres@127.0.0.1:1/x"),
     ])
     .await;
-    assert_eq!(
-        health(&server, "").await.unwrap(),
-        ServingStatus::Serving as i32
-    );
     wait_for(&server, "dbpool.pool.pg", ServingStatus::Serving).await;
     wait_for(&server, "dbpool.pool.down", ServingStatus::NotServing).await;
+    // Readiness `all` (the default): one unreachable pool makes the daemon not ready.
+    wait_for(&server, "", ServingStatus::NotServing).await;
     let e = health(&server, "dbpool.pool.unknown").await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     // Removing a pool removes its health entry.
@@ -62,6 +60,8 @@ async fn health_reports_each_pool() {
             .code(),
         tonic::Code::NotFound
     );
+    // With the unreachable pool gone, the daemon is ready again.
+    wait_for(&server, "", ServingStatus::Serving).await;
 }
 
 #[tokio::test]

@@ -577,7 +577,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetCatalogs,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.clone().into_builder().schema();
+        let schema = q.into_builder().schema();
         Ok(Response::new(
             info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
         ))
@@ -643,7 +643,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTableTypes,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.clone().into_builder().schema();
+        let schema = q.into_builder().schema();
         Ok(Response::new(
             info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
         ))
