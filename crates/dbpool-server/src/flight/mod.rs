@@ -64,6 +64,24 @@ fn descriptor_cmd(d: &FlightDescriptor) -> Result<Command, Error> {
     commands::classify(&d.cmd, "descriptor.cmd")
 }
 
+impl FlightImpl {
+    /// The schema of the query a descriptor names, or None for a Flight SQL command.
+    async fn query_schema(
+        &self,
+        d: &FlightDescriptor,
+    ) -> Result<Option<arrow::datatypes::SchemaRef>, Status> {
+        match descriptor_cmd(d).map_err(|e| to_status(&e))? {
+            Command::FlightSql => Ok(None),
+            Command::Query(t, params) => self
+                .calls
+                .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
+                .await
+                .map(Some)
+                .map_err(|e| to_status(&e)),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl FlightService for FlightImpl {
     type HandshakeStream = Out<HandshakeResponse>;
@@ -92,15 +110,9 @@ impl FlightService for FlightImpl {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (t, params) = match descriptor_cmd(req.get_ref()).map_err(|e| to_status(&e))? {
-            Command::FlightSql => return FlightService::get_flight_info(&*self.sql, req).await,
-            Command::Query(t, p) => (t, p),
+        let Some(schema) = self.query_schema(req.get_ref()).await? else {
+            return FlightService::get_flight_info(&*self.sql, req).await;
         };
-        let schema = self
-            .calls
-            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
-            .await
-            .map_err(|e| to_status(&e))?;
         let d = req.into_inner();
         let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(d.cmd.clone()));
         let info = FlightInfo::new()
@@ -125,15 +137,9 @@ impl FlightService for FlightImpl {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        let (t, params) = match descriptor_cmd(req.get_ref()).map_err(|e| to_status(&e))? {
-            Command::FlightSql => return FlightService::get_schema(&*self.sql, req).await,
-            Command::Query(t, p) => (t, p),
+        let Some(schema) = self.query_schema(req.get_ref()).await? else {
+            return FlightService::get_schema(&*self.sql, req).await;
         };
-        let schema = self
-            .calls
-            .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
-            .await
-            .map_err(|e| to_status(&e))?;
         let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e: arrow::error::ArrowError| to_status(&e.into()))?;
