@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from stand_in import recorder  # noqa: F401  (the stand-in server fixture)
 
 from db_pool_rs import DatabasePool, DbPoolError, SyncDatabasePool
 

@@ -6,10 +6,6 @@ that the `traceparent` names the active OpenTelemetry span as the parent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent import futures
-
-import grpc
 import pyarrow as pa
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,35 +15,6 @@ from db_pool_rs import AuthenticationError, DatabasePool, SyncDatabasePool
 
 # A local provider: starting a span makes it current without touching global state.
 _tracer = TracerProvider().get_tracer("db_pool_rs.tests")
-
-
-class _Recorder(grpc.GenericRpcHandler):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-
-    def service(self, details):
-        method = details.method
-
-        def refuse(_request, context):
-            self.calls.append((method, dict(context.invocation_metadata())))
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "refused")
-
-        if method.endswith("/DoGet"):
-            return grpc.unary_stream_rpc_method_handler(refuse)
-        if method.endswith("/DoPut"):
-            return grpc.stream_stream_rpc_method_handler(refuse)
-        return grpc.unary_unary_rpc_method_handler(refuse)
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[str, _Recorder]]:
-    handler = _Recorder()
-    server = grpc.server(futures.ThreadPoolExecutor(4))
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"grpc://127.0.0.1:{port}", handler
-    server.stop(None)
 
 
 def _assert_child_of(span: Span, metadata: dict) -> None:
