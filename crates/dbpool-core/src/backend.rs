@@ -50,11 +50,6 @@ pub struct TableRef {
     pub kind: String,
 }
 
-/// Quotes an SQL identifier (`"a""b"`), the standard way PostgreSQL and SQLite accept.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// One statement of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {

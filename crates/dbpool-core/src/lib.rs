@@ -9,13 +9,14 @@ mod param;
 mod tx;
 
 pub use backend::{
-    quote_ident, validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert,
-    CircuitState, InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
+    validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, CircuitState,
+    InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{
     CallKind, Histogram, HistogramSnapshot, PoolCounters, PoolSnapshot, LATENCY_BUCKETS,
 };
+pub use normalize::quote_ident;
 pub use param::Param;
 pub use tx::{Isolation, Transaction, TxEntry, TxOptions, TxRegistry};

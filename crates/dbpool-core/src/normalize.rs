@@ -179,6 +179,25 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `CREATE TABLE table (…)` for a (normalized) schema: each column's type from
+/// `column_type`, non-nullable fields NOT NULL. `table` is already quoted.
+pub fn create_table_sql<T: std::fmt::Display>(
+    table: &str,
+    schema: &Schema,
+    column_type: impl Fn(&str, &DataType) -> Result<T>,
+) -> Result<String> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = column_type(f.name(), f.data_type())?;
+            let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
+            Ok(format!("{} {ty}{not_null}", quote_ident(f.name())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
+}
+
 /// The target as a quoted, optionally schema-qualified SQL name.
 pub fn quote_table(table: &str) -> Result<String> {
     Ok(match table_parts(table)? {

@@ -32,10 +32,12 @@ pub async fn bulk_insert(
     let table = quote_table(&target.table)?;
     let ddl = match target.mode {
         InsertMode::Append => None,
-        InsertMode::Create => Some(create_sql(&table, &schema)?),
+        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
+            &table, &schema, pg_type,
+        )?),
         InsertMode::Replace => Some(format!(
             "DROP TABLE IF EXISTS {table}; {}",
-            create_sql(&table, &schema)?
+            dbpool_core::normalize::create_table_sql(&table, &schema, pg_type)?
         )),
     };
     let mut conn = pool.acquire().await?;
@@ -134,20 +136,6 @@ async fn plan_columns(
     Ok((types, encs))
 }
 
-/// `CREATE TABLE` for the (normalized) schema; non-nullable fields become NOT NULL.
-fn create_sql(table: &str, schema: &Schema) -> Result<String> {
-    let cols = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = pg_type(f.name(), f.data_type())?;
-            let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
-            Ok(format!("{} {ty}{not_null}", quote_ident(f.name())))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
-}
-
 /// The column type a canonical Arrow type creates (docs/types.md, "Bulk insert").
 fn pg_type(name: &str, dt: &DataType) -> Result<String> {
     Ok(match dt {
@@ -213,12 +201,12 @@ mod tests {
             Field::new("tags", DataType::List(item), true),
         ]);
         assert_eq!(
-            create_sql("\"s\".\"t\"", &schema).unwrap(),
+            dbpool_core::normalize::create_table_sql("\"s\".\"t\"", &schema, pg_type).unwrap(),
             "CREATE TABLE \"s\".\"t\" (\"id\" int8 NOT NULL, \"Price\" numeric(12, 2), \
              \"at\" timestamptz, \"tags\" text[])"
         );
         let null = Schema::new(vec![Field::new("n", DataType::Null, true)]);
-        let e = create_sql("t", &null).unwrap_err();
+        let e = dbpool_core::normalize::create_table_sql("t", &null, pg_type).unwrap_err();
         assert!(matches!(&e, Error::InvalidArgument { field, .. } if field == "n"));
     }
 }

@@ -117,10 +117,14 @@ pub async fn bulk_insert(
     let table = quote_table(&target.table)?;
     let ddl = match target.mode {
         InsertMode::Append => None,
-        InsertMode::Create => Some(create_sql(&table, &schema)?),
+        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
+            &table,
+            &schema,
+            sqlite_type,
+        )?),
         InsertMode::Replace => Some(format!(
             "DROP TABLE IF EXISTS {table}; {}",
-            create_sql(&table, &schema)?
+            dbpool_core::normalize::create_table_sql(&table, &schema, sqlite_type)?
         )),
     };
     let conn = pool.acquire().await?;
@@ -163,19 +167,6 @@ pub async fn bulk_insert(
         Some(e) => Err(e),
         None => written,
     }
-}
-
-fn create_sql(table: &str, schema: &Schema) -> Result<String> {
-    let cols = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = sqlite_type(f.name(), f.data_type())?;
-            let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
-            Ok(format!("{} {ty}{not_null}", quote_ident(f.name())))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
 }
 
 /// The blocking side: transaction, DDL, schema check, then one INSERT per row.
