@@ -235,14 +235,32 @@ async def test_async_commit_and_rollback(adb: DatabasePool, db: SyncDatabasePool
     assert _names(db, pg_items) == ["a", "committed"]
 
 
+class _Rendezvous:
+    """Lets `parties` coroutines wait until all of them arrived (asyncio.Barrier is 3.11+)."""
+
+    def __init__(self, parties: int) -> None:
+        self._left = parties
+        self._all_here = asyncio.Event()
+
+    async def wait(self) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self._all_here.set()
+        await self._all_here.wait()
+
+
 async def test_async_concurrent_transactions(adb: DatabasePool, db: SyncDatabasePool, pg_items: str) -> None:
+    inserted, read = _Rendezvous(2), _Rendezvous(2)
+
     async def work(name: str) -> list[str]:
         async with adb.transaction(pg_items) as tx:
             await tx.execute("INSERT INTO items (name) VALUES ($1)", [name])
-            await asyncio.sleep(0.3)  # both are open and uncommitted here
-            return (await tx.query("SELECT name FROM items ORDER BY name"))["name"].to_list()
+            await inserted.wait()  # both rows are written and uncommitted here
+            names = (await tx.query("SELECT name FROM items ORDER BY name"))["name"].to_list()
+            await read.wait()  # neither commits before both have read
+            return names
 
-    seen = await asyncio.gather(work("x"), work("y"))
+    seen = await asyncio.wait_for(asyncio.gather(work("x"), work("y")), timeout=30)
     assert seen == [["x"], ["y"]]
     assert _names(db, pg_items) == ["x", "y"]
 

@@ -78,6 +78,10 @@ pub struct PoolOptions {
     /// Milliseconds an open breaker fails calls fast before one probe may try again.
     #[serde(default = "default_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+    /// Prepared statements kept per connection, least recently used evicted first
+    /// (0: prepare every statement anew). PostgreSQL only.
+    #[serde(default = "default_statement_cache_size")]
+    pub statement_cache_size: u32,
 }
 
 fn default_max_connections() -> u32 {
@@ -104,6 +108,9 @@ fn default_breaker_threshold() -> u32 {
 fn default_breaker_cooldown_ms() -> u64 {
     2_000
 }
+fn default_statement_cache_size() -> u32 {
+    256
+}
 
 impl Default for PoolOptions {
     fn default() -> Self {
@@ -118,6 +125,7 @@ impl Default for PoolOptions {
             max_waiters: default_max_waiters(),
             breaker_threshold: default_breaker_threshold(),
             breaker_cooldown_ms: default_breaker_cooldown_ms(),
+            statement_cache_size: default_statement_cache_size(),
         }
     }
 }
@@ -140,6 +148,12 @@ impl PoolOptions {
         }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return Err(Error::invalid(key("batch_size"), "must be 1..=1000000"));
+        }
+        if self.statement_cache_size > 100_000 {
+            return Err(Error::invalid(
+                key("statement_cache_size"),
+                "must be 0..=100000",
+            ));
         }
         Ok(())
     }

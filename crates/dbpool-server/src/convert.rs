@@ -68,6 +68,7 @@ pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
             max_waiters: opt(o.max_waiters).unwrap_or(d.max_waiters),
             breaker_threshold: opt(o.breaker_threshold).unwrap_or(d.breaker_threshold),
             breaker_cooldown_ms: opt(o.breaker_cooldown_ms).unwrap_or(d.breaker_cooldown_ms),
+            statement_cache_size: o.statement_cache_size.unwrap_or(d.statement_cache_size),
         },
     }
 }
@@ -85,6 +86,7 @@ pub fn options(o: &PoolOptions) -> pb::PoolOptions {
         max_waiters: o.max_waiters,
         breaker_threshold: o.breaker_threshold,
         breaker_cooldown_ms: o.breaker_cooldown_ms,
+        statement_cache_size: Some(o.statement_cache_size),
     }
 }
 

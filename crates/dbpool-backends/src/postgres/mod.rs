@@ -50,8 +50,10 @@ impl PgBackend {
             pg.connect_timeout(cfg.options.acquire_timeout().min(Duration::from_secs(10)));
         }
         if cfg.options.statement_timeout_ms > 0 {
+            // Appended: the URL's own `options` (e.g. `-c search_path=…`) are kept.
+            let own = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
             pg.options(format!(
-                "-c statement_timeout={}",
+                "{own}-c statement_timeout={}",
                 cfg.options.statement_timeout_ms
             ));
         }
