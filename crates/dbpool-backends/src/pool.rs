@@ -1,15 +1,53 @@
 //! What every backend's pool shares: a bb8 manager wrapper that tells connect failures
-//! apart, and an acquire that fails fast with the database's own error.
+//! apart and retires connections at a jittered age, and an acquire that fails fast with
+//! the database's own error.
 use crate::breaker::Breaker;
 use dbpool_config::PoolOptions;
 use dbpool_core::{Error, PoolState, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Wraps a bb8 manager so the error sink can tell a failed connect from a failed check.
+/// Wraps a bb8 manager so the error sink can tell a failed connect from a failed check,
+/// and so each connection retires at its own, jittered, age.
 #[derive(Debug)]
-pub struct Managed<M>(pub M);
+pub struct Managed<M> {
+    inner: M,
+    max_lifetime: Option<Duration>,
+}
+
+/// A pooled connection and the moment it retires; derefs to the driver's connection.
+#[derive(Debug)]
+pub struct Aged<C> {
+    conn: C,
+    retire_at: Option<Instant>,
+}
+
+impl<C> std::ops::Deref for Aged<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C> std::ops::DerefMut for Aged<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
+
+/// A lifetime shortened by up to 15 %, differently for each connection, so connections
+/// opened together (start-up, after an outage) do not all reconnect at the same moment.
+fn jittered(lifetime: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // A cheap mix of the clock's low bits: uniform enough for spreading reconnects.
+    let spread = (u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1_000;
+    lifetime.mul_f64(1.0 - 0.15 * spread as f64 / 1_000.0)
+}
 
 /// An error of the wrapped manager, by where it happened.
 #[derive(Debug)]
@@ -23,25 +61,30 @@ pub enum ManagedError<E> {
 }
 
 impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
-    type Connection = M::Connection;
+    type Connection = Aged<M::Connection>;
     type Error = ManagedError<M::Error>;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        self.0.connect().await.map_err(ManagedError::Connect)
+        let conn = self.inner.connect().await.map_err(ManagedError::Connect)?;
+        Ok(Aged {
+            conn,
+            retire_at: self.max_lifetime.map(|l| Instant::now() + jittered(l)),
+        })
     }
 
-    /// Cheap validation at checkout: a connection the driver knows is closed is
-    /// replaced; no round trip on the hot path.
+    /// Cheap validation at checkout: a connection the driver knows is closed, or that
+    /// reached its age, is replaced; no round trip on the hot path.
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        if self.0.has_broken(conn) {
+        if self.has_broken(conn) {
             Err(ManagedError::Broken)
         } else {
             Ok(())
         }
     }
 
+    /// Also asked when a connection comes back: an aged one is closed then.
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        self.0.has_broken(conn)
+        conn.retire_at.is_some_and(|t| Instant::now() >= t) || self.inner.has_broken(&mut conn.conn)
     }
 }
 
@@ -129,7 +172,10 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 watch: watch.clone(),
                 classify,
             }))
-            .build_unchecked(Managed(manager));
+            .build_unchecked(Managed {
+                inner: manager,
+                max_lifetime: PoolOptions::optional(options.max_lifetime_ms),
+            });
         PoolHandle {
             pool,
             watch,
@@ -139,7 +185,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             waits: dbpool_core::Histogram::default(),
             breaker: Breaker::new(
                 options.breaker_threshold,
-                std::time::Duration::from_millis(options.breaker_cooldown_ms),
+                Duration::from_millis(options.breaker_cooldown_ms),
             ),
             options: options.clone(),
         }
@@ -159,7 +205,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 self.options.max_waiters
             )));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = tokio::select! {
             r = self.pool.get_owned() => match r {
                 Ok(c) => Ok(c),

@@ -297,7 +297,8 @@ async fn acquire_timeout_when_pool_is_exhausted() {
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap();
-    let held = b.query("SELECT pg_sleep(2)", vec![], 1).await.unwrap();
+    // An open transaction holds the only connection.
+    let held = b.begin(dbpool_core::TxOptions::default()).await.unwrap();
     let e = b.execute("SELECT 1", vec![]).await.unwrap_err();
     assert!(matches!(e, Error::AcquireTimeout(_)), "{e}");
     assert_eq!(b.state().acquire_timeouts, 1);

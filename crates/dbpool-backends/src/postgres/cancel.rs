@@ -23,7 +23,12 @@ impl<C: AsClient> Cancelling<C> {
 
     /// The client to run on.
     pub fn client(&self) -> &tokio_postgres::Client {
-        self.conn.as_ref().expect("present until drop").client()
+        self.inner().client()
+    }
+
+    /// The guarded connection.
+    pub fn inner(&self) -> &C {
+        self.conn.as_ref().expect("present until drop")
     }
 
     /// The statement ended (rows read or error received): nothing to cancel.

@@ -1,5 +1,5 @@
-//! PostgreSQL through bb8-postgres: prepared statements, binary results decoded straight
-//! into Arrow builders and streamed in bounded batches.
+//! PostgreSQL through bb8-postgres: cached prepared statements, binary results decoded
+//! straight into Arrow builders and streamed in bounded batches.
 mod cancel;
 mod convert;
 mod copy;
@@ -7,6 +7,7 @@ mod error;
 mod meta;
 mod params;
 mod script;
+mod session;
 mod tx;
 
 pub use convert::{arrow_type, Decoder};
@@ -15,7 +16,6 @@ use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use bb8_postgres::PostgresConnectionManager;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
     Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
@@ -23,12 +23,13 @@ use dbpool_core::{
 };
 use futures::{pin_mut, StreamExt};
 use params::PgParam;
+use session::{PgManager, StatementCache};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::{GenericClient, RowStream};
 use tokio_stream::wrappers::ReceiverStream;
 
-type Manager = PostgresConnectionManager<NoTls>;
+type Manager = PgManager;
 
 /// A PostgreSQL pool.
 pub struct PgBackend {
@@ -51,13 +52,16 @@ impl PgBackend {
         }
         if cfg.options.statement_timeout_ms > 0 {
             // Appended: the URL's own `options` (e.g. `-c search_path=…`) are kept.
-            let own = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+            let own = pg
+                .get_options()
+                .map(|o| format!("{o} "))
+                .unwrap_or_default();
             pg.options(format!(
                 "{own}-c statement_timeout={}",
                 cfg.options.statement_timeout_ms
             ));
         }
-        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let manager = PgManager::new(pg, cfg.options.statement_cache_size as usize);
         Ok(PgBackend {
             pool: PoolHandle::new(manager, &cfg.options, error::classify),
         })
@@ -68,29 +72,51 @@ impl PgBackend {
 pub(crate) trait AsClient: Send + Sync + 'static {
     /// The tokio-postgres client.
     fn client(&self) -> &tokio_postgres::Client;
+    /// The statements prepared on it.
+    fn cache(&self) -> &StatementCache;
+    /// Whether a statement that failed on a stale cache entry may simply run again:
+    /// not inside a transaction, which the failure aborted.
+    fn may_rerun(&self) -> bool;
 }
 
 impl AsClient for Conn<Manager> {
     fn client(&self) -> &tokio_postgres::Client {
         self
     }
+
+    fn cache(&self) -> &StatementCache {
+        (**self).cache()
+    }
+
+    fn may_rerun(&self) -> bool {
+        true
+    }
 }
 
-/// Prepares the query on `conn` and streams its rows from a task that owns `conn`.
+/// Binds and starts the query on `conn` (one round trip when its statement is cached)
+/// and streams its rows from a task that owns `conn`.
 pub(crate) async fn start_query<C: AsClient>(
     conn: C,
     sql: &str,
     params: Vec<Param>,
     batch_size: usize,
 ) -> Result<QueryStream> {
-    let stmt = prepare(conn.client(), sql, &params).await?;
+    // Armed from here: a caller that goes away while the statement runs cancels it.
+    let conn = cancel::Cancelling::new(conn);
+    let (stmt, rows) = match bind(conn.inner(), sql, &params).await {
+        Ok(started) => started,
+        Err(e) => {
+            conn.done();
+            return Err(e);
+        }
+    };
     let schema = schema_of(&stmt);
     // Two batches in flight at most: a slow reader slows the database read.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(stream_rows(
-        cancel::Cancelling::new(conn),
+        conn,
         stmt,
-        params,
+        rows,
         schema.clone(),
         batch_size.max(1),
         tx,
@@ -101,31 +127,40 @@ pub(crate) async fn start_query<C: AsClient>(
     })
 }
 
-pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
-    error::classify(&e)
-}
-
-/// Prepares `sql` and checks the parameter count.
-pub(crate) async fn prepare(
-    client: &impl GenericClient,
+/// The statement of `sql` and its running portal; a stale cache entry is prepared anew.
+async fn bind<C: AsClient>(
+    conn: &C,
     sql: &str,
     params: &[Param],
-) -> Result<tokio_postgres::Statement> {
-    if sql.trim().is_empty() {
-        return Err(Error::invalid("sql", "is empty"));
+) -> Result<(tokio_postgres::Statement, RowStream)> {
+    let stmt = conn
+        .cache()
+        .prepare_checked(conn.client(), sql, params)
+        .await?;
+    match conn
+        .client()
+        .query_raw(&stmt, params.iter().map(PgParam))
+        .await
+    {
+        Ok(rows) => Ok((stmt, rows)),
+        Err(e) if conn.cache().evict_stale(sql, &e) && conn.may_rerun() => {
+            let stmt = conn
+                .cache()
+                .prepare_checked(conn.client(), sql, params)
+                .await?;
+            let rows = conn
+                .client()
+                .query_raw(&stmt, params.iter().map(PgParam))
+                .await
+                .map_err(pg)?;
+            Ok((stmt, rows))
+        }
+        Err(e) => Err(pg(e)),
     }
-    let stmt = client.prepare(sql).await.map_err(pg)?;
-    if stmt.params().len() != params.len() {
-        return Err(Error::invalid(
-            "params",
-            format!(
-                "the statement has {} placeholders but {} parameters were given",
-                stmt.params().len(),
-                params.len()
-            ),
-        ));
-    }
-    Ok(stmt)
+}
+
+pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
+    error::classify(&e)
 }
 
 pub(crate) fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
@@ -137,8 +172,12 @@ pub(crate) fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Runs one statement; `rerun`: whether a stale cache entry may be prepared anew and
+/// the statement run again (not inside a transaction).
 pub(crate) async fn execute_on(
     client: &impl GenericClient,
+    cache: &StatementCache,
+    rerun: bool,
     sql: &str,
     params: &[Param],
 ) -> Result<u64> {
@@ -147,50 +186,42 @@ pub(crate) async fn execute_on(
         client.batch_execute(sql).await.map_err(pg)?;
         return Ok(0);
     }
-    let stmt = prepare(client, sql, params).await?;
-    client
-        .execute_raw(&stmt, params.iter().map(PgParam))
-        .await
-        .map_err(pg)
+    let stmt = cache.prepare_checked(client, sql, params).await?;
+    match client.execute_raw(&stmt, params.iter().map(PgParam)).await {
+        Ok(n) => Ok(n),
+        Err(e) if cache.evict_stale(sql, &e) && rerun => {
+            let stmt = cache.prepare_checked(client, sql, params).await?;
+            client
+                .execute_raw(&stmt, params.iter().map(PgParam))
+                .await
+                .map_err(pg)
+        }
+        Err(e) => Err(pg(e)),
+    }
 }
 
 /// The result schema of `sql` (prepared, not run); a multi-statement script has none.
 pub(crate) async fn describe(
-    client: &impl GenericClient,
+    conn: &impl AsClient,
     sql: &str,
     params: &[Param],
 ) -> Result<SchemaRef> {
     if params.is_empty() && script::is_script(sql) {
         return Ok(Arc::new(Schema::empty()));
     }
-    if sql.trim().is_empty() {
-        return Err(Error::invalid("sql", "is empty"));
-    }
     // Parameters may be bound later (Flight SQL prepared statements): no count check.
-    Ok(schema_of(&client.prepare(sql).await.map_err(pg)?))
+    Ok(schema_of(&conn.cache().prepare(conn.client(), sql).await?))
 }
 
 /// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
 async fn stream_rows<C: AsClient>(
     conn: cancel::Cancelling<C>,
     stmt: tokio_postgres::Statement,
-    params: Vec<Param>,
+    rows: RowStream,
     schema: SchemaRef,
     batch_size: usize,
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
 ) {
-    let rows = match conn
-        .client()
-        .query_raw(&stmt, params.iter().map(PgParam))
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => {
-            conn.done();
-            let _ = tx.send(Err(pg(e))).await;
-            return;
-        }
-    };
     pin_mut!(rows);
     let new_decoders = || -> Vec<Decoder> {
         stmt.columns()
@@ -273,13 +304,12 @@ impl Backend for PgBackend {
     }
 
     async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        let conn = self.pool.acquire().await?;
-        describe(&*conn, sql, &params).await
+        describe(&self.pool.acquire().await?, sql, &params).await
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
         let conn = cancel::Cancelling::new(self.pool.acquire().await?);
-        let r = execute_on(conn.client(), sql, &params).await;
+        let r = execute_on(conn.client(), conn.inner().cache(), true, sql, &params).await;
         conn.done();
         r
     }
@@ -292,10 +322,11 @@ impl Backend for PgBackend {
         dbpool_core::validate_statements(&statements)?;
         let mut conn = self.pool.acquire().await?;
         if transaction {
-            let tx = conn.transaction().await.map_err(pg)?;
+            let (client, cache) = conn.split();
+            let tx = client.transaction().await.map_err(pg)?;
             let mut out = Vec::with_capacity(statements.len());
             for (index, s) in statements.iter().enumerate() {
-                match execute_on(&tx, &s.sql, &s.params).await {
+                match execute_on(&tx, cache, false, &s.sql, &s.params).await {
                     Ok(n) => out.push(StatementResult {
                         index,
                         outcome: Ok(n),
@@ -315,7 +346,7 @@ impl Backend for PgBackend {
         }
         let mut out = Vec::with_capacity(statements.len());
         for (index, s) in statements.iter().enumerate() {
-            let outcome = execute_on(&*conn, &s.sql, &s.params).await;
+            let outcome = execute_on(conn.client(), conn.cache(), true, &s.sql, &s.params).await;
             if matches!(&outcome, Err(e) if e.is_connection_error()) {
                 return Err(outcome.unwrap_err());
             }

@@ -14,6 +14,14 @@ impl AsClient for Guard<Conn<Manager>> {
     fn client(&self) -> &tokio_postgres::Client {
         self
     }
+
+    fn cache(&self) -> &super::StatementCache {
+        (***self).cache()
+    }
+
+    fn may_rerun(&self) -> bool {
+        false
+    }
 }
 
 /// Rolls back a connection whose transaction was abandoned, then lets it go back.
@@ -61,12 +69,12 @@ impl Transaction for PgTx {
 
     async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef> {
         let conn = self.conn.lock().await?;
-        super::describe(conn.client(), sql, &params).await
+        super::describe(&conn, sql, &params).await
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
         let conn = self.conn.lock().await?;
-        execute_on(conn.client(), sql, &params).await
+        execute_on(conn.client(), conn.cache(), false, sql, &params).await
     }
 
     async fn commit(&self) -> Result<()> {
