@@ -263,3 +263,29 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         &self.options
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_shortens_lifetimes_by_at_most_15_percent() {
+        let lifetime = Duration::from_secs(1800);
+        let seen: Vec<Duration> = (0..200)
+            .map(|_| {
+                std::thread::sleep(Duration::from_micros(37));
+                jittered(lifetime)
+            })
+            .collect();
+        assert!(seen
+            .iter()
+            .all(|d| *d <= lifetime && *d >= lifetime.mul_f64(0.85)));
+        // Spread, not one value: connections opened together retire apart.
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "{} distinct lifetimes",
+            distinct.len()
+        );
+    }
+}

@@ -354,3 +354,32 @@ async fn transactional_batch_is_all_or_nothing() {
     );
     assert_eq!(out[2].outcome.as_ref().unwrap(), &1);
 }
+
+#[tokio::test]
+async fn connections_retire_at_their_age() {
+    let db = PgDb::create().await;
+    let cfg = PoolConfig {
+        url: Some(Secret::new(&db.url)),
+        options: dbpool_config::PoolOptions {
+            max_connections: 1,
+            max_lifetime_ms: 300,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let b = Factory
+        .create("t", &cfg.resolve("").unwrap())
+        .await
+        .unwrap();
+    let pid = |batches: Vec<RecordBatch>| {
+        let c = batches[0].column(0);
+        c.as_any().downcast_ref::<Int32Array>().unwrap().value(0)
+    };
+    let sql = "SELECT pg_backend_pid()";
+    let first = pid(collect(&*b, sql, vec![], 10).await);
+    assert_eq!(pid(collect(&*b, sql, vec![], 10).await), first);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Past its (jittered, at most 300 ms) age: replaced at checkout by a new session.
+    assert_ne!(pid(collect(&*b, sql, vec![], 10).await), first);
+    assert_eq!(b.state().connections_created, 2);
+}
