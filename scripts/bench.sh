@@ -13,8 +13,9 @@
 #   scripts/bench.sh --quick   a smoke run on tiny data (about 30 s after the build), so
 #                              the harness does not rot; results go to target/bench-quick/
 #
-# Environment: BENCH_CLIENTS ("1 8 64"), BENCH_REPS (3), BENCH_DURATION (5 s per point),
-# BENCH_STREAM_ROWS ("2000000"), BENCH_OUT (results file), BENCH_SKIP_BUILD=1.
+# Environment: BENCH_CLIENTS ("1 8 64 256"), BENCH_REPS (3), BENCH_DURATION (5 s per
+# point), BENCH_STREAM_ROWS ("2000000 10000000"), BENCH_OUT (results file),
+# BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR (where the release binaries are built).
 # The release build is for benchmarks by hand only; scripts/test.sh never runs this.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -29,8 +30,8 @@ if ((QUICK)); then
   READ_REPS=1 STREAM_ROWS=${BENCH_STREAM_ROWS:-"50000"}
 else
   SMALL_ROWS=100000 WIDE_ROWS=1000000 INS_ROWS=1000000
-  CLIENTS=${BENCH_CLIENTS:-"1 8 64"} REPS=${BENCH_REPS:-3} DURATION=${BENCH_DURATION:-5} WARMUP=1
-  READ_REPS=3 STREAM_ROWS=${BENCH_STREAM_ROWS:-"2000000"}
+  CLIENTS=${BENCH_CLIENTS:-"1 8 64 256"} REPS=${BENCH_REPS:-3} DURATION=${BENCH_DURATION:-5}
+  WARMUP=1 READ_REPS=3 STREAM_ROWS=${BENCH_STREAM_ROWS:-"2000000 10000000"}
 fi
 DB=dbpool_bench
 PG_URL="postgres://postgres@127.0.0.1:5432/$DB"
@@ -55,8 +56,8 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "cargo build --release -p dbpool-loadgen -p dbpool"
   cargo build --release -q -p dbpool-loadgen -p dbpool
 fi
-LOADGEN=target/release/loadgen
-DBPOOL=target/release/dbpool
+LOADGEN="${CARGO_TARGET_DIR:-target}/release/loadgen"
+DBPOOL="${CARGO_TARGET_DIR:-target}/release/dbpool"
 
 log "uv sync (benches/python)"
 uv sync --quiet --project benches/python
@@ -156,6 +157,13 @@ default_pool = false
 url = "$PG_URL"
 max_connections = 20
 min_connections = 20
+
+# The same pool without the statement cache: every query prepared anew (before/after).
+[pools.pg_nocache]
+url = "$PG_URL"
+max_connections = 20
+min_connections = 20
+statement_cache_size = 0
 TOML
 log "starting $DBPOOL on $ADDR (pool pg: max_connections 20 on $DB)"
 "$DBPOOL" serve --config "$WORK/dbpool.toml" >"$WORK/dbpool.log" 2>&1 &
@@ -172,15 +180,18 @@ SMALL_OUT="$WORK/small.jsonl"
 log "1. small queries: modes grpc flight direct pgbouncer x clients {$CLIENTS} x $REPS reps, ${DURATION}s each"
 for rep in $(seq 1 "$REPS"); do
   for clients in $CLIENTS; do
-    for mode in grpc flight direct pgbouncer; do
-      args=(--mode "$mode" --clients "$clients" --duration "$DURATION" --warmup "$WARMUP"
-        --pool 20 --rows "$SMALL_ROWS" --table "$SMALL")
+    for mode in grpc flight grpc_nocache direct pgbouncer; do
+      args=(--mode "${mode%_nocache}" --clients "$clients" --duration "$DURATION"
+        --warmup "$WARMUP" --pool 20 --rows "$SMALL_ROWS" --table "$SMALL")
       case $mode in
         grpc | flight) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID") ;;
+        grpc_nocache) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
+          --pool-id pg_nocache) ;;
         direct) args+=(--url "$PG_URL") ;;
         pgbouncer) args+=(--url "postgres://postgres@127.0.0.1:$PGB_PORT/$DB" --server-pid "$PGB_PID") ;;
       esac
       line="$("$LOADGEN" "${args[@]}")"
+      [[ $mode == grpc_nocache ]] && line="${line/\"mode\":\"grpc\"/\"mode\":\"grpc_nocache\"}"
       printf '%s\n' "${line%\}},\"rep\":$rep}" >>"$SMALL_OUT"
       printf '  rep %s %-9s %3s clients: %s\n' "$rep" "$mode" "$clients" "$line" >&2
     done

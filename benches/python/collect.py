@@ -16,7 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-MODES = ("grpc", "flight", "direct", "pgbouncer")
+# grpc_nocache: the sidecar's gRPC Query on a pool with statement_cache_size = 0, i.e.
+# every query prepared anew (the hot path before the statement cache), in the same run.
+MODES = ("grpc", "flight", "grpc_nocache", "direct", "pgbouncer")
 
 
 def machine() -> dict:
@@ -51,7 +53,7 @@ def small(path: Path) -> dict:
     # Ratios: the median over repetitions of the ratio within one repetition (the modes of
     # one repetition ran back to back), which cancels most of the drift in machine load.
     for modes in out.values():
-        for mode in ("grpc", "flight"):
+        for mode in ("grpc", "flight", "grpc_nocache"):
             if mode in modes:
                 for peer in ("direct", "pgbouncer"):
                     if peer in modes:
@@ -70,9 +72,9 @@ def charts(res: dict, out: Path) -> list[str]:
     s = res["small_queries"]
     clients = sorted(s, key=int)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.2
+    width = 0.16
     for i, mode in enumerate(MODES):
-        xs = [c + (i - 1.5) * width for c in range(len(clients))]
+        xs = [c + (i - (len(MODES) - 1) / 2) * width for c in range(len(clients))]
         axes[0].bar(xs, [s[c].get(mode, {}).get("qps", 0) for c in clients], width, label=mode)
         axes[1].bar(xs, [s[c].get(mode, {}).get("p99_ms", 0) for c in clients], width, label=mode)
     for ax, title in zip(axes, ("QPS (median)", "p99 latency, ms (median)")):
