@@ -6,6 +6,7 @@ mod conn;
 mod convert;
 mod flight;
 mod health;
+mod ipc_chunks;
 mod metrics_http;
 mod pool_service;
 mod rows;

@@ -1,13 +1,12 @@
 //! `dbpool.v1.PoolService`: pool management, queries (Arrow IPC or JSON rows), writes.
 use crate::calls::Calls;
 use crate::health::Health;
+use crate::ipc_chunks::{ipc_stream, QueryStreamOut};
 use crate::status::to_status;
 use crate::{convert, rows};
-use arrow::ipc::writer::StreamWriter;
 use dbpool_core::{Error, Isolation, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_server::PoolService;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
@@ -22,41 +21,6 @@ impl PoolServiceImpl {
     pub fn new(calls: Calls, health: Health) -> Self {
         PoolServiceImpl { calls, health }
     }
-}
-
-type QueryStreamOut = BoxStream<'static, Result<pb::QueryResponse, Status>>;
-
-/// Encodes batches as chunks of one Arrow IPC stream: schema, batches, end marker.
-fn ipc_stream(q: dbpool_core::QueryStream) -> Result<QueryStreamOut, Error> {
-    let mut w = StreamWriter::try_new(Vec::new(), &q.schema)?;
-    let head = std::mem::take(w.get_mut());
-    let chunk = |bytes: Vec<u8>| pb::QueryResponse {
-        payload: Some(pb::query_response::Payload::ArrowIpc(bytes)),
-    };
-    let first = futures::stream::once(async move { Ok(chunk(head)) });
-    let body = q
-        .batches
-        .map(Some)
-        .chain(futures::stream::once(async { None }))
-        .scan(Some(w), move |w, item| {
-            let out = match (w.as_mut(), item) {
-                (Some(wr), Some(Ok(b))) => wr
-                    .write(&b)
-                    .map(|_| chunk(std::mem::take(wr.get_mut())))
-                    .map_err(|e| to_status(&e.into())),
-                (Some(wr), None) => wr
-                    .finish()
-                    .map(|_| chunk(std::mem::take(wr.get_mut())))
-                    .map_err(|e| to_status(&e.into())),
-                (_, Some(Err(e))) => Err(to_status(&e)),
-                (None, _) => return futures::future::ready(None),
-            };
-            if out.is_err() {
-                *w = None;
-            }
-            futures::future::ready(Some(out))
-        });
-    Ok(first.chain(body).boxed())
 }
 
 /// Rows as Structs; the first message names the columns.

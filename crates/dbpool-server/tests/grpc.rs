@@ -339,3 +339,64 @@ async fn transactional_batch_reports_failing_index() {
     assert_eq!(ok.results[1].code, "23505");
     assert_eq!(ok.total_rows_affected, 1);
 }
+
+/// The sizes of the `arrow_ipc` chunks of one Query, and the rows they decode to.
+async fn ipc_chunks(
+    c: &mut dbpool_proto::v1::pool_service_client::PoolServiceClient<tonic::transport::Channel>,
+    pool: &str,
+    sql: &str,
+    batch_size: u32,
+) -> (Vec<usize>, Vec<i64>) {
+    let mut stream = c
+        .query(pb::QueryRequest {
+            pool_id: pool.into(),
+            sql: sql.into(),
+            batch_size,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut sizes, mut bytes) = (vec![], vec![]);
+    while let Some(msg) = stream.message().await.unwrap() {
+        let Some(pb::query_response::Payload::ArrowIpc(b)) = msg.payload else {
+            panic!("not Arrow IPC");
+        };
+        sizes.push(b.len());
+        bytes.extend(b);
+    }
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let ids = reader
+        .flat_map(|b| {
+            b.unwrap()
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    (sizes, ids)
+}
+
+#[tokio::test]
+async fn small_results_are_one_message_large_ones_stream() {
+    let db = PgDb::create().await;
+    let server = TestServer::start(&[("pg", &db.url)]).await;
+    let mut c = server.pools().await;
+    // Schema, the batch and the end marker travel together.
+    let (sizes, ids) = ipc_chunks(&mut c, "pg", "SELECT 42::int8 AS v", 0).await;
+    assert_eq!(ids, vec![42]);
+    assert_eq!(sizes.len(), 1, "chunks: {sizes:?}");
+
+    // 400,000 int8 rows (3.2 MB) in batches of 10,000: many messages, none much over
+    // the 1 MiB coalescing limit, every row in order.
+    let sql = "SELECT g::int8 FROM generate_series(1, 400000) g";
+    let (sizes, ids) = ipc_chunks(&mut c, "pg", sql, 10_000).await;
+    assert_eq!(ids, (1..=400_000).collect::<Vec<i64>>());
+    assert!(sizes.len() >= 4, "chunks: {sizes:?}");
+    assert!(
+        sizes.iter().all(|s| *s < (1 << 20) + 100_000),
+        "chunks: {sizes:?}"
+    );
+}
