@@ -73,3 +73,26 @@ def test_token_is_accepted(daemon: str) -> None:
     with SyncDatabasePool(daemon, token="not-checked-yet") as client:
         assert client.query("default", "SELECT 'ok' AS s")["s"].to_list() == ["ok"]
         assert "default" in [p.pool_id for p in client.list_pools()]
+
+
+def test_pool_options_round_trip(db: SyncDatabasePool) -> None:
+    pool = unique("opts")
+    info = db.create_pool(
+        pool,
+        PG_URL,
+        max_waiters=7,
+        breaker_threshold=3,
+        breaker_cooldown_ms=900,
+        statement_cache_size=0,
+        lazy=True,
+    )
+    try:
+        o = info.options
+        assert (o.max_waiters, o.breaker_threshold, o.breaker_cooldown_ms) == (7, 3, 900)
+        assert o.statement_cache_size == 0  # 0 is kept: caching off, not "the default"
+        assert db.query(pool, "SELECT 1 AS one")["one"].to_list() == [1]
+        default = db.create_pool(unique("opts"), PG_URL, lazy=True)
+        assert default.options.statement_cache_size == 256
+        db.remove_pool(default.pool_id)
+    finally:
+        db.remove_pool(pool)

@@ -7,7 +7,7 @@ Keeping this in one place means :class:`~db_pool_rs.SyncDatabasePool` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import grpc
 import polars as pl
@@ -52,6 +52,12 @@ def create_pool_request(
     max_lifetime_ms: Optional[int] = None,
     statement_timeout_ms: Optional[int] = None,
     batch_size: Optional[int] = None,
+    max_waiters: Optional[int] = None,
+    breaker_threshold: Optional[int] = None,
+    breaker_cooldown_ms: Optional[int] = None,
+    statement_cache_size: Optional[int] = None,
+    backup_urls: Optional[Sequence[str]] = None,
+    settings: Optional[Mapping[str, str]] = None,
     lazy: bool = False,
 ) -> pool_pb2.CreatePoolRequest:
     """Builds a CreatePoolRequest; None leaves a field to the server's default."""
@@ -63,7 +69,12 @@ def create_pool_request(
         max_lifetime_ms=max_lifetime_ms or 0,
         statement_timeout_ms=statement_timeout_ms or 0,
         batch_size=batch_size or 0,
+        max_waiters=max_waiters or 0,
+        breaker_threshold=breaker_threshold or 0,
+        breaker_cooldown_ms=breaker_cooldown_ms or 0,
     )
+    if statement_cache_size is not None:  # 0 is meaningful: caching off
+        options.statement_cache_size = statement_cache_size
     return pool_pb2.CreatePoolRequest(
         pool_id=pool_id,
         url=url or "",
@@ -74,6 +85,8 @@ def create_pool_request(
         username=username or "",
         password=password or "",
         options=options,
+        backup_urls=list(backup_urls or ()),
+        settings=dict(settings or {}),
         lazy=lazy,
     )
 

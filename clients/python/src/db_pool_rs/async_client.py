@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 import grpc
 import grpc.aio
@@ -117,6 +117,12 @@ class DatabasePool(ClientBase):
         max_lifetime_ms: Optional[int] = None,
         statement_timeout_ms: Optional[int] = None,
         batch_size: Optional[int] = None,
+        max_waiters: Optional[int] = None,
+        breaker_threshold: Optional[int] = None,
+        breaker_cooldown_ms: Optional[int] = None,
+        statement_cache_size: Optional[int] = None,
+        backup_urls: Optional[Sequence[str]] = None,
+        settings: Optional[Mapping[str, str]] = None,
         lazy: bool = False,
         timeout: Optional[float] = None,
     ) -> PoolInfo:
@@ -141,6 +147,12 @@ class DatabasePool(ClientBase):
             max_lifetime_ms=max_lifetime_ms,
             statement_timeout_ms=statement_timeout_ms,
             batch_size=batch_size,
+            max_waiters=max_waiters,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown_ms=breaker_cooldown_ms,
+            statement_cache_size=statement_cache_size,
+            backup_urls=backup_urls,
+            settings=settings,
             lazy=lazy,
         )
         return PoolInfo.from_proto((await self._call("CreatePool", request, timeout)).pool)

@@ -21,6 +21,10 @@ class PoolOptions:
     max_lifetime_ms: int = 0
     statement_timeout_ms: int = 0
     batch_size: int = 0
+    max_waiters: int = 0
+    breaker_threshold: int = 0
+    breaker_cooldown_ms: int = 0
+    statement_cache_size: int = 0
 
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolOptions) -> PoolOptions:
@@ -33,6 +37,10 @@ class PoolOptions:
             max_lifetime_ms=msg.max_lifetime_ms,
             statement_timeout_ms=msg.statement_timeout_ms,
             batch_size=msg.batch_size,
+            max_waiters=msg.max_waiters,
+            breaker_threshold=msg.breaker_threshold,
+            breaker_cooldown_ms=msg.breaker_cooldown_ms,
+            statement_cache_size=msg.statement_cache_size,
         )
 
 

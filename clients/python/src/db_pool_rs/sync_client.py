@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import grpc
 import pyarrow as pa
@@ -89,6 +89,12 @@ class SyncDatabasePool(ClientBase):
         max_lifetime_ms: Optional[int] = None,
         statement_timeout_ms: Optional[int] = None,
         batch_size: Optional[int] = None,
+        max_waiters: Optional[int] = None,
+        breaker_threshold: Optional[int] = None,
+        breaker_cooldown_ms: Optional[int] = None,
+        statement_cache_size: Optional[int] = None,
+        backup_urls: Optional[Sequence[str]] = None,
+        settings: Optional[Mapping[str, str]] = None,
         lazy: bool = False,
         timeout: Optional[float] = None,
     ) -> PoolInfo:
@@ -98,8 +104,11 @@ class SyncDatabasePool(ClientBase):
         ``sqlite:///path/file.db``) or ``db_type`` with ``host``, ``port``, ``database``,
         ``username``, ``password``. Pool options: ``max_connections``,
         ``min_connections``, ``acquire_timeout_ms``, ``idle_timeout_ms``,
-        ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``; ``lazy=True`` skips
-        the connection check. Raises PoolExistsError, InvalidArgumentError,
+        ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``, ``max_waiters``,
+        ``breaker_threshold``, ``breaker_cooldown_ms``, ``statement_cache_size`` (0 turns
+        PostgreSQL's statement cache off); ``backup_urls``: read replicas served while the
+        primary is down (PostgreSQL); ``settings``: backend-specific settings (strings);
+        ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
         PoolUnavailableError or AuthenticationError.
         """
         request = create_pool_request(
@@ -118,6 +127,12 @@ class SyncDatabasePool(ClientBase):
             max_lifetime_ms=max_lifetime_ms,
             statement_timeout_ms=statement_timeout_ms,
             batch_size=batch_size,
+            max_waiters=max_waiters,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown_ms=breaker_cooldown_ms,
+            statement_cache_size=statement_cache_size,
+            backup_urls=backup_urls,
+            settings=settings,
             lazy=lazy,
         )
         return PoolInfo.from_proto(self._call("CreatePool", request, timeout).pool)
