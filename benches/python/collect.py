@@ -47,6 +47,14 @@ def small(path: Path) -> dict:
         }
         srv = [r["server_cpu_ms_per_query"] for r in runs if r.get("server_cpu_ms_per_query") is not None]
         med["server_cpu_ms_per_query"] = statistics.median(srv) if srv else None
+        pg = [r["postgres_cpu_ms_per_query"] for r in runs if r.get("postgres_cpu_ms_per_query") is not None]
+        med["postgres_cpu_ms_per_query"] = statistics.median(pg) if pg else None
+        # Everything one query cost on this machine: load generator, daemon or PgBouncer,
+        # PostgreSQL.
+        med["total_cpu_ms_per_query"] = round(
+            med["cpu_ms_per_query"] + (med["server_cpu_ms_per_query"] or 0) + (med["postgres_cpu_ms_per_query"] or 0),
+            3,
+        )
         med["errors"] = sum(r["errors"] for r in runs)
         med["runs"] = runs
         out.setdefault(str(clients), {})[mode] = med
@@ -112,8 +120,9 @@ def charts(res: dict, out: Path) -> list[str]:
 
 def summary(res: dict) -> str:
     lines = [
-        "| clients | mode | QPS | p50 ms | p99 ms | loadgen CPU ms/q | server CPU ms/q | vs direct | vs PgBouncer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| clients | mode | QPS | p50 ms | p99 ms | loadgen CPU ms/q | server CPU ms/q | PostgreSQL CPU ms/q "
+        "| total CPU ms/q | vs direct | vs PgBouncer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c, modes in sorted(res["small_queries"].items(), key=lambda kv: int(kv[0])):
         for m in MODES:
@@ -121,9 +130,11 @@ def summary(res: dict) -> str:
                 continue
             r = modes[m]
             srv = "" if r["server_cpu_ms_per_query"] is None else f"{r['server_cpu_ms_per_query']:.3f}"
+            pg = "" if r.get("postgres_cpu_ms_per_query") is None else f"{r['postgres_cpu_ms_per_query']:.3f}"
             lines.append(
                 f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                f"{r['cpu_ms_per_query']:.3f} | {srv} | {r.get('qps_vs_direct', '')} | {r.get('qps_vs_pgbouncer', '')} |"
+                f"{r['cpu_ms_per_query']:.3f} | {srv} | {pg} | {r['total_cpu_ms_per_query']:.3f} | "
+                f"{r.get('qps_vs_direct', '')} | {r.get('qps_vs_pgbouncer', '')} |"
             )
     lines += [
         "",

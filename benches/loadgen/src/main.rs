@@ -102,6 +102,22 @@ fn cpu_ms(pid: &str) -> Result<f64> {
     Ok(ticks * 1000.0 / TICKS_PER_SEC)
 }
 
+/// CPU milliseconds of every PostgreSQL process (postmaster, backends, background
+/// workers), summed from /proc; processes that exit in between are not counted.
+fn postgres_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "postgres")
+        })
+        .filter_map(|pid| cpu_ms(&pid).ok())
+        .sum()
+}
+
 impl Target {
     async fn connect(args: &Args) -> Result<Vec<Target>> {
         match args.mode {
@@ -271,10 +287,12 @@ async fn run(args: Args) -> Result<serde_json::Value> {
     let server = args.server_pid.map(|p| p.to_string());
     let cpu0 = cpu_ms("self")?;
     let srv0 = server.as_deref().map(cpu_ms).transpose()?;
+    let pg0 = postgres_cpu_ms();
     let wall0 = Instant::now();
     tokio::time::sleep_until(end.into()).await;
     let cpu1 = cpu_ms("self")?;
     let srv1 = server.as_deref().map(cpu_ms).transpose()?;
+    let pg1 = postgres_cpu_ms();
     let wall = wall0.elapsed().as_secs_f64();
 
     let mut lat = Vec::new();
@@ -299,6 +317,7 @@ async fn run(args: Args) -> Result<serde_json::Value> {
         "p99_ms": percentile(&lat, 0.99),
         "cpu_ms_per_query": per_query(cpu1 - cpu0),
         "server_cpu_ms_per_query": srv0.zip(srv1).map(|(a, b)| per_query(b - a)),
+        "postgres_cpu_ms_per_query": per_query(pg1 - pg0),
     }))
 }
 
