@@ -189,6 +189,11 @@ pub struct PoolConfig {
     pub password: Option<Secret>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<String>,
+    /// Backup servers (e.g. replicas) of the same database, as URLs of the primary's
+    /// scheme: reads move to the first one that works while the primary is down, writes
+    /// are refused. PostgreSQL only.
+    #[serde(default)]
+    pub backup_urls: Vec<Secret>,
     /// Pool sizing and timing.
     #[serde(flatten)]
     pub options: PoolOptions,
@@ -208,6 +213,7 @@ impl fmt::Debug for PoolConfig {
             .field("username", &self.username)
             .field("password", &self.password)
             .field("password_env", &self.password_env)
+            .field("backup_urls", &redact_all(&self.backup_urls))
             .field("options", &self.options)
             .field("settings", &self.settings)
             .finish()
@@ -225,6 +231,13 @@ pub struct ResolvedPool {
     pub options: PoolOptions,
     /// Backend-specific settings, as configured.
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Backup URLs (with passwords), validated to be of the primary's backend; empty
+    /// when the pool has none.
+    pub backup_urls: Vec<Secret>,
+}
+
+fn redact_all(urls: &[Secret]) -> Vec<String> {
+    urls.iter().map(|u| redact_url(u.expose())).collect()
 }
 
 impl fmt::Debug for ResolvedPool {
@@ -232,6 +245,7 @@ impl fmt::Debug for ResolvedPool {
         f.debug_struct("ResolvedPool")
             .field("kind", &self.kind)
             .field("url", &self.redacted_url())
+            .field("backup_urls", &self.redacted_backup_urls())
             .field("options", &self.options)
             .finish()
     }
@@ -241,6 +255,11 @@ impl ResolvedPool {
     /// The URL with its password replaced by `***`.
     pub fn redacted_url(&self) -> String {
         redact_url(self.url.expose())
+    }
+
+    /// The backup URLs with their passwords replaced by `***`.
+    pub fn redacted_backup_urls(&self) -> Vec<String> {
+        redact_all(&self.backup_urls)
     }
 }
 
@@ -270,7 +289,42 @@ impl PoolConfig {
             url: Secret::new(url),
             options: self.options.clone(),
             settings: self.settings.clone(),
+            backup_urls: self.backup_urls(prefix, kind)?,
         })
+    }
+
+    /// Checks `backup_urls`: PostgreSQL only, each a valid URL of the primary's backend.
+    fn backup_urls(&self, prefix: &str, kind: BackendKind) -> Result<Vec<Secret>> {
+        let key = format!("{prefix}backup_urls");
+        if self.backup_urls.is_empty() {
+            return Ok(Vec::new());
+        }
+        if kind != BackendKind::Postgres {
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "backup URLs are supported for PostgreSQL pools only, not {}",
+                    kind.name()
+                ),
+            ));
+        }
+        for (i, u) in self.backup_urls.iter().enumerate() {
+            let n = i + 1;
+            // Never echo the URL itself: it may hold a password.
+            let scheme = u.expose().split_once(':').map(|(s, _)| s).unwrap_or("");
+            if BackendKind::from_scheme(scheme) != Some(kind) {
+                return Err(Error::invalid(
+                    key,
+                    format!(
+                        "backup {n}: expected a postgres:// URL like the primary's, got scheme `{scheme}`"
+                    ),
+                ));
+            }
+            url::Url::parse(u.expose()).map_err(|e| {
+                Error::invalid(key.clone(), format!("backup {n}: not a valid URL: {e}"))
+            })?;
+        }
+        Ok(self.backup_urls.clone())
     }
 
     fn url_from_fields(&self, prefix: &str) -> Result<String> {
@@ -357,6 +411,87 @@ mod tests {
         assert_eq!(r.url.expose(), "postgres://u:p%40ss@db:6543/app");
         assert_eq!(r.redacted_url(), "postgres://u:***@db:6543/app");
         assert!(!format!("{cfg:?}{r:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn backup_urls_are_resolved_and_redacted() {
+        let cfg = PoolConfig {
+            url: Some(Secret::new("postgres://u:primary-pw@db1/app")),
+            backup_urls: vec![
+                Secret::new("postgresql://u:backup-pw@db2:5433/app"),
+                Secret::new("pg://db3/app"),
+            ],
+            ..Default::default()
+        };
+        let r = cfg.resolve("pools.x.").unwrap();
+        assert_eq!(r.backup_urls.len(), 2);
+        assert_eq!(
+            r.backup_urls[0].expose(),
+            "postgresql://u:backup-pw@db2:5433/app"
+        );
+        assert_eq!(
+            r.redacted_backup_urls(),
+            ["postgresql://u:***@db2:5433/app", "pg://db3/app"]
+        );
+        let shown = format!("{cfg:?}{r:?}");
+        assert!(shown.contains("postgresql://u:***@db2:5433/app"), "{shown}");
+        assert!(!shown.contains("backup-pw") && !shown.contains("primary-pw"));
+    }
+
+    #[test]
+    fn bad_backup_urls_name_the_key() {
+        let with = |url: &str, backup: &str| PoolConfig {
+            url: Some(Secret::new(url)),
+            backup_urls: vec![Secret::new(backup)],
+            ..Default::default()
+        };
+        let e = with("redis://r:6379/0", "redis://r2:6379/0")
+            .resolve("pools.r.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pools.r.backup_urls") && e.contains("PostgreSQL pools only"),
+            "{e}"
+        );
+        let e = with("postgres://db/app", "mysql://u:secret-pw@db2/app")
+            .resolve("pools.p.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pools.p.backup_urls") && e.contains("backup 1") && e.contains("mysql"),
+            "{e}"
+        );
+        assert!(!e.contains("secret-pw"), "{e}");
+        let e = with("postgres://db/app", "postgres://db2:notaport/app")
+            .resolve("pools.p.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pools.p.backup_urls") && e.contains("not a valid URL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn backup_urls_in_a_file() {
+        let text = "[pools.pg]\nurl = \"postgres://db1/app\"\nbackup_urls = [\"postgres://u:pw@db2/app\", \"postgres://db3/app\"]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, text).unwrap();
+        // The file as the daemon loads it (through the env-override merge).
+        let cfg = crate::load(Some(&path)).unwrap();
+        let r = cfg.pools["pg"].resolve("pools.pg.").unwrap();
+        assert_eq!(
+            r.redacted_backup_urls(),
+            ["postgres://u:***@db2/app", "postgres://db3/app"]
+        );
+        let text =
+            "[pools.lite]\nurl = \"sqlite:///tmp/x.db\"\nbackup_urls = [\"sqlite:///tmp/y.db\"]\n";
+        let e = crate::load_str(text, "f.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("f.toml:3") && e.contains("pools.lite.backup_urls"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -113,6 +113,38 @@ impl CircuitState {
     }
 }
 
+/// Which server answers a pool's reads, for pools with backup URLs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serving {
+    /// The primary (the pool's `url`).
+    #[default]
+    Primary,
+    /// Backup number n (1-based, in `backup_urls` order).
+    Backup(usize),
+    /// The primary is down and no backup has answered yet.
+    None,
+}
+
+impl Serving {
+    /// `primary`, `backup N` or `none`.
+    pub fn name(self) -> String {
+        match self {
+            Serving::Primary => "primary".into(),
+            Serving::Backup(n) => format!("backup {n}"),
+            Serving::None => "none".into(),
+        }
+    }
+}
+
+/// Failover state of a pool with backup URLs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Failover {
+    /// The primary is down: reads go to a backup, writes are refused.
+    pub degraded: bool,
+    /// Who answers reads.
+    pub serving: Serving,
+}
+
 impl PoolState {
     /// Connections checked out right now.
     pub fn in_use(&self) -> u32 {
@@ -221,6 +253,11 @@ pub trait Backend: Send + Sync + 'static {
     /// How long calls waited for a connection.
     fn acquire_wait(&self) -> crate::HistogramSnapshot {
         crate::HistogramSnapshot::default()
+    }
+
+    /// Failover state; `None` for a pool without backup URLs.
+    fn failover(&self) -> Option<Failover> {
+        None
     }
 }
 

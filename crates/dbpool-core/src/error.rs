@@ -43,6 +43,17 @@ pub enum Error {
     /// The database could not be reached or dropped the connection.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The pool's primary is down and its backups serve reads only: a write is refused
+    /// rather than sent to a replica.
+    #[error("pool `{pool}` is in read-only degraded mode: primary unavailable ({cause}); writes are refused, {reads}")]
+    ReadOnly {
+        /// The pool's id.
+        pool: String,
+        /// Why the primary is considered down (its last connection error).
+        cause: String,
+        /// Where reads go meanwhile, e.g. `reads are served by backup 1`.
+        reads: String,
+    },
     /// The database refused the pool's credentials.
     #[error("database rejected the pool's credentials: {0}")]
     AuthFailed(String),

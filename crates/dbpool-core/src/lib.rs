@@ -9,8 +9,8 @@ mod param;
 mod tx;
 
 pub use backend::{
-    validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, CircuitState,
-    InsertMode, PoolState, QueryStream, Statement, StatementResult, TableRef,
+    validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, CircuitState, Failover,
+    InsertMode, PoolState, QueryStream, Serving, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
 pub use manager::{PoolEntry, PoolManager};

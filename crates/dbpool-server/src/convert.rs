@@ -57,6 +57,7 @@ pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
         password: opt(r.password.clone()).map(Secret::new),
         password_env: None,
         settings: r.settings.clone().into_iter().collect(),
+        backup_urls: r.backup_urls.iter().cloned().map(Secret::new).collect(),
         options: PoolOptions {
             max_connections: opt(o.max_connections).unwrap_or(d.max_connections),
             min_connections: o.min_connections,
@@ -93,6 +94,7 @@ pub fn options(o: &PoolOptions) -> pb::PoolOptions {
 /// A pool's live status → proto.
 pub fn status(e: &PoolEntry) -> pb::PoolStatus {
     let s = e.snapshot();
+    let failover = e.backend.failover().unwrap_or_default();
     pb::PoolStatus {
         pool_id: e.id.clone(),
         size: s.state.size,
@@ -109,6 +111,8 @@ pub fn status(e: &PoolEntry) -> pb::PoolStatus {
         connections_created_total: s.state.connections_created,
         acquire_timeouts_total: s.state.acquire_timeouts,
         circuit: s.state.circuit.name().to_string(),
+        degraded: failover.degraded,
+        serving: failover.serving.name(),
     }
 }
 
@@ -120,6 +124,7 @@ pub fn info(e: &PoolEntry) -> pb::PoolInfo {
         redacted_url: e.config.redacted_url(),
         options: Some(options(&e.config.options)),
         status: Some(status(e)),
+        redacted_backup_urls: e.config.redacted_backup_urls(),
     }
 }
 

@@ -14,6 +14,7 @@ fn classify(e: &Error) -> (Code, &'static str) {
         Error::Aborted { .. } => (Code::Aborted, "TRANSACTION_ABORTED"),
         Error::StatementTimeout(_) => (Code::DeadlineExceeded, "STATEMENT_TIMEOUT"),
         Error::Unavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
+        Error::ReadOnly { .. } => (Code::Unavailable, "READ_ONLY_DEGRADED"),
         Error::AuthFailed(_) => (Code::Unauthenticated, "DATABASE_AUTH_FAILED"),
         Error::AcquireTimeout(_) => (Code::ResourceExhausted, "ACQUIRE_TIMEOUT"),
         Error::ResourceExhausted(_) => (Code::ResourceExhausted, "LIMIT_REACHED"),
@@ -101,6 +102,21 @@ mod tests {
         assert_eq!(
             to_status(&Error::AcquireTimeout(std::time::Duration::from_secs(1))).code(),
             Code::ResourceExhausted
+        );
+        let ro = to_status(&Error::ReadOnly {
+            pool: "pg".into(),
+            cause: "connection refused".into(),
+            reads: "reads are served by backup 1".into(),
+        });
+        assert_eq!(ro.code(), Code::Unavailable);
+        assert_eq!(
+            ro.get_details_error_info().unwrap().reason,
+            "READ_ONLY_DEGRADED"
+        );
+        assert!(
+            ro.message().contains("read-only degraded mode"),
+            "{}",
+            ro.message()
         );
         let batch = Error::BatchStatement {
             index: 2,

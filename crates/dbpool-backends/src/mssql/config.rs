@@ -298,6 +298,7 @@ mod tests {
             settings: ado
                 .map(|a| [("ado".to_string(), a.to_string())].into())
                 .unwrap_or_default(),
+            backup_urls: Vec::new(),
         }
     }
 

@@ -52,7 +52,7 @@ class Param(_message.Message):
     def __init__(self, null: bool = ..., bool: bool = ..., int64: _Optional[int] = ..., double: _Optional[float] = ..., string: _Optional[str] = ..., bytes: _Optional[bytes] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decimal: _Optional[str] = ...) -> None: ...
 
 class PoolOptions(_message.Message):
-    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms")
+    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms", "statement_cache_size")
     MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class PoolOptions(_message.Message):
     MAX_WAITERS_FIELD_NUMBER: _ClassVar[int]
     BREAKER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     BREAKER_COOLDOWN_MS_FIELD_NUMBER: _ClassVar[int]
+    STATEMENT_CACHE_SIZE_FIELD_NUMBER: _ClassVar[int]
     max_connections: int
     min_connections: int
     acquire_timeout_ms: int
@@ -73,10 +74,11 @@ class PoolOptions(_message.Message):
     max_waiters: int
     breaker_threshold: int
     breaker_cooldown_ms: int
-    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ...) -> None: ...
+    statement_cache_size: int
+    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ..., statement_cache_size: _Optional[int] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
-    __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings")
+    __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings", "backup_urls")
     class SettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class CreatePoolRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     LAZY_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_URLS_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     url: str
     db_type: str
@@ -106,7 +109,8 @@ class CreatePoolRequest(_message.Message):
     options: PoolOptions
     lazy: bool
     settings: _containers.ScalarMap[str, str]
-    def __init__(self, pool_id: _Optional[str] = ..., url: _Optional[str] = ..., db_type: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., database: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., lazy: bool = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    backup_urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pool_id: _Optional[str] = ..., url: _Optional[str] = ..., db_type: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., database: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., lazy: bool = ..., settings: _Optional[_Mapping[str, str]] = ..., backup_urls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreatePoolResponse(_message.Message):
     __slots__ = ("pool",)
@@ -135,18 +139,20 @@ class ListPoolsResponse(_message.Message):
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolInfo, _Mapping]]] = ...) -> None: ...
 
 class PoolInfo(_message.Message):
-    __slots__ = ("pool_id", "backend", "redacted_url", "options", "status")
+    __slots__ = ("pool_id", "backend", "redacted_url", "options", "status", "redacted_backup_urls")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     REDACTED_URL_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_BACKUP_URLS_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     backend: str
     redacted_url: str
     options: PoolOptions
     status: PoolStatus
-    def __init__(self, pool_id: _Optional[str] = ..., backend: _Optional[str] = ..., redacted_url: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., status: _Optional[_Union[PoolStatus, _Mapping]] = ...) -> None: ...
+    redacted_backup_urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pool_id: _Optional[str] = ..., backend: _Optional[str] = ..., redacted_url: _Optional[str] = ..., options: _Optional[_Union[PoolOptions, _Mapping]] = ..., status: _Optional[_Union[PoolStatus, _Mapping]] = ..., redacted_backup_urls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetPoolStatusRequest(_message.Message):
     __slots__ = ("pool_id",)
@@ -155,7 +161,7 @@ class GetPoolStatusRequest(_message.Message):
     def __init__(self, pool_id: _Optional[str] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
-    __slots__ = ("pool_id", "size", "idle", "in_use", "waiters", "max_connections", "healthy", "queries_total", "executes_total", "errors_total", "connections_created_total", "acquire_timeouts_total", "circuit")
+    __slots__ = ("pool_id", "size", "idle", "in_use", "waiters", "max_connections", "healthy", "queries_total", "executes_total", "errors_total", "connections_created_total", "acquire_timeouts_total", "circuit", "degraded", "serving")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     IDLE_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +175,8 @@ class PoolStatus(_message.Message):
     CONNECTIONS_CREATED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CIRCUIT_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     size: int
     idle: int
@@ -182,7 +190,9 @@ class PoolStatus(_message.Message):
     connections_created_total: int
     acquire_timeouts_total: int
     circuit: str
-    def __init__(self, pool_id: _Optional[str] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., waiters: _Optional[int] = ..., max_connections: _Optional[int] = ..., healthy: bool = ..., queries_total: _Optional[int] = ..., executes_total: _Optional[int] = ..., errors_total: _Optional[int] = ..., connections_created_total: _Optional[int] = ..., acquire_timeouts_total: _Optional[int] = ..., circuit: _Optional[str] = ...) -> None: ...
+    degraded: bool
+    serving: str
+    def __init__(self, pool_id: _Optional[str] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., waiters: _Optional[int] = ..., max_connections: _Optional[int] = ..., healthy: bool = ..., queries_total: _Optional[int] = ..., executes_total: _Optional[int] = ..., errors_total: _Optional[int] = ..., connections_created_total: _Optional[int] = ..., acquire_timeouts_total: _Optional[int] = ..., circuit: _Optional[str] = ..., degraded: bool = ..., serving: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ("pool_id", "sql", "params", "format", "batch_size", "transaction_id")
