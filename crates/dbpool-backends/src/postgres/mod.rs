@@ -6,6 +6,7 @@ mod copy;
 mod error;
 mod meta;
 mod params;
+mod query;
 mod script;
 mod session;
 mod tx;
@@ -21,13 +22,12 @@ use dbpool_core::{
     Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
     StatementResult, Transaction, TxOptions,
 };
-use futures::{pin_mut, StreamExt};
 use params::PgParam;
+pub(crate) use query::start_query;
 use session::{PgManager, StatementCache};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::{GenericClient, RowStream};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_postgres::GenericClient;
 
 type Manager = PgManager;
 
@@ -93,72 +93,6 @@ impl AsClient for Conn<Manager> {
     }
 }
 
-/// Binds and starts the query on `conn` (one round trip when its statement is cached)
-/// and streams its rows from a task that owns `conn`.
-pub(crate) async fn start_query<C: AsClient>(
-    conn: C,
-    sql: &str,
-    params: Vec<Param>,
-    batch_size: usize,
-) -> Result<QueryStream> {
-    // Armed from here: a caller that goes away while the statement runs cancels it.
-    let conn = cancel::Cancelling::new(conn);
-    let (stmt, rows) = match bind(conn.inner(), sql, &params).await {
-        Ok(started) => started,
-        Err(e) => {
-            conn.done();
-            return Err(e);
-        }
-    };
-    let schema = schema_of(&stmt);
-    // Two batches in flight at most: a slow reader slows the database read.
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(stream_rows(
-        conn,
-        stmt,
-        rows,
-        schema.clone(),
-        batch_size.max(1),
-        tx,
-    ));
-    Ok(QueryStream {
-        schema,
-        batches: ReceiverStream::new(rx).boxed(),
-    })
-}
-
-/// The statement of `sql` and its running portal; a stale cache entry is prepared anew.
-async fn bind<C: AsClient>(
-    conn: &C,
-    sql: &str,
-    params: &[Param],
-) -> Result<(tokio_postgres::Statement, RowStream)> {
-    let stmt = conn
-        .cache()
-        .prepare_checked(conn.client(), sql, params)
-        .await?;
-    match conn
-        .client()
-        .query_raw(&stmt, params.iter().map(PgParam))
-        .await
-    {
-        Ok(rows) => Ok((stmt, rows)),
-        Err(e) if conn.cache().evict_stale(sql, &e) && conn.may_rerun() => {
-            let stmt = conn
-                .cache()
-                .prepare_checked(conn.client(), sql, params)
-                .await?;
-            let rows = conn
-                .client()
-                .query_raw(&stmt, params.iter().map(PgParam))
-                .await
-                .map_err(pg)?;
-            Ok((stmt, rows))
-        }
-        Err(e) => Err(pg(e)),
-    }
-}
-
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
     error::classify(&e)
 }
@@ -211,80 +145,6 @@ pub(crate) async fn describe(
     }
     // Parameters may be bound later (Flight SQL prepared statements): no count check.
     Ok(schema_of(&conn.cache().prepare(conn.client(), sql).await?))
-}
-
-/// Reads rows into batches of `batch_size` and sends them; stops when the receiver goes.
-async fn stream_rows<C: AsClient>(
-    conn: cancel::Cancelling<C>,
-    stmt: tokio_postgres::Statement,
-    rows: RowStream,
-    schema: SchemaRef,
-    batch_size: usize,
-    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-) {
-    pin_mut!(rows);
-    let new_decoders = || -> Vec<Decoder> {
-        stmt.columns()
-            .iter()
-            .map(|c| Decoder::new(c.type_(), c.type_modifier(), batch_size))
-            .collect()
-    };
-    let mut decoders = new_decoders();
-    let mut n = 0usize;
-    while let Some(row) = rows.next().await {
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => {
-                conn.done();
-                let _ = tx.send(Err(pg(e))).await;
-                return;
-            }
-        };
-        for (i, d) in decoders.iter_mut().enumerate() {
-            let raw = row.try_get::<_, Option<Raw>>(i).map(|r| r.map(|r| r.0));
-            if let Err(m) = raw.map_err(|e| e.to_string()).and_then(|raw| d.append(raw)) {
-                let col = stmt.columns()[i].name();
-                // A value Arrow cannot hold (NaN numeric, infinite timestamp): the
-                // caller can cast it in SQL.
-                let e = Error::invalid("sql", format!("column `{col}`: {m}; cast it in SQL"));
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        }
-        n += 1;
-        if n == batch_size {
-            n = 0;
-            if tx.send(finish(&schema, &mut decoders)).await.is_err() {
-                return; // the caller went away
-            }
-        }
-    }
-    // Every row arrived: nothing left to cancel.
-    conn.done();
-    if n > 0 {
-        let _ = tx.send(finish(&schema, &mut decoders)).await;
-    }
-}
-
-/// Any value as its raw binary bytes; `convert` decodes them by column type.
-struct Raw<'a>(&'a [u8]);
-
-impl<'a> postgres_types::FromSql<'a> for Raw<'a> {
-    fn from_sql(
-        _: &postgres_types::Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(raw))
-    }
-
-    fn accepts(_: &postgres_types::Type) -> bool {
-        true
-    }
-}
-
-fn finish(schema: &SchemaRef, decoders: &mut [Decoder]) -> Result<RecordBatch> {
-    let columns = decoders.iter_mut().map(|d| d.finish()).collect();
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 #[async_trait]
