@@ -105,6 +105,9 @@ async fn bind<C: AsClient>(
     }
 }
 
+/// Rows the column builders have room for at first.
+const INITIAL_CAPACITY: usize = 256;
+
 /// What one read of up to a batch of rows gave.
 enum Step {
     /// A full batch; more rows may follow.
@@ -126,10 +129,13 @@ struct RowReader {
 
 impl RowReader {
     fn new(stmt: Statement, rows: RowStream, schema: SchemaRef, batch_size: usize) -> Self {
+        // Builders start small and grow by doubling (as they do after every `finish`): a
+        // one-row result must not allocate a whole batch's worth per column.
+        let capacity = batch_size.min(INITIAL_CAPACITY);
         let decoders = stmt
             .columns()
             .iter()
-            .map(|c| Decoder::new(c.type_(), c.type_modifier(), batch_size))
+            .map(|c| Decoder::new(c.type_(), c.type_modifier(), capacity))
             .collect();
         RowReader {
             stmt,
