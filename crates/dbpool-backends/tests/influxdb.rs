@@ -393,3 +393,44 @@ async fn errors_inside_200_responses_and_statuses() {
     );
     assert!(out[2].outcome.is_err());
 }
+
+/// The request slots are a pool like the others, with its bounded queue: beyond
+/// `max_waiters` callers waiting for a slot, a call is refused at once.
+#[tokio::test]
+async fn a_full_pool_refuses_beyond_max_waiters() {
+    let db = InfluxDb::create().await;
+    let mut cfg = PoolConfig {
+        url: Some(Secret::new(db.url.clone())),
+        ..Default::default()
+    };
+    cfg.options.max_connections = 1;
+    cfg.options.max_waiters = 1;
+    cfg.options.acquire_timeout_ms = 60_000;
+    let b = Factory
+        .create("t", &cfg.resolve("").unwrap())
+        .await
+        .unwrap();
+    let points: Vec<String> = (1..=10).map(|i| format!("m v={i} {i}")).collect();
+    b.execute(&points.join("\n"), vec![]).await.unwrap();
+    // A stream read one row at a time, and not read: it holds the only slot.
+    let held = b.query("SELECT v FROM m", vec![], 1).await.unwrap();
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.execute("m v=11 11", vec![]).await })
+    };
+    for _ in 0..300 {
+        if b.state().waiters == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.state().waiters, 1);
+    let e = b.execute("m v=12 12", vec![]).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::ResourceExhausted(m) if m.contains("max_waiters")),
+        "{e:?}"
+    );
+    drop(held);
+    assert_eq!(waiter.await.unwrap().unwrap(), 1);
+    assert_eq!(b.state().waiters, 0);
+}

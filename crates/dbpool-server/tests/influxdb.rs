@@ -1,5 +1,6 @@
 //! InfluxDB end to end through the server: a Polars-shaped DataFrame in over Flight
-//! DoPut, InfluxQL out over gRPC Query and Flight DoGet, errors as gRPC statuses.
+//! DoPut, InfluxQL out over gRPC Query and Flight DoGet, errors as gRPC statuses; a
+//! dropped stream aborts its query on the server.
 //! Needs DBPOOL_TEST_INFLUX_URL (scripts/influxdb.sh); fails when it is unset.
 mod common;
 
@@ -225,4 +226,120 @@ async fn dataframe_in_time_series_out() {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+}
+
+/// Queries InfluxDB is running on database `db` (SHOW QUERIES, on the admin pool).
+async fn running_on(c: &mut PoolClient, db: &str) -> Vec<String> {
+    let batches = query_ipc(c, "admin", "SHOW QUERIES", vec![]).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let text = |name: &str| {
+            let col = b.column_by_name(name).expect(name);
+            arrow::compute::cast(col, &DataType::Utf8).unwrap()
+        };
+        let (query, database) = (text("query"), text("database"));
+        let (query, database) = (query.as_string::<i32>(), database.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if database.value(i) == db {
+                out.push(query.value(i).to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Polls until `f` holds, at most 30 s.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}");
+}
+
+/// A stream dropped mid-result aborts its HTTP request: InfluxDB stops the query (it
+/// leaves SHOW QUERIES) and the pool's request slot comes back.
+#[tokio::test]
+async fn a_dropped_stream_aborts_the_query() {
+    const POINTS: usize = 500_000;
+    let base = base_url();
+    let db = dbpool_testkit::unique_name("dbpool_t");
+    let server = TestServer::start_with(
+        &[
+            ("admin", base.as_str()),
+            ("influx", &format!("{base}/{db}")),
+        ],
+        |c| c.pools.get_mut("influx").unwrap().options.max_connections = 1,
+    )
+    .await;
+    let mut c = server.pools().await;
+    execute(&mut c, "admin", &format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let _drop = DropDb(db.clone());
+    for chunk in 0..POINTS / 50_000 {
+        let lines: Vec<String> = (0..50_000)
+            .map(|i| {
+                let n = chunk * 50_000 + i;
+                format!("m,t=a v={n}i {}", 1_000_000_000 + n as u64 * 1_000_000)
+            })
+            .collect();
+        let written = execute(&mut c, "influx", &lines.join("\n")).await.unwrap();
+        assert_eq!(written, 50_000);
+    }
+
+    let mut f = server.flight().await;
+    let ticket = QueryTicket {
+        pool_id: "influx".into(),
+        sql: "SELECT v FROM m".into(),
+        batch_size: 1000,
+        ..Default::default()
+    };
+    let mut stream = f.do_get(Ticket::new(ticket.encode_to_vec())).await.unwrap();
+    let first = stream.try_next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 1000);
+    // The reader stalls: InfluxDB's query waits to write the rest of its answer.
+    until("the query never showed in SHOW QUERIES", || {
+        let mut c = c.clone();
+        let db = db.clone();
+        async move {
+            running_on(&mut c, &db)
+                .await
+                .iter()
+                .any(|q| q.contains("FROM m"))
+        }
+    })
+    .await;
+    drop(stream);
+    until(
+        "InfluxDB still runs the query of the dropped stream",
+        || {
+            let mut c = c.clone();
+            let db = db.clone();
+            async move { running_on(&mut c, &db).await.is_empty() }
+        },
+    )
+    .await;
+    let s = c
+        .get_pool_status(pb::GetPoolStatusRequest {
+            pool_id: "influx".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.in_use, s.idle), (0, 1), "{s:?}");
+    let batches = query_ipc(&mut c, "influx", "SELECT count(v) FROM m", vec![])
+        .await
+        .unwrap();
+    let count = arrow::compute::cast(
+        batches[0].column_by_name("count").unwrap(),
+        &DataType::Int64,
+    )
+    .unwrap();
+    assert_eq!(
+        count.as_primitive::<arrow::datatypes::Int64Type>().value(0),
+        POINTS as i64
+    );
 }

@@ -1,6 +1,7 @@
 //! SQL Server end to end through the server, against pysqlbridge over TLS
 //! (scripts/mssql-servers.sh): Flight GetFlightInfo/DoGet and gRPC Query return Arrow;
-//! SQL Server's error number reaches the client, a bad login is UNAUTHENTICATED.
+//! SQL Server's error number reaches the client, a bad login is UNAUTHENTICATED; a call
+//! abandoned at its deadline closes its connection instead of handing it on.
 //! Needs DBPOOL_TEST_BRIDGE_URL; fails when it is unset.
 mod common;
 
@@ -8,9 +9,11 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Float64Type, Int32Type};
 use arrow_flight::FlightDescriptor;
 use common::*;
+use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::QueryTicket;
 use futures::TryStreamExt;
 use prost::Message;
+use tonic::transport::Channel;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -98,4 +101,95 @@ async fn errors_keep_the_sql_server_number() {
         .unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
     assert!(s.message().contains("18456"), "{s:?}");
+}
+
+async fn status(c: &mut pb::pool_service_client::PoolServiceClient<Channel>) -> pb::PoolStatus {
+    c.get_pool_status(pb::GetPoolStatusRequest {
+        pool_id: "ms".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// A call with a deadline of `ms` milliseconds.
+fn within<T>(msg: T, ms: u64) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.set_timeout(std::time::Duration::from_millis(ms));
+    req
+}
+
+/// tiberius 0.12 cannot send a TDS attention, so a call whose gRPC deadline passes
+/// mid-statement leaves its connection mid-answer: it is closed (which stops the batch
+/// on the server) and replaced, never handed to the next caller. The pool has one
+/// connection, so every replacement shows in `connections_created_total`.
+#[tokio::test]
+async fn a_deadline_closes_the_connection() {
+    // No health checks: one that times out on the busy bridge would replace the
+    // connection too, and spoil the count.
+    let server =
+        TestServer::start_with(&[], |c| c.server.health_check_interval_ms = 3_600_000).await;
+    let mut c = server.pools().await;
+    c.create_pool(pb::CreatePoolRequest {
+        pool_id: "ms".into(),
+        url: bridge(),
+        options: Some(pb::PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let count = "SELECT COUNT(*) AS n FROM people";
+    let n = |b: &[arrow::array::RecordBatch]| b[0].column(0).as_primitive::<Int32Type>().value(0);
+    assert_eq!(n(&query_ipc(&mut c, "ms", count, vec![]).await.unwrap()), 3);
+    let created = status(&mut c).await.connections_created_total;
+    // Seconds of work for the bridge (which, unlike SQL Server, finishes it after the
+    // disconnect); the calls give up after one.
+    let slow = "DECLARE @i int = 0\nWHILE @i < 1000000 SET @i = @i + 1\nSELECT @i AS i";
+
+    let e = c
+        .execute(within(
+            pb::ExecuteRequest {
+                pool_id: "ms".into(),
+                sql: slow.into(),
+                ..Default::default()
+            },
+            1_000,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    assert_eq!(n(&query_ipc(&mut c, "ms", count, vec![]).await.unwrap()), 3);
+    assert_eq!(status(&mut c).await.connections_created_total, created + 1);
+
+    let q = pb::QueryRequest {
+        pool_id: "ms".into(),
+        sql: slow.into(),
+        ..Default::default()
+    };
+    match c.query(within(q, 1_000)).await {
+        Err(e) => assert!(
+            matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{e:?}"
+        ),
+        Ok(r) => {
+            let e = r.into_inner().message().await.unwrap_err();
+            assert!(
+                matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+                "{e:?}"
+            );
+        }
+    }
+    assert_eq!(n(&query_ipc(&mut c, "ms", count, vec![]).await.unwrap()), 3);
+    let s = status(&mut c).await;
+    assert_eq!(
+        (s.connections_created_total, s.size),
+        (created + 2, 1),
+        "{s:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Redis end to end through the real server: PoolService Execute/Query/ExecuteBatch,
 //! Flight DoPut into hashes and DoGet of a pattern read, and the gRPC codes of denied
-//! commands, WRONGTYPE, a refused connection and BeginTransaction.
+//! commands, WRONGTYPE, a refused connection and BeginTransaction; a command abandoned
+//! at the caller's deadline closes its connection.
 mod common;
 
 use arrow::array::*;
@@ -278,4 +279,103 @@ async fn redis_over_flight_doput_and_doget() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("INCR"), "{e}");
+}
+
+/// The first cell of a reply table, as text.
+fn cell(batches: &[RecordBatch]) -> String {
+    let col = arrow::compute::cast(batches[0].column(0), &DataType::Utf8).unwrap();
+    col.as_string::<i32>().value(0).to_string()
+}
+
+/// A call that waits at most `ms` milliseconds; its error, or its reply table.
+async fn query_within(
+    c: &mut pb::pool_service_client::PoolServiceClient<tonic::transport::Channel>,
+    sql: &str,
+    ms: u64,
+) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let mut req = tonic::Request::new(pb::QueryRequest {
+        pool_id: "one".into(),
+        sql: sql.into(),
+        ..Default::default()
+    });
+    req.set_timeout(std::time::Duration::from_millis(ms));
+    let mut stream = c.query(req).await?.into_inner();
+    let mut bytes = Vec::new();
+    while let Some(m) = stream.message().await? {
+        if let Some(pb::query_response::Payload::ArrowIpc(b)) = m.payload {
+            bytes.extend(b);
+        }
+    }
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    Ok(reader.map(|b| b.unwrap()).collect())
+}
+
+/// A call abandoned mid-command (a `BLPOP` past the caller's deadline) does not hand its
+/// connection on: the pool closes it, so Redis drops that client and the next calls on
+/// the pool's one connection get their own replies instead of queueing behind the
+/// `BLPOP` for its 60 s. Each later call's deadline (20 s) bounds a regression's hang.
+#[tokio::test]
+async fn an_abandoned_blocking_command_closes_its_connection() {
+    let p = Prefix::new();
+    let server = TestServer::start(&[]).await;
+    let mut c = server.pools().await;
+    c.create_pool(pb::CreatePoolRequest {
+        pool_id: "one".into(),
+        url: redis_url(),
+        options: Some(pb::PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        }),
+        settings: [(
+            "allowed_commands".to_string(),
+            "CLIENT|ID,CLIENT|LIST".to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let before = cell(&query_within(&mut c, "CLIENT ID", 20_000).await.unwrap());
+
+    let e = query_within(&mut c, &format!("BLPOP {}list 60", p.0), 1_000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+
+    let k = format!("{}k", p.0);
+    let set = c
+        .execute(exec("one", "SET $1 $2", vec![p_str(&k), p_str("v1")]))
+        .await
+        .unwrap();
+    assert_eq!(set.into_inner().rows_affected, 1);
+    let got = query_within(&mut c, &format!("GET {k}"), 20_000)
+        .await
+        .unwrap();
+    assert_eq!(cell(&got), "v1");
+    for word in ["alpha", "beta"] {
+        let got = query_within(&mut c, &format!("ECHO {word}"), 20_000)
+            .await
+            .unwrap();
+        assert_eq!(cell(&got), word, "a reply meant for another call");
+    }
+    let after = cell(&query_within(&mut c, "CLIENT ID", 20_000).await.unwrap());
+    assert_ne!(before, after, "the abandoned connection was reused");
+    // Redis itself dropped the abandoned client (and with it the BLPOP).
+    let gone = format!("id={before} ");
+    let mut clients = String::new();
+    for _ in 0..100 {
+        clients = cell(&query_within(&mut c, "CLIENT LIST", 20_000).await.unwrap());
+        if !clients.lines().any(|l| l.starts_with(&gone)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !clients.lines().any(|l| l.starts_with(&gone)),
+        "client {before} is still connected:\n{clients}"
+    );
 }

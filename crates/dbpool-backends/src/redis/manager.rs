@@ -22,7 +22,11 @@ impl std::fmt::Debug for RedisManager {
 pub struct RedisConn {
     /// The driver's connection.
     pub conn: MultiplexedConnection,
-    /// Set after an I/O error or timeout; bb8 then closes the connection.
+    /// Set while a request waits for its reply and after an I/O error or timeout; bb8
+    /// closes a connection that comes back with it set. A call dropped mid-request (the
+    /// caller's deadline passed, it cancelled) thus never hands the connection on with a
+    /// reply still due or the server still blocked in the abandoned command (`BLPOP`);
+    /// closing it is also what makes Redis drop that command.
     pub broken: bool,
 }
 

@@ -105,8 +105,11 @@ pub(crate) async fn run<T: FromRedisValue>(
     conn: &mut Conn<RedisManager>,
     cmd: &redis::Cmd,
 ) -> Result<T> {
-    let r = cmd.query_async::<T>(&mut conn.conn).await;
-    r.map_err(|e| fail(conn, &e))
+    let c: &mut RedisConn = conn;
+    c.broken = true; // until the reply is read: see `RedisConn::broken`
+    let r = cmd.query_async::<T>(&mut c.conn).await;
+    c.broken = false;
+    r.map_err(|e| fail(c, &e))
 }
 
 /// Runs a pipeline (or MULTI/EXEC when it is atomic), same failure handling.
@@ -114,11 +117,23 @@ pub(crate) async fn run_pipe<T: FromRedisValue>(
     conn: &mut Conn<RedisManager>,
     pipe: &redis::Pipeline,
 ) -> Result<T> {
-    let r = pipe.query_async::<T>(&mut conn.conn).await;
+    let r = pipe_raw(conn, pipe).await;
     r.map_err(|e| fail(conn, &e))
 }
 
-fn fail(conn: &mut Conn<RedisManager>, e: &redis::RedisError) -> Error {
+/// Sends a pipeline and reads its replies, the connection marked broken meanwhile.
+async fn pipe_raw<T: FromRedisValue>(
+    conn: &mut Conn<RedisManager>,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<T> {
+    let c: &mut RedisConn = conn;
+    c.broken = true;
+    let r = pipe.query_async::<T>(&mut c.conn).await;
+    c.broken = false;
+    r
+}
+
+fn fail(conn: &mut RedisConn, e: &redis::RedisError) -> Error {
     if !error::keeps_connection(e) {
         conn.broken = true;
     }
@@ -230,7 +245,7 @@ impl Backend for RedisBackend {
             return Ok(out);
         }
         let mut conn = self.pool.acquire().await?;
-        let replies = match pipe.query_async::<Value>(&mut conn.conn).await {
+        let replies = match pipe_raw::<Value>(&mut conn, &pipe).await {
             Ok(Value::Array(r)) => r,
             Ok(Value::Nil) => {
                 return Err(Error::Aborted {

@@ -3,10 +3,12 @@ mod bulk;
 mod convert;
 mod manager;
 mod meta;
+mod threads;
 mod tx;
 
 pub use convert::ColType;
 pub use manager::SqliteManager;
+pub use threads::THREAD_BUDGET;
 
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -28,6 +30,8 @@ use tokio_stream::wrappers::ReceiverStream;
 /// An SQLite database file behind a pool.
 pub struct SqliteBackend {
     pool: Arc<PoolHandle<SqliteManager>>,
+    /// The pool's share of the blocking threads, given back when it is dropped.
+    _threads: threads::Reservation<'static>,
 }
 
 /// The file path of a `sqlite://` URL: `sqlite:///abs/path.db` or `sqlite://rel/path.db`.
@@ -55,22 +59,26 @@ impl SqliteBackend {
                 )
             })?;
         }
+        let threads = threads::BUDGET.reserve(cfg.options.max_connections)?;
         let manager = SqliteManager {
             path,
             busy_timeout: cfg.options.acquire_timeout(),
         };
         Ok(SqliteBackend {
             pool: Arc::new(PoolHandle::new(manager, &cfg.options, classify)),
+            _threads: threads,
         })
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
+    /// Runs `f` with a pooled connection on the blocking pool; if the call goes away
+    /// (deadline, cancel) the statement is interrupted and the connection goes back.
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let mut conn = self.pool.acquire().await?;
-        tokio::task::spawn_blocking(move || f(&mut conn))
+        let conn = self.pool.acquire().await?;
+        let (_abandon, flag) = threads::abandon_on_drop();
+        tokio::task::spawn_blocking(move || f(threads::Watched::new(conn, flag).get()))
             .await
             .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
     }
@@ -314,17 +322,26 @@ pub(crate) fn describe(c: &Connection, sql: &str, bound_params: usize) -> Result
 
 /// A connection a query can run on: pooled, or pinned to a transaction.
 pub(crate) trait AsConn: Send + 'static {
+    /// Whether a statement abandoned by its caller is interrupted. Not inside a
+    /// transaction: an interrupted write makes SQLite roll back the whole transaction,
+    /// and its next statements would silently run outside one.
+    const INTERRUPTIBLE: bool;
+
     /// The rusqlite connection.
     fn conn(&self) -> &Connection;
 }
 
 impl AsConn for Conn<SqliteManager> {
+    const INTERRUPTIBLE: bool = true;
+
     fn conn(&self) -> &Connection {
         self
     }
 }
 
-/// Runs the query on the blocking pool with `conn`, streaming batches back.
+/// Runs the query on the blocking pool with `conn`, streaming batches back. Dropping
+/// the stream (or this future) before the end stops the read; on a pooled connection
+/// it also interrupts a statement still working towards its next row.
 pub(crate) async fn start_query<C: AsConn>(
     conn: C,
     sql: &str,
@@ -333,8 +350,15 @@ pub(crate) async fn start_query<C: AsConn>(
 ) -> Result<QueryStream> {
     let sql = sql.to_string();
     let (tx, mut rx) = mpsc::channel(2);
+    let (abandon, flag) = threads::abandon_on_drop();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = read_rows(conn.conn(), &sql, &params, batch_size.max(1), &tx) {
+        let read = |c: &C| read_rows(c.conn(), &sql, &params, batch_size.max(1), &tx);
+        let r = if C::INTERRUPTIBLE {
+            read(threads::Watched::new(conn, flag).get())
+        } else {
+            read(&conn)
+        };
+        if let Err(e) = r {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -347,7 +371,10 @@ pub(crate) async fn start_query<C: AsConn>(
     let rest = ReceiverStream::new(rx);
     let batches = futures::stream::once(async move { Ok(first) })
         .chain(rest)
-        .filter(|b| futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
+        .filter(move |b| {
+            let _owned_by_the_stream = &abandon;
+            futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0))
+        })
         .boxed();
     Ok(QueryStream { schema, batches })
 }

@@ -11,6 +11,8 @@ pub struct SqliteTx {
 }
 
 impl AsConn for Guard<Conn<SqliteManager>> {
+    const INTERRUPTIBLE: bool = false;
+
     fn conn(&self) -> &rusqlite::Connection {
         self
     }

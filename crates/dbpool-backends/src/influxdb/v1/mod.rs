@@ -59,9 +59,20 @@ impl Client {
         })
     }
 
-    /// Takes a request slot, waiting at most the acquire timeout.
+    /// Takes a request slot, waiting at most the acquire timeout. A free slot is taken
+    /// at once; beyond `max_waiters` callers already waiting, the call is refused at once
+    /// (the bounded queue every pool has).
     pub async fn slot(&self) -> Result<OwnedSemaphorePermit> {
-        self.waiters.fetch_add(1, Relaxed);
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.waiters.fetch_add(1, Relaxed) >= self.options.max_waiters {
+            self.waiters.fetch_sub(1, Relaxed);
+            return Err(Error::ResourceExhausted(format!(
+                "{} calls are already waiting for a connection (max_waiters)",
+                self.options.max_waiters
+            )));
+        }
         let _waiting = Waiting(&self.waiters);
         let timeout = self.options.acquire_timeout();
         match tokio::time::timeout(timeout, self.slots.clone().acquire_owned()).await {

@@ -122,7 +122,9 @@ async fn field_types(client: &Client, measurement: &str) -> Result<HashMap<Strin
 }
 
 /// Flattens the pending and remaining chunks into batches; ends at the body's end, at
-/// the first error (sent on) or when the receiver goes away (dropping the request).
+/// the first error (sent on) or as soon as the receiver goes away, also while InfluxDB
+/// is still working on the next chunk: dropping the response closes the HTTP
+/// connection, and InfluxDB stops a query whose client disconnected.
 async fn pump(
     slot: OwnedSemaphorePermit,
     pending: Vec<Response>,
@@ -135,10 +137,17 @@ async fn pump(
         loop {
             let r = match pending.next() {
                 Some(r) => r,
-                None => match chunks.next().await? {
-                    Some(r) => r,
-                    None => break,
-                },
+                None => {
+                    let next = tokio::select! {
+                        biased;
+                        _ = tx.closed() => return Ok(()),
+                        next = chunks.next() => next?,
+                    };
+                    match next {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
             };
             if let Some(e) = r.error() {
                 return Err(e);

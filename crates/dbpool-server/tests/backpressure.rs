@@ -1,0 +1,352 @@
+//! Backpressure against the real daemon binary: a consumer that stops reading a
+//! 10,000,000-row PostgreSQL result (Flight DoGet, gRPC Query) makes PostgreSQL wait on
+//! its socket instead of the daemon buffering the result, so the daemon's resident
+//! memory stays flat; dropping the stream cancels the query on the server and gives the
+//! connection back. Memory is the daemon process's own (`/proc/<pid>/status`), measured
+//! on `target/debug/dbpool` (or `$DBPOOL_BIN`) run as a child process.
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use arrow_flight::{FlightClient, Ticket};
+use dbpool_proto::v1 as pb;
+use dbpool_proto::v1::pool_service_client::PoolServiceClient;
+use dbpool_testkit::PgDb;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Ten million rows, produced as they are read (a set-returning function in the select
+/// list streams; in FROM it would be materialised first).
+const BIG: &str =
+    "SELECT generate_series(1, 10000000)::int8 AS g, repeat('x', 20) AS pad -- backpressure";
+/// What the test reads of it before and between the stalls, in batches of 8192 rows.
+const FIRST_BATCHES: usize = 20;
+const MORE_BATCHES: usize = 200;
+/// Growth of the daemon's peak resident memory over its baseline that counts as flat.
+/// Buffering the result would take hundreds of MiB (320 MB of Arrow data).
+const FLAT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The daemon binary: `$DBPOOL_BIN`, else `dbpool` beside this test's `deps/` folder.
+fn binary() -> PathBuf {
+    if let Ok(b) = std::env::var("DBPOOL_BIN") {
+        return PathBuf::from(b);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    profile.join("dbpool")
+}
+
+/// `target/debug/dbpool serve` on a free port, killed on drop.
+struct Daemon {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let bin = binary();
+        assert!(
+            bin.is_file(),
+            "{} not found: build it with `cargo build -p dbpool` (or set DBPOOL_BIN)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("DBPOOL_LOG", "info")
+            .env_remove("DBPOOL_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let lines = log.clone();
+        // Reads the log to its end (a full pipe would stall the daemon), keeping it for
+        // failure messages; the "dbpool serving" line tells the port.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("dbpool serving") {
+                    if let Some(a) = line.split("addr=").nth(1) {
+                        let _ = addr_tx.send(a.split_whitespace().next().unwrap_or("").into());
+                    }
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("dbpool did not start: {:?}", log.lock().unwrap()));
+        Daemon {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A field of `/proc/<pid>/status` in bytes: `VmRSS` now, `VmHWM` the peak so far.
+    fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_else(|e| panic!("dbpool is gone ({e}): {:?}", self.log.lock().unwrap()));
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"));
+        kib * 1024
+    }
+
+    /// Resets the peak (`VmHWM`) to the current resident memory and returns that: the
+    /// baseline of what follows.
+    fn baseline(&self) -> u64 {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .expect("reset the peak resident memory (clear_refs)");
+        self.memory("VmRSS")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates pool `big` (two connections) on the test's database.
+async fn big_pool(ch: &Channel, db: &PgDb) {
+    PoolServiceClient::new(ch.clone())
+        .create_pool(pb::CreatePoolRequest {
+            pool_id: "big".into(),
+            url: db.url.clone(),
+            options: Some(pb::PoolOptions {
+                max_connections: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn ticket(sql: &str) -> Ticket {
+    let t = pb::QueryTicket {
+        pool_id: "big".into(),
+        sql: sql.into(),
+        ..Default::default()
+    };
+    Ticket::new(t.encode_to_vec())
+}
+
+/// Sessions of the test's database running the big query, by whether they wait to
+/// write to their client (`ClientWrite`: the daemon does not read).
+async fn big_sessions(admin: &tokio_postgres::Client, client_write: bool) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'active' AND query LIKE '%-- backpressure' AND pid <> pg_backend_pid() \
+         {}",
+        if client_write {
+            "AND wait_event = 'ClientWrite'"
+        } else {
+            ""
+        }
+    );
+    admin.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+/// Polls `f` every 100 ms until it holds; panics after `secs` seconds with `what`.
+async fn until<F: std::future::Future<Output = bool>>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) {
+    for _ in 0..secs * 10 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}");
+}
+
+/// Waits until PostgreSQL is blocked writing the result to the daemon: the consumer's
+/// stall has filled every buffer between them. Then gives a buffering daemon time to
+/// show it.
+async fn stalled(admin: &tokio_postgres::Client) {
+    until(
+        60,
+        "PostgreSQL never waited for the daemon to read",
+        || async { big_sessions(admin, true).await == 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+/// Reads `n` items of `s`, returning how many rows (or bytes) they held.
+async fn read(s: &mut BoxStream<'static, Result<usize, tonic::Status>>, n: usize) -> usize {
+    let mut total = 0;
+    for _ in 0..n {
+        total += s.next().await.expect("the result ended early").unwrap();
+    }
+    total
+}
+
+/// The common test: read a little, stall, read more, stall, drop. Prints the figures
+/// for the docs and asserts the peak stays within `FLAT_BYTES` of `baseline` (taken
+/// right before the stream was opened), the query is cancelled on PostgreSQL and the
+/// pool's connections come back.
+async fn stays_flat(
+    d: &Daemon,
+    db: &PgDb,
+    ch: &Channel,
+    what: &str,
+    (started, baseline): (u64, u64),
+    mut s: BoxStream<'static, Result<usize, tonic::Status>>,
+) {
+    let admin = db.client().await;
+    let first = read(&mut s, FIRST_BATCHES).await;
+    stalled(&admin).await;
+    let after_first = d.memory("VmRSS");
+    let more = read(&mut s, MORE_BATCHES).await;
+    stalled(&admin).await;
+    let after_more = d.memory("VmRSS");
+    // The kernel updates VmHWM lazily: count the samples too.
+    let peak = d.memory("VmHWM").max(after_first).max(after_more);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "{what}: RSS at start {:.1} MiB, baseline {:.1} MiB, after {first} then {more} more, \
+         stalled: {:.1} MiB, {:.1} MiB; peak {:.1} MiB (+{:.1} MiB)",
+        mib(started),
+        mib(baseline),
+        mib(after_first),
+        mib(after_more),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+    );
+    assert!(
+        peak < baseline + FLAT_BYTES,
+        "{what}: the daemon's memory grew from {:.1} MiB to a peak of {:.1} MiB",
+        mib(baseline),
+        mib(peak)
+    );
+    drop(s);
+    until(
+        30,
+        "the query still runs on PostgreSQL after the stream was dropped",
+        || async { big_sessions(&admin, false).await == 0 },
+    )
+    .await;
+    let mut c = PoolServiceClient::new(ch.clone());
+    until(30, "the pool's connection did not come back", || {
+        let mut c = c.clone();
+        async move {
+            let s = c
+                .get_pool_status(pb::GetPoolStatusRequest {
+                    pool_id: "big".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            s.in_use == 0
+        }
+    })
+    .await;
+    // The pool serves the next call.
+    let r = c
+        .execute(pb::ExecuteRequest {
+            pool_id: "big".into(),
+            sql: "SELECT 1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().rows_affected, 1);
+}
+
+/// Runs a smaller result through the same path first, so the baseline includes what
+/// any query costs once (connections, buffers, code paths).
+async fn warm_up(f: &mut FlightClient) {
+    let sql = "SELECT generate_series(1, 200000)::int8 AS g, repeat('x', 20) AS pad";
+    let batches: Vec<RecordBatch> = f
+        .do_get(ticket(sql))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 200_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_flight_consumer_keeps_the_daemon_flat() {
+    let db = PgDb::create().await;
+    let d = Daemon::start();
+    let started = d.memory("VmRSS");
+    let ch = d.channel().await;
+    big_pool(&ch, &db).await;
+    let mut f = FlightClient::new(ch.clone());
+    warm_up(&mut f).await;
+    let baseline = d.baseline();
+    let batches = f.do_get(ticket(BIG)).await.unwrap();
+    let mut next = 1i64;
+    // Checks the values as they pass: the rows come in order, none lost.
+    let rows = batches
+        .map_err(|e| tonic::Status::internal(e.to_string()))
+        .map_ok(move |b| {
+            let g = b.column(0).as_primitive::<Int64Type>();
+            assert_eq!(g.value(0), next);
+            assert_eq!(b.column(1).as_string::<i32>().value(0), "x".repeat(20));
+            next += b.num_rows() as i64;
+            b.num_rows()
+        })
+        .boxed();
+    stays_flat(&d, &db, &ch, "Flight DoGet", (started, baseline), rows).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_grpc_query_consumer_keeps_the_daemon_flat() {
+    let db = PgDb::create().await;
+    let d = Daemon::start();
+    let started = d.memory("VmRSS");
+    let ch = d.channel().await;
+    big_pool(&ch, &db).await;
+    warm_up(&mut FlightClient::new(ch.clone())).await;
+    let baseline = d.baseline();
+    let messages = PoolServiceClient::new(ch.clone())
+        .query(pb::QueryRequest {
+            pool_id: "big".into(),
+            sql: BIG.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Arrow IPC chunks (up to 1 MiB, whole batches): counted in bytes.
+    let bytes = messages
+        .map_ok(|m| match m.payload {
+            Some(pb::query_response::Payload::ArrowIpc(b)) => b.len(),
+            other => panic!("unexpected payload {other:?}"),
+        })
+        .boxed();
+    stays_flat(&d, &db, &ch, "gRPC Query", (started, baseline), bytes).await;
+}
