@@ -98,3 +98,68 @@ async fn flight_errors_carry_codes() {
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(s.message().contains("22012"), "{}", s.message());
 }
+
+#[tokio::test]
+async fn string_view_tickets_get_text_as_views() {
+    let db = PgDb::create().await;
+    let server = TestServer::start(&[("pg", &db.url)]).await;
+    let mut f = server.flight().await;
+    let cmd = QueryTicket {
+        pool_id: "pg".into(),
+        sql: "SELECT g::int8 AS n, 'row ' || g AS label, NULLIF(g % 3, 0)::text AS maybe, \
+              ARRAY['a', 'b'] AS tags FROM generate_series(1, 5) g ORDER BY g"
+            .into(),
+        string_view: true,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let info = f
+        .get_flight_info(FlightDescriptor::new_cmd(cmd.clone()))
+        .await
+        .unwrap();
+    let schema = info.try_decode_schema().unwrap();
+    let types: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    assert_eq!(
+        types[..3],
+        [DataType::Int64, DataType::Utf8View, DataType::Utf8View]
+    );
+    // Only top-level text becomes views; lists keep their Utf8 items.
+    assert!(matches!(&types[3], DataType::List(item) if item.data_type() == &DataType::Utf8));
+
+    let batches: Vec<_> = f
+        .do_get(Ticket::new(cmd))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        batches[0].schema().fields()[1].data_type(),
+        &DataType::Utf8View
+    );
+    let labels: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(1)
+                .as_string_view()
+                .iter()
+                .map(|s| s.unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(labels, ["row 1", "row 2", "row 3", "row 4", "row 5"]);
+    let maybe: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(2)
+                .as_string_view()
+                .iter()
+                .map(|s| s.map(str::to_owned))
+        })
+        .collect();
+    let expect = [Some("1"), Some("2"), None, Some("1"), Some("2")];
+    assert_eq!(maybe, expect.map(|s| s.map(str::to_owned)));
+}

@@ -22,6 +22,16 @@ from ._trace import trace_headers
 Frame = Union[pl.DataFrame, pl.LazyFrame]
 
 
+def _major(version: str) -> int:
+    return int(version.split(".")[0])
+
+
+#: Whether ``query`` asks the daemon for text as Arrow string views (``Utf8View``):
+#: Polars keeps strings as views and adopts such columns without a copy. Needs pyarrow 16
+#: and Polars 1; ``query_arrow`` and ``query_batches`` keep plain ``utf8``.
+STRING_VIEWS = _major(pa.__version__) >= 16 and _major(pl.__version__) >= 1
+
+
 def to_polars(table: pa.Table, lazy: bool) -> Frame:
     """Wraps an Arrow table in Polars without copying the column buffers."""
     frame = pl.from_arrow(table, rechunk=False)
@@ -64,9 +74,14 @@ class ClientBase:
         return self._timeout if timeout is None else timeout
 
     def _ticket(
-        self, pool_id: str, sql: str, params: Optional[Iterable[Any]], batch_size: Optional[int]
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        batch_size: Optional[int],
+        string_view: bool = False,
     ) -> bytes:
-        return query_ticket(pool_id, sql, params, batch_size)
+        return query_ticket(pool_id, sql, params, batch_size, string_view=string_view)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r})"

@@ -97,6 +97,7 @@ def query_ticket(
     params: Optional[Iterable[Any]],
     batch_size: Optional[int] = None,
     transaction_id: str = "",
+    string_view: bool = False,
 ) -> bytes:
     """Encodes the Flight ticket (a ``dbpool.v1.QueryTicket``) of a query."""
     ticket = flight_pb2.QueryTicket(
@@ -105,6 +106,7 @@ def query_ticket(
         params=to_params(params),
         batch_size=batch_size or 0,
         transaction_id=transaction_id,
+        string_view=string_view,
     )
     return ticket.SerializeToString()
 

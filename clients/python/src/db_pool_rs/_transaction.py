@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import grpc
 import pyarrow as pa
 
-from ._base import Frame, to_polars
+from ._base import STRING_VIEWS, Frame, to_polars
 from ._flight import BatchStream
 from ._proto import pool_pb2
 from ._requests import begin_transaction_request, execute_request, query_ticket
@@ -112,8 +112,15 @@ class _TransactionBase:
     def _execute_request(self, sql: str, params: Optional[Iterable[Any]]) -> pool_pb2.ExecuteRequest:
         return execute_request(self._pool_id, sql, params, self._require_active())
 
-    def _ticket(self, sql: str, params: Optional[Iterable[Any]], batch_size: Optional[int]) -> bytes:
-        return query_ticket(self._pool_id, sql, params, batch_size, self._require_active())
+    def _ticket(
+        self,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        batch_size: Optional[int],
+        string_view: bool = False,
+    ) -> bytes:
+        tx_id = self._require_active()
+        return query_ticket(self._pool_id, sql, params, batch_size, tx_id, string_view)
 
     def _end_request(self) -> pool_pb2.EndTransactionRequest:
         return pool_pb2.EndTransactionRequest(transaction_id=self._require_active())
@@ -178,7 +185,17 @@ class Transaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> pa.Table:
         """Runs a query inside the transaction (Arrow Flight); returns a pyarrow Table."""
-        ticket = self._ticket(sql, params, batch_size)
+        return self._read_table(sql, params, timeout, batch_size, False)
+
+    def _read_table(
+        self,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        timeout: Optional[float],
+        batch_size: Optional[int],
+        string_view: bool,
+    ) -> pa.Table:
+        ticket = self._ticket(sql, params, batch_size, string_view)
         try:
             return self._client._flight.read_table(ticket, self._client._deadline(self._deadline(timeout)))
         except DbPoolError as e:
@@ -194,7 +211,7 @@ class Transaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> Frame:
         """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
-        return to_polars(self.query_arrow(sql, params, timeout=timeout, batch_size=batch_size), lazy)
+        return to_polars(self._read_table(sql, params, timeout, batch_size, STRING_VIEWS), lazy)
 
     def query_batches(
         self,
@@ -303,7 +320,17 @@ class AsyncTransaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> pa.Table:
         """Runs a query inside the transaction (Arrow Flight); returns a pyarrow Table."""
-        ticket = self._ticket(sql, params, batch_size)
+        return await self._read_table(sql, params, timeout, batch_size, False)
+
+    async def _read_table(
+        self,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        timeout: Optional[float],
+        batch_size: Optional[int],
+        string_view: bool,
+    ) -> pa.Table:
+        ticket = self._ticket(sql, params, batch_size, string_view)
         deadline = self._client._deadline(self._deadline(timeout))
         try:
             return await self._client._run(self._client._flight.read_table, ticket, deadline)
@@ -320,7 +347,7 @@ class AsyncTransaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> Frame:
         """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
-        table = await self.query_arrow(sql, params, timeout=timeout, batch_size=batch_size)
+        table = await self._read_table(sql, params, timeout, batch_size, STRING_VIEWS)
         return to_polars(table, lazy)
 
     async def query_batches(

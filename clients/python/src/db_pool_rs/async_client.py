@@ -19,7 +19,7 @@ import grpc
 import grpc.aio
 import pyarrow as pa
 
-from ._base import ClientBase, Frame, to_polars
+from ._base import STRING_VIEWS, ClientBase, Frame, to_polars
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
     StatementLike,
@@ -188,7 +188,18 @@ class DatabasePool(ClientBase):
         batch_size: Optional[int] = None,
     ) -> pa.Table:
         """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
-        ticket = self._ticket(pool_id, sql, params, batch_size)
+        return await self._read_table(pool_id, sql, params, timeout, batch_size, False)
+
+    async def _read_table(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        timeout: Optional[float],
+        batch_size: Optional[int],
+        string_view: bool,
+    ) -> pa.Table:
+        ticket = self._ticket(pool_id, sql, params, batch_size, string_view)
         return await self._run(self._flight.read_table, ticket, self._deadline(timeout))
 
     async def query(
@@ -205,7 +216,7 @@ class DatabasePool(ClientBase):
 
         The frame wraps the Arrow buffers received from the daemon without copying them.
         """
-        table = await self.query_arrow(pool_id, sql, params, timeout=timeout, batch_size=batch_size)
+        table = await self._read_table(pool_id, sql, params, timeout, batch_size, STRING_VIEWS)
         return to_polars(table, lazy)
 
     async def query_batches(

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import grpc
 import pyarrow as pa
 
-from ._base import ClientBase, Frame, to_polars
+from ._base import STRING_VIEWS, ClientBase, Frame, to_polars
 from ._flight import BatchStream
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
@@ -168,7 +168,18 @@ class SyncDatabasePool(ClientBase):
         batch_size: Optional[int] = None,
     ) -> pa.Table:
         """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
-        ticket = self._ticket(pool_id, sql, params, batch_size)
+        return self._read_table(pool_id, sql, params, timeout, batch_size, False)
+
+    def _read_table(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Optional[Iterable[Any]],
+        timeout: Optional[float],
+        batch_size: Optional[int],
+        string_view: bool,
+    ) -> pa.Table:
+        ticket = self._ticket(pool_id, sql, params, batch_size, string_view)
         return self._flight.read_table(ticket, self._deadline(timeout))
 
     def query(
@@ -187,7 +198,7 @@ class SyncDatabasePool(ClientBase):
         Raises PoolNotFoundError, QueryError (with ``sqlstate``), PoolUnavailableError,
         PoolTimeoutError or InvalidArgumentError.
         """
-        table = self.query_arrow(pool_id, sql, params, timeout=timeout, batch_size=batch_size)
+        table = self._read_table(pool_id, sql, params, timeout, batch_size, STRING_VIEWS)
         return to_polars(table, lazy)
 
     def query_batches(

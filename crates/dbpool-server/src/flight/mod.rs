@@ -6,6 +6,7 @@ mod params;
 mod prepared;
 mod sql;
 mod sql_meta;
+mod views;
 
 use crate::calls::Calls;
 use crate::status::to_status;
@@ -76,7 +77,13 @@ impl FlightImpl {
                 .calls
                 .schema(&t.pool_id, &t.transaction_id, &t.sql, params)
                 .await
-                .map(Some)
+                .map(|s| {
+                    Some(if t.string_view {
+                        views::view_schema(&s)
+                    } else {
+                        s
+                    })
+                })
                 .map_err(|e| to_status(&e)),
         }
     }
@@ -152,11 +159,14 @@ impl FlightService for FlightImpl {
                 Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
                 Command::Query(t, p) => (t, p),
             };
-        let q = self
+        let mut q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, params, t.batch_size)
             .await
             .map_err(|e| to_status(&e))?;
+        if t.string_view {
+            q = views::string_views(q);
+        }
         Ok(Response::new(flight_stream(q)))
     }
 

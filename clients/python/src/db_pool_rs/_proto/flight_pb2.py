@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from . import pool_pb2 as dbpool_dot_v1_dot_pool__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x62pool/v1/flight.proto\x12\tdbpool.v1\x1a\x14\x64\x62pool/v1/pool.proto\"y\n\x0bQueryTicket\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x0b\n\x03sql\x18\x02 \x01(\t\x12 \n\x06params\x18\x03 \x03(\x0b\x32\x10.dbpool.v1.Param\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\"X\n\x11\x42ulkInsertCommand\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12#\n\x04mode\x18\x03 \x01(\x0e\x32\x15.dbpool.v1.InsertMode\")\n\x10\x42ulkInsertResult\x12\x15\n\rrows_inserted\x18\x01 \x01(\x04*a\n\nInsertMode\x12\"\n\x1eINSERT_MODE_APPEND_UNSPECIFIED\x10\x00\x12\x16\n\x12INSERT_MODE_CREATE\x10\x01\x12\x17\n\x13INSERT_MODE_REPLACE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x62pool/v1/flight.proto\x12\tdbpool.v1\x1a\x14\x64\x62pool/v1/pool.proto\"\x8e\x01\n\x0bQueryTicket\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x0b\n\x03sql\x18\x02 \x01(\t\x12 \n\x06params\x18\x03 \x03(\x0b\x32\x10.dbpool.v1.Param\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\x12\x13\n\x0bstring_view\x18\x06 \x01(\x08\"X\n\x11\x42ulkInsertCommand\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12#\n\x04mode\x18\x03 \x01(\x0e\x32\x15.dbpool.v1.InsertMode\")\n\x10\x42ulkInsertResult\x12\x15\n\rrows_inserted\x18\x01 \x01(\x04*a\n\nInsertMode\x12\"\n\x1eINSERT_MODE_APPEND_UNSPECIFIED\x10\x00\x12\x16\n\x12INSERT_MODE_CREATE\x10\x01\x12\x17\n\x13INSERT_MODE_REPLACE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dbpool.v1.flight_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSERTMODE']._serialized_start=315
-  _globals['_INSERTMODE']._serialized_end=412
-  _globals['_QUERYTICKET']._serialized_start=59
-  _globals['_QUERYTICKET']._serialized_end=180
-  _globals['_BULKINSERTCOMMAND']._serialized_start=182
-  _globals['_BULKINSERTCOMMAND']._serialized_end=270
-  _globals['_BULKINSERTRESULT']._serialized_start=272
-  _globals['_BULKINSERTRESULT']._serialized_end=313
+  _globals['_INSERTMODE']._serialized_start=337
+  _globals['_INSERTMODE']._serialized_end=434
+  _globals['_QUERYTICKET']._serialized_start=60
+  _globals['_QUERYTICKET']._serialized_end=202
+  _globals['_BULKINSERTCOMMAND']._serialized_start=204
+  _globals['_BULKINSERTCOMMAND']._serialized_end=292
+  _globals['_BULKINSERTRESULT']._serialized_start=294
+  _globals['_BULKINSERTRESULT']._serialized_end=335
 # @@protoc_insertion_point(module_scope)

@@ -18,18 +18,20 @@ INSERT_MODE_CREATE: InsertMode
 INSERT_MODE_REPLACE: InsertMode
 
 class QueryTicket(_message.Message):
-    __slots__ = ("pool_id", "sql", "params", "batch_size", "transaction_id")
+    __slots__ = ("pool_id", "sql", "params", "batch_size", "transaction_id", "string_view")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     SQL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STRING_VIEW_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[_pool_pb2.Param]
     batch_size: int
     transaction_id: str
-    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[_pool_pb2.Param, _Mapping]]] = ..., batch_size: _Optional[int] = ..., transaction_id: _Optional[str] = ...) -> None: ...
+    string_view: bool
+    def __init__(self, pool_id: _Optional[str] = ..., sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[_pool_pb2.Param, _Mapping]]] = ..., batch_size: _Optional[int] = ..., transaction_id: _Optional[str] = ..., string_view: bool = ...) -> None: ...
 
 class BulkInsertCommand(_message.Message):
     __slots__ = ("pool_id", "table", "mode")
