@@ -56,6 +56,15 @@ impl Breaker {
         }
     }
 
+    /// An admitted call ended without learning anything (its caller went away, or it
+    /// timed out waiting): if it was the half-open probe, the next call may probe.
+    pub fn abandon(&self) {
+        let mut s = self.state.lock().expect("breaker lock");
+        if let State::HalfOpen { probing: true } = *s {
+            *s = State::HalfOpen { probing: false };
+        }
+    }
+
     /// A connection was obtained: close the circuit.
     pub fn success(&self) {
         *self.state.lock().expect("breaker lock") = State::Closed { failures: 0 };
@@ -115,6 +124,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(b.admit().is_ok());
         b.success();
+        assert_eq!(b.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_the_next_call_probe() {
+        let b = Breaker::new(1, Duration::from_millis(20));
+        b.failure(&Error::Unavailable("refused".into()));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.admit().is_ok()); // the probe; its caller goes away
+        assert!(b.admit().is_err());
+        b.abandon();
+        assert!(b.admit().is_ok()); // a new probe
+        b.success();
+        b.abandon(); // closed: nothing to give up
         assert_eq!(b.state(), CircuitState::Closed);
     }
 }

@@ -148,6 +148,26 @@ pub struct PoolHandle<M: bb8::ManageConnection> {
     options: PoolOptions,
 }
 
+/// An acquire in progress: on drop it leaves the wait queue, and unless it told the
+/// breaker how the database is, it gives up a half-open probe it may hold.
+struct Pending<'a> {
+    breaker: &'a Breaker,
+    waiters: &'a AtomicU32,
+    queued: bool,
+    settled: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.waiters.fetch_sub(1, Relaxed);
+        }
+        if !self.settled {
+            self.breaker.abandon();
+        }
+    }
+}
+
 /// A connection checked out of a `PoolHandle`; returns to the pool on drop.
 pub type Conn<M> = bb8::PooledConnection<'static, Managed<M>>;
 
@@ -195,6 +215,14 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
     /// attempt made on our behalf fails, and with `AcquireTimeout` when the pool stays full.
     pub async fn acquire(&self) -> Result<Conn<M>> {
         self.breaker.admit()?;
+        // Settles the breaker and the waiter count however the call ends, including a
+        // caller that goes away (deadline, cancel) while it waits.
+        let mut pending = Pending {
+            breaker: &self.breaker,
+            waiters: &self.waiters,
+            queued: false,
+            settled: false,
+        };
         let mut rx = self.watch.generation.subscribe();
         rx.mark_unchanged();
         // A bounded queue: beyond it, refuse at once instead of piling up.
@@ -205,6 +233,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 self.options.max_waiters
             )));
         }
+        pending.queued = true;
         let started = Instant::now();
         let result = tokio::select! {
             r = self.pool.get_owned() => match r {
@@ -228,13 +257,14 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 .clone()
                 .unwrap_or_else(|| Error::Unavailable("connect failed".into()))),
         };
-        self.waiters.fetch_sub(1, Relaxed);
         self.waits.observe(started.elapsed());
         match &result {
             Ok(_) => self.breaker.success(),
             Err(e) if e.is_connection_error() => self.breaker.failure(e),
-            Err(_) => {}
+            // Neither: a probe that learnt nothing lets the next call probe.
+            Err(_) => return result,
         }
+        pending.settled = true;
         result
     }
 

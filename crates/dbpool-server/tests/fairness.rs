@@ -171,9 +171,6 @@ async fn a_flooded_pool_does_not_starve_the_others() {
 /// A caller that gives up while queued (its deadline passes) leaves the queue: it no
 /// longer counts against `max_waiters`, so later callers are not refused.
 #[tokio::test]
-#[ignore = "known bug: PoolHandle::acquire (dbpool-backends/src/pool.rs) decrements the \
-            waiter count only when the wait ends normally, not when the caller goes away; \
-            run with --run-ignored once it keeps the count with a drop guard"]
 async fn callers_that_give_up_leave_the_queue() {
     let db = PgDb::create().await;
     let server = TestServer::start(&[]).await;

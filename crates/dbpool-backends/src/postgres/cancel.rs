@@ -1,10 +1,15 @@
 //! Cancels the statement of a call that goes away before it ends (the caller cancelled,
 //! or its gRPC deadline passed): PostgreSQL's cancel request, sent before the connection
-//! goes back to the pool so the cancel can never hit another caller's statement.
+//! goes back to the pool so the cancel can never hit another caller's statement, and
+//! repeated until the session is idle (a cancel can arrive before the statement starts).
 use super::AsClient;
 use crate::tx::spawn_cleanup;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio_postgres::NoTls;
+
+/// Cancel requests sent, 250 ms × attempt apart, before waiting the statement out.
+const CANCEL_ATTEMPTS: u32 = 4;
 
 /// Owns the connection while a statement runs on it.
 pub struct Cancelling<C: AsClient> {
@@ -45,11 +50,27 @@ impl<C: AsClient> Drop for Cancelling<C> {
         }
         let token = conn.client().cancel_token();
         spawn_cleanup(async move {
-            if let Err(e) = token.cancel_query(NoTls).await {
-                tracing::warn!(error = %e, "cancel request failed");
+            // A cancel that reaches PostgreSQL before the statement started does nothing:
+            // cancel again until an empty query comes back, i.e. the session is idle.
+            for attempt in 1..=CANCEL_ATTEMPTS {
+                if let Err(e) = token.cancel_query(NoTls).await {
+                    tracing::warn!(error = %e, "cancel request failed");
+                    break;
+                }
+                let wait = Duration::from_millis(250 * u64::from(attempt));
+                if tokio::time::timeout(wait, conn.client().simple_query(""))
+                    .await
+                    .is_ok()
+                {
+                    // Idle again (or closed, and then never reused).
+                    tracing::debug!("statement of an abandoned call cancelled");
+                    return;
+                }
             }
-            tracing::debug!("statement of an abandoned call cancelled");
-            drop(conn);
+            // Still busy: the connection goes back only once the statement has ended,
+            // never to a caller whose statement would queue behind it.
+            tracing::warn!("an abandoned statement ignored {CANCEL_ATTEMPTS} cancel requests");
+            let _ = conn.client().simple_query("").await;
         });
     }
 }
