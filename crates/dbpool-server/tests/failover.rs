@@ -190,10 +190,15 @@ async fn reads_fail_over_writes_are_refused_and_both_come_back() {
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
     let threshold = dbpool_config::PoolOptions::default().breaker_threshold;
+    let mut slowest = Duration::ZERO;
     for _ in 0..threshold + 2 {
+        let t = Instant::now();
         let rows = query_ipc(&mut c, "fo", WHO, vec![]).await.unwrap();
+        slowest = slowest.max(t.elapsed());
         assert_eq!(whos(&rows), ["backup"]);
     }
+    // Figures for docs/fault-tolerance.md (printed, never asserted).
+    eprintln!("failover: slowest read while the primary was down: {slowest:?}");
     let s = status(&mut c, "fo").await;
     assert!(s.degraded);
     assert_eq!(s.serving, "backup 1");
@@ -269,10 +274,15 @@ async fn reads_fail_over_writes_are_refused_and_both_come_back() {
     tokio::task::spawn_blocking(move || p.restart())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(30);
     loop {
         let rows = query_ipc(&mut c, "fo", WHO, vec![]).await.unwrap();
         if whos(&rows) == ["primary"] {
+            eprintln!(
+                "failover: reads back on the primary {:?} after it returned",
+                back.elapsed()
+            );
             break;
         }
         assert_eq!(whos(&rows), ["backup"]);
