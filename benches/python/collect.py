@@ -45,6 +45,13 @@ def small(path: Path) -> dict:
         med = {
             k: statistics.median(r[k] for r in runs) for k in ("qps", "p50_ms", "p99_ms", "cpu_ms_per_query")
         }
+        # Fairness: mean and worst latency, and the fewest / most queries one client
+        # completed in a run (0 means a client waited the whole window for a connection).
+        if all("mean_ms" in r for r in runs):
+            med["mean_ms"] = statistics.median(r["mean_ms"] for r in runs)
+            med["max_ms"] = max(r["max_ms"] for r in runs)
+            med["client_queries_min"] = min(r["client_queries_min"] for r in runs)
+            med["client_queries_max"] = max(r["client_queries_max"] for r in runs)
         srv = [r["server_cpu_ms_per_query"] for r in runs if r.get("server_cpu_ms_per_query") is not None]
         med["server_cpu_ms_per_query"] = statistics.median(srv) if srv else None
         pg = [r["postgres_cpu_ms_per_query"] for r in runs if r.get("postgres_cpu_ms_per_query") is not None]
@@ -120,9 +127,9 @@ def charts(res: dict, out: Path) -> list[str]:
 
 def summary(res: dict) -> str:
     lines = [
-        "| clients | mode | QPS | p50 ms | p99 ms | loadgen CPU ms/q | server CPU ms/q | PostgreSQL CPU ms/q "
-        "| total CPU ms/q | vs direct | vs PgBouncer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| clients | mode | QPS | p50 ms | p99 ms | mean ms | max ms | queries per client (min–max) "
+        "| loadgen CPU ms/q | server CPU ms/q | PostgreSQL CPU ms/q | total CPU ms/q | vs direct | vs PgBouncer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c, modes in sorted(res["small_queries"].items(), key=lambda kv: int(kv[0])):
         for m in MODES:
@@ -131,8 +138,13 @@ def summary(res: dict) -> str:
             r = modes[m]
             srv = "" if r["server_cpu_ms_per_query"] is None else f"{r['server_cpu_ms_per_query']:.3f}"
             pg = "" if r.get("postgres_cpu_ms_per_query") is None else f"{r['postgres_cpu_ms_per_query']:.3f}"
+            fair = (
+                f"{r['mean_ms']:.2f} | {r['max_ms']:,.0f} | {r['client_queries_min']:,}–{r['client_queries_max']:,}"
+                if "mean_ms" in r
+                else " | | "
+            )
             lines.append(
-                f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fair} | "
                 f"{r['cpu_ms_per_query']:.3f} | {srv} | {pg} | {r['total_cpu_ms_per_query']:.3f} | "
                 f"{r.get('qps_vs_direct', '')} | {r.get('qps_vs_pgbouncer', '')} |"
             )

@@ -297,11 +297,17 @@ async fn run(args: Args) -> Result<serde_json::Value> {
 
     let mut lat = Vec::new();
     let mut errors = 0;
+    // Queries each client completed in the measured window: a pool that serves some
+    // clients over and over while others wait shows as a wide spread here, and hides
+    // its waiting clients from the percentiles (a query that never ends is no sample).
+    let mut per_client = Vec::with_capacity(args.clients);
     for t in tasks {
         let (l, e) = t.await??;
+        per_client.push(l.len());
         lat.extend(l);
         errors += e;
     }
+    per_client.sort_unstable();
     lat.sort_unstable();
     let n = lat.len() as f64;
     ensure!(n > 0.0, "no successful queries ({errors} errors)");
@@ -315,6 +321,10 @@ async fn run(args: Args) -> Result<serde_json::Value> {
         "qps": (n / wall).round(),
         "p50_ms": percentile(&lat, 0.50),
         "p99_ms": percentile(&lat, 0.99),
+        "mean_ms": (lat.iter().map(|&l| l as f64).sum::<f64>() / n / 10.0).round() / 100.0,
+        "max_ms": percentile(&lat, 1.0),
+        "client_queries_min": per_client.first().copied().unwrap_or(0),
+        "client_queries_max": per_client.last().copied().unwrap_or(0),
         "cpu_ms_per_query": per_query(cpu1 - cpu0),
         "server_cpu_ms_per_query": srv0.zip(srv1).map(|(a, b)| per_query(b - a)),
         "postgres_cpu_ms_per_query": per_query(pg1 - pg0),
