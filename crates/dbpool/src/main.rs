@@ -5,6 +5,7 @@ use dbpool_config::{Config, LogFormat};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::path::PathBuf;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: many small, short-lived allocations per call (protobuf, HTTP/2 frames,
@@ -55,9 +56,17 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> 
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // The per-call spans (`grpc`, `db`) are for traces. Formatting their fields into
+    // every call's log context cost ~9 % of the daemon's CPU on small queries
+    // (callgrind), so the log layer leaves them out; OTLP traces keep them.
+    let per_call = filter_fn(|m| !(m.is_span() && matches!(m.name(), "grpc" | "db")));
     let fmt = match format {
-        LogFormat::Json => fmt.json().with_current_span(true).boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_filter(per_call)
+            .boxed(),
+        LogFormat::Text => fmt.with_filter(per_call).boxed(),
     };
     let provider = dbpool_server::telemetry::otlp_from_env()?;
     let otel = provider.as_ref().map(dbpool_server::telemetry::layer);
