@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use dbpool_config::{Config, LogFormat};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::path::PathBuf;
-use tracing_subscriber::prelude::*;
 use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: many small, short-lived allocations per call (protobuf, HTTP/2 frames,
