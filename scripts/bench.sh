@@ -186,12 +186,11 @@ for rep in $(seq 1 "$REPS"); do
       case $mode in
         grpc | flight) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID") ;;
         grpc_nocache) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
-          --pool-id pg_nocache) ;;
+          --pool-id pg_nocache --label grpc_nocache) ;;
         direct) args+=(--url "$PG_URL") ;;
         pgbouncer) args+=(--url "postgres://postgres@127.0.0.1:$PGB_PORT/$DB" --server-pid "$PGB_PID") ;;
       esac
       line="$("$LOADGEN" "${args[@]}")"
-      [[ $mode == grpc_nocache ]] && line="${line/\"mode\":\"grpc\"/\"mode\":\"grpc_nocache\"}"
       printf '%s\n' "${line%\}},\"rep\":$rep}" >>"$SMALL_OUT"
       printf '  rep %s %-9s %3s clients: %s\n' "$rep" "$mode" "$clients" "$line" >&2
     done

@@ -76,6 +76,10 @@ struct Args {
     /// Also report the CPU of this process (daemon, pgbouncer), from /proc/<pid>/stat.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The `mode` written in the result line (default: the mode's name), e.g. to tell
+    /// two sidecar pools apart.
+    #[arg(long)]
+    label: Option<String>,
     /// Runtime worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -313,7 +317,10 @@ async fn run(args: Args) -> Result<serde_json::Value> {
     ensure!(n > 0.0, "no successful queries ({errors} errors)");
     let per_query = |ms: f64| (ms / n * 1000.0).round() / 1000.0;
     Ok(serde_json::json!({
-        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "mode": args
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", args.mode).to_lowercase()),
         "clients": args.clients,
         "queries": lat.len(),
         "errors": errors,

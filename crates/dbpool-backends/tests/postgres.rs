@@ -10,8 +10,13 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 
 async fn backend(url: &str) -> Arc<dyn Backend> {
+    backend_with(url, dbpool_config::PoolOptions::default()).await
+}
+
+async fn backend_with(url: &str, options: dbpool_config::PoolOptions) -> Arc<dyn Backend> {
     let cfg = PoolConfig {
         url: Some(Secret::new(url)),
+        options,
         ..Default::default()
     };
     Factory
@@ -284,19 +289,12 @@ async fn errors_are_classified() {
 #[tokio::test]
 async fn acquire_timeout_when_pool_is_exhausted() {
     let db = PgDb::create().await;
-    let cfg = PoolConfig {
-        url: Some(Secret::new(&db.url)),
-        options: dbpool_config::PoolOptions {
-            max_connections: 1,
-            acquire_timeout_ms: 200,
-            ..Default::default()
-        },
+    let options = dbpool_config::PoolOptions {
+        max_connections: 1,
+        acquire_timeout_ms: 200,
         ..Default::default()
     };
-    let b = Factory
-        .create("t", &cfg.resolve("").unwrap())
-        .await
-        .unwrap();
+    let b = backend_with(&db.url, options).await;
     // An open transaction holds the only connection.
     let held = b.begin(dbpool_core::TxOptions::default()).await.unwrap();
     let e = b.execute("SELECT 1", vec![]).await.unwrap_err();
@@ -358,19 +356,12 @@ async fn transactional_batch_is_all_or_nothing() {
 #[tokio::test]
 async fn connections_retire_at_their_age() {
     let db = PgDb::create().await;
-    let cfg = PoolConfig {
-        url: Some(Secret::new(&db.url)),
-        options: dbpool_config::PoolOptions {
-            max_connections: 1,
-            max_lifetime_ms: 300,
-            ..Default::default()
-        },
+    let options = dbpool_config::PoolOptions {
+        max_connections: 1,
+        max_lifetime_ms: 300,
         ..Default::default()
     };
-    let b = Factory
-        .create("t", &cfg.resolve("").unwrap())
-        .await
-        .unwrap();
+    let b = backend_with(&db.url, options).await;
     let pid = |batches: Vec<RecordBatch>| {
         let c = batches[0].column(0);
         c.as_any().downcast_ref::<Int32Array>().unwrap().value(0)

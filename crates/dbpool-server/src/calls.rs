@@ -54,11 +54,7 @@ where
     for attempt in 0.. {
         match f().await {
             Err(Error::Unavailable(m)) if attempt < 2 && !m.starts_with("circuit") => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .subsec_nanos() as u64;
-                let jitter = Duration::from_millis(nanos % (delay.as_millis() as u64 + 1));
+                let jitter = delay.mul_f64(fastrand::f64());
                 tracing::debug!(error = %m, attempt, "retrying a read");
                 tokio::time::sleep(delay + jitter).await;
                 delay *= 4;

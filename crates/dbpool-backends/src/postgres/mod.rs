@@ -120,18 +120,10 @@ pub(crate) async fn execute_on(
         client.batch_execute(sql).await.map_err(pg)?;
         return Ok(0);
     }
-    let stmt = cache.prepare_checked(client, sql, params).await?;
-    match client.execute_raw(&stmt, params.iter().map(PgParam)).await {
-        Ok(n) => Ok(n),
-        Err(e) if cache.evict_stale(sql, &e) && rerun => {
-            let stmt = cache.prepare_checked(client, sql, params).await?;
-            client
-                .execute_raw(&stmt, params.iter().map(PgParam))
-                .await
-                .map_err(pg)
-        }
-        Err(e) => Err(pg(e)),
-    }
+    let run = |stmt: tokio_postgres::Statement| async move {
+        client.execute_raw(&stmt, params.iter().map(PgParam)).await
+    };
+    Ok(cache.run(client, sql, params, rerun, run).await?.1)
 }
 
 /// The result schema of `sql` (prepared, not run); a multi-statement script has none.
@@ -144,7 +136,7 @@ pub(crate) async fn describe(
         return Ok(Arc::new(Schema::empty()));
     }
     // Parameters may be bound later (Flight SQL prepared statements): no count check.
-    Ok(schema_of(&conn.cache().prepare(conn.client(), sql).await?))
+    Ok(conn.cache().prepare(conn.client(), sql).await?.schema)
 }
 
 #[async_trait]

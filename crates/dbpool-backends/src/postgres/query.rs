@@ -4,7 +4,8 @@
 //! one streams from a task that owns the connection, two batches ahead at most.
 use super::cancel::Cancelling;
 use super::params::PgParam;
-use super::{pg, schema_of, AsClient, Decoder};
+use super::session::Prepared;
+use super::{pg, AsClient, Decoder};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, Param, QueryStream, Result};
@@ -22,15 +23,15 @@ pub(crate) async fn start_query<C: AsClient>(
 ) -> Result<QueryStream> {
     // Armed from here: a caller that goes away while the statement runs cancels it.
     let conn = Cancelling::new(conn);
-    let (stmt, rows) = match bind(conn.inner(), sql, &params).await {
+    let (prepared, rows) = match bind(conn.inner(), sql, &params).await {
         Ok(started) => started,
         Err(e) => {
             conn.done();
             return Err(e);
         }
     };
-    let schema = schema_of(&stmt);
-    let mut reader = RowReader::new(stmt, rows, schema.clone(), batch_size.max(1));
+    let schema = prepared.schema.clone();
+    let mut reader = RowReader::new(prepared.stmt, rows, schema.clone(), batch_size.max(1));
     let first = match reader.next().await {
         Step::Last(batch) => {
             // Every row is here: the connection goes back before the caller reads.
@@ -87,22 +88,13 @@ pub(crate) async fn start_query<C: AsClient>(
 }
 
 /// The statement of `sql` and its running portal; a stale cache entry is prepared anew.
-async fn bind<C: AsClient>(
-    conn: &C,
-    sql: &str,
-    params: &[Param],
-) -> Result<(Statement, RowStream)> {
-    let (client, cache) = (conn.client(), conn.cache());
-    let stmt = cache.prepare_checked(client, sql, params).await?;
-    match client.query_raw(&stmt, params.iter().map(PgParam)).await {
-        Ok(rows) => Ok((stmt, rows)),
-        Err(e) if cache.evict_stale(sql, &e) && conn.may_rerun() => {
-            let stmt = cache.prepare_checked(client, sql, params).await?;
-            let rows = client.query_raw(&stmt, params.iter().map(PgParam)).await;
-            Ok((stmt, rows.map_err(pg)?))
-        }
-        Err(e) => Err(pg(e)),
-    }
+async fn bind<C: AsClient>(conn: &C, sql: &str, params: &[Param]) -> Result<(Prepared, RowStream)> {
+    let client = conn.client();
+    let run =
+        |stmt: Statement| async move { client.query_raw(&stmt, params.iter().map(PgParam)).await };
+    conn.cache()
+        .run(client, sql, params, conn.may_rerun(), run)
+        .await
 }
 
 /// Rows the column builders have room for at first.

@@ -6,7 +6,8 @@
 //! result type changed (`0A000` "cached plan must not change result type") or the
 //! session deallocated the statement (`26000`) — evict the entry, and a call outside a
 //! transaction prepares the statement anew and runs it again.
-use super::pg;
+use super::{pg, schema_of};
+use arrow::datatypes::SchemaRef;
 use bb8_postgres::PostgresConnectionManager;
 use dbpool_core::{Error, Param, Result};
 use hashlink::LruCache;
@@ -46,10 +47,19 @@ impl PgConn {
     }
 }
 
+/// A prepared statement with its Arrow result schema, worked out once per statement.
+#[derive(Clone)]
+pub struct Prepared {
+    /// The statement.
+    pub stmt: Statement,
+    /// Its result columns as Arrow fields.
+    pub schema: SchemaRef,
+}
+
 /// Prepared statements by SQL text, least recently used evicted first; capacity 0
 /// turns caching off.
 pub struct StatementCache {
-    statements: Option<Mutex<LruCache<String, Statement>>>,
+    statements: Option<Mutex<LruCache<String, Prepared>>>,
 }
 
 impl StatementCache {
@@ -60,23 +70,23 @@ impl StatementCache {
         }
     }
 
-    fn get(&self, sql: &str) -> Option<Statement> {
+    fn get(&self, sql: &str) -> Option<Prepared> {
         let mut lru = self.statements.as_ref()?.lock().expect("cache lock");
         lru.get(sql).cloned()
     }
 
-    fn put(&self, sql: &str, stmt: &Statement) {
+    fn put(&self, sql: &str, prepared: &Prepared) {
         if let Some(lru) = &self.statements {
             lru.lock()
                 .expect("cache lock")
-                .insert(sql.to_owned(), stmt.clone());
+                .insert(sql.to_owned(), prepared.clone());
         }
     }
 
     /// Forgets what `error` shows to be stale: the one statement whose result type
     /// changed, or everything when the session's statements were deallocated. Returns
     /// whether anything was stale.
-    pub fn evict_stale(&self, sql: &str, error: &tokio_postgres::Error) -> bool {
+    fn evict_stale(&self, sql: &str, error: &tokio_postgres::Error) -> bool {
         let Some(lru) = &self.statements else {
             return false;
         };
@@ -94,26 +104,31 @@ impl StatementCache {
     }
 
     /// The statement for `sql`, from the cache or prepared on `client` (and cached).
-    pub async fn prepare(&self, client: &impl GenericClient, sql: &str) -> Result<Statement> {
+    pub async fn prepare(&self, client: &impl GenericClient, sql: &str) -> Result<Prepared> {
         if sql.trim().is_empty() {
             return Err(Error::invalid("sql", "is empty"));
         }
-        if let Some(stmt) = self.get(sql) {
-            return Ok(stmt);
+        if let Some(prepared) = self.get(sql) {
+            return Ok(prepared);
         }
         let stmt = client.prepare(sql).await.map_err(pg)?;
-        self.put(sql, &stmt);
-        Ok(stmt)
+        let prepared = Prepared {
+            schema: schema_of(&stmt),
+            stmt,
+        };
+        self.put(sql, &prepared);
+        Ok(prepared)
     }
 
     /// `prepare`, then checks the number of parameters.
-    pub async fn prepare_checked(
+    async fn prepare_checked(
         &self,
         client: &impl GenericClient,
         sql: &str,
         params: &[Param],
-    ) -> Result<Statement> {
-        let stmt = self.prepare(client, sql).await?;
+    ) -> Result<Prepared> {
+        let prepared = self.prepare(client, sql).await?;
+        let stmt = &prepared.stmt;
         if stmt.params().len() != params.len() {
             return Err(Error::invalid(
                 "params",
@@ -124,7 +139,36 @@ impl StatementCache {
                 ),
             ));
         }
-        Ok(stmt)
+        Ok(prepared)
+    }
+}
+
+impl StatementCache {
+    /// Runs `sql` with `run` on its cached statement. A statement the error shows stale
+    /// is evicted and, when `rerun` (not inside a transaction, which the error aborted),
+    /// prepared anew and run once more. Returns the statement it ran and what `run` gave.
+    pub async fn run<T, F, Fut>(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[Param],
+        rerun: bool,
+        run: F,
+    ) -> Result<(Prepared, T)>
+    where
+        F: Fn(Statement) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    {
+        let prepared = self.prepare_checked(client, sql, params).await?;
+        match run(prepared.stmt.clone()).await {
+            Ok(out) => Ok((prepared, out)),
+            Err(e) if self.evict_stale(sql, &e) && rerun => {
+                let prepared = self.prepare_checked(client, sql, params).await?;
+                let out = run(prepared.stmt.clone()).await.map_err(pg)?;
+                Ok((prepared, out))
+            }
+            Err(e) => Err(pg(e)),
+        }
     }
 }
 
