@@ -1,19 +1,18 @@
 //! A query result as chunks of one Arrow IPC stream (`Query` with `ARROW_IPC`), in as few
 //! gRPC messages as streaming allows.
+use crate::schema_cache::{schema_has_dictionary, schema_message};
 use crate::status::to_status;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::ipc::writer::{
-    write_message, DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
-    StreamWriter,
+    write_message, DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext,
+    IpcWriteOptions, StreamWriter,
 };
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, QueryStream};
 use dbpool_proto::v1 as pb;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
 use tonic::Status;
 
 /// Responses of a `Query` call.
@@ -75,14 +74,6 @@ pub fn ipc_stream(q: QueryStream) -> Result<QueryStreamOut, Error> {
     Ok(out.flatten().boxed())
 }
 
-/// Encoded schema messages by schema: a statement's result has the same schema on every
-/// call, and encoding it was ~8 % of the daemon's instructions per small query.
-static SCHEMA_MESSAGES: LazyLock<Mutex<HashMap<SchemaRef, Arc<[u8]>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-/// Schemas kept at most; the map starts over beyond it.
-const SCHEMA_CACHE_SIZE: usize = 1024;
-
 /// An Arrow IPC stream writer into a buffer that is taken message by message.
 enum Writer {
     /// The schema message comes from the cache; batches are encoded directly.
@@ -99,17 +90,18 @@ enum Writer {
 
 impl Writer {
     fn new(schema: &SchemaRef) -> Result<Self, ArrowError> {
-        if schema
-            .fields()
-            .iter()
-            .any(|f| has_dictionary(f.data_type()))
-        {
+        if schema_has_dictionary(schema) {
             return StreamWriter::try_new(Vec::new(), schema).map(Writer::Stream);
         }
         let options = IpcWriteOptions::default();
-        let head = schema_message(schema, &options)?;
+        let mut buf = Vec::new();
+        let head = EncodedData {
+            ipc_message: schema_message(schema).to_vec(),
+            arrow_data: Vec::new(),
+        };
+        write_message(&mut buf, head, &options)?;
         Ok(Writer::Cached {
-            buf: head.to_vec(),
+            buf,
             generator: IpcDataGenerator::default(),
             tracker: DictionaryTracker::new(false),
             context: IpcWriteContext::default(),
@@ -160,49 +152,13 @@ impl Writer {
     }
 }
 
-/// The encoded schema message of `schema`, from the cache or encoded now.
-fn schema_message(schema: &SchemaRef, options: &IpcWriteOptions) -> Result<Arc<[u8]>, ArrowError> {
-    if let Some(m) = SCHEMA_MESSAGES.lock().expect("schema cache").get(schema) {
-        return Ok(m.clone());
-    }
-    let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
-        schema,
-        &mut DictionaryTracker::new(false),
-        options,
-    );
-    let mut bytes = Vec::new();
-    write_message(&mut bytes, encoded, options)?;
-    let bytes: Arc<[u8]> = bytes.into();
-    let mut cache = SCHEMA_MESSAGES.lock().expect("schema cache");
-    if cache.len() >= SCHEMA_CACHE_SIZE {
-        cache.clear();
-    }
-    cache.insert(schema.clone(), bytes.clone());
-    Ok(bytes)
-}
-
-fn has_dictionary(t: &DataType) -> bool {
-    match t {
-        DataType::Dictionary(..) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => has_dictionary(f.data_type()),
-        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
-        DataType::Union(fields, _) => fields.iter().any(|(_, f)| has_dictionary(f.data_type())),
-        DataType::RunEndEncoded(_, v) => has_dictionary(v.data_type()),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{Array, DictionaryArray, Int64Array, StringArray};
-    use arrow::datatypes::{Field, Int32Type, Schema};
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
     use arrow::ipc::reader::StreamReader;
+    use std::sync::Arc;
 
     /// Writes `batches` through a Writer and reads the bytes back with arrow's reader.
     fn round_trip(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<RecordBatch> {

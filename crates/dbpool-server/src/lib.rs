@@ -10,6 +10,7 @@ mod ipc_chunks;
 mod metrics_http;
 mod pool_service;
 mod rows;
+mod schema_cache;
 pub mod status;
 pub mod telemetry;
 mod timed;

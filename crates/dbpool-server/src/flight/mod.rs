@@ -2,6 +2,7 @@
 //! bulk insert (DoPut) and Flight SQL, dispatched by the command each call carries.
 mod bulk;
 mod commands;
+mod encode;
 mod params;
 mod prepared;
 mod sql;
@@ -11,17 +12,16 @@ mod views;
 use crate::calls::Calls;
 use crate::status::to_status;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
 use commands::Command;
-use dbpool_core::{Error, QueryStream};
+use dbpool_core::Error;
+pub(crate) use encode::flight_stream;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -42,18 +42,6 @@ impl FlightImpl {
 }
 
 type Out<T> = BoxStream<'static, Result<T, Status>>;
-
-/// Encodes a query result as Flight data; errors mid-stream end it with their status.
-pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
-    let batches = q
-        .batches
-        .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
-    FlightDataEncoderBuilder::new()
-        .with_schema(q.schema)
-        .build(batches)
-        .map_err(Status::from)
-        .boxed()
-}
 
 fn descriptor_cmd(d: &FlightDescriptor) -> Result<Command, Error> {
     if d.r#type != arrow_flight::flight_descriptor::DescriptorType::Cmd as i32 {
