@@ -6,16 +6,17 @@
 //! PostgreSQL, so every client is a task on one small runtime and latencies go to a
 //! per-task `Vec<u32>` of microseconds, merged once at the end.
 use anyhow::{bail, ensure, Context, Result};
+use arrow::datatypes::Schema;
 use arrow::ipc::reader::StreamReader;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::utils::flight_data_to_arrow_batch;
 use arrow_flight::Ticket;
 use bb8_postgres::PostgresConnectionManager;
 use clap::{Parser, ValueEnum};
 use dbpool_proto::v1 as pb;
-use futures::TryStreamExt;
 use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
@@ -189,14 +190,20 @@ impl Target {
                     type_url: "type.googleapis.com/dbpool.v1.QueryTicket".into(),
                     value: ticket.encode_to_vec(),
                 };
-                let data = c
+                let mut data = c
                     .do_get(Ticket::new(any.encode_to_vec()))
                     .await?
                     .into_inner();
-                let stream =
-                    FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from));
-                let batches: Vec<_> = stream.try_collect().await?;
-                Ok(batches.iter().map(|b| b.num_rows()).sum())
+                // Decoded message by message, as a lean client does (pyarrow's reader
+                // works the same way in C++): the schema, then one batch per message.
+                let head = data.message().await?.context("DoGet sent no schema")?;
+                let schema = Arc::new(Schema::try_from(&head)?);
+                let mut n = 0;
+                while let Some(message) = data.message().await? {
+                    n += flight_data_to_arrow_batch(&message, schema.clone(), &HashMap::new())?
+                        .num_rows();
+                }
+                Ok(n)
             }
             Target::Pg(pool) => {
                 let conn = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -230,7 +237,7 @@ fn next_id(state: &mut u64, rows: i64) -> i64 {
 /// One client: queries until `end`, recording latencies (µs) after `record_from`.
 async fn client(
     mut target: Target,
-    args: std::sync::Arc<Args>,
+    args: Arc<Args>,
     seed: u64,
     record_from: Instant,
     end: Instant,
@@ -273,7 +280,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 async fn run(args: Args) -> Result<serde_json::Value> {
     ensure!(args.clients > 0, "--clients must be > 0");
-    let args = std::sync::Arc::new(args);
+    let args = Arc::new(args);
     let targets = Target::connect(&args).await?;
     let start = Instant::now();
     let record_from = start + Duration::from_secs_f64(args.warmup);
@@ -327,7 +334,9 @@ async fn run(args: Args) -> Result<serde_json::Value> {
         "seconds": (wall * 1000.0).round() / 1000.0,
         "qps": (n / wall).round(),
         "p50_ms": percentile(&lat, 0.50),
+        "p90_ms": percentile(&lat, 0.90),
         "p99_ms": percentile(&lat, 0.99),
+        "p999_ms": percentile(&lat, 0.999),
         "mean_ms": (lat.iter().map(|&l| l as f64).sum::<f64>() / n / 10.0).round() / 100.0,
         "max_ms": percentile(&lat, 1.0),
         "client_queries_min": per_client.first().copied().unwrap_or(0),
