@@ -42,9 +42,8 @@ def small(path: Path) -> dict:
         pts[(r["mode"], r["clients"])].append(r)
     out: dict = {}
     for (mode, clients), runs in sorted(pts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        med = {
-            k: statistics.median(r[k] for r in runs) for k in ("qps", "p50_ms", "p99_ms", "cpu_ms_per_query")
-        }
+        keys = ("qps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "cpu_ms_per_query")
+        med = {k: statistics.median(r[k] for r in runs) for k in keys if all(k in r for r in runs)}
         # Fairness: mean and worst latency, and the fewest / most queries one client
         # completed in the least even run (0: a client waited the whole window for a
         # connection, which no percentile shows).
@@ -112,7 +111,10 @@ def charts(res: dict, out: Path) -> list[str]:
     mem = {k: v for k, v in rd.items() if "rss_peak_mb" in v}
     axes[1].bar(list(mem), [v["rss_growth_mb"] for v in mem.values()], label="peak RSS growth")
     axes[1].bar(
-        list(mem), [v["estimated_size_mb"] for v in mem.values()], width=0.4, label="frame estimated_size"
+        list(mem), [v.get("buffers_mb", 0) for v in mem.values()], width=0.6, label="frame's Arrow buffers"
+    )
+    axes[1].bar(
+        list(mem), [v["estimated_size_mb"] for v in mem.values()], width=0.3, label="frame estimated_size"
     )
     axes[1].set_title("Client memory, MB")
     axes[1].legend()
@@ -129,10 +131,11 @@ def charts(res: dict, out: Path) -> list[str]:
 
 
 def summary(res: dict) -> str:
+    nan = float("nan")
     lines = [
-        "| clients | mode | QPS | p50 ms | p99 ms | mean ms | max ms | queries per client (min–max) "
+        "| clients | mode | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | mean ms | max ms | queries per client (min–max) "
         "| loadgen CPU ms/q | server CPU ms/q | PostgreSQL CPU ms/q | total CPU ms/q | vs direct | vs PgBouncer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c, modes in sorted(res["small_queries"].items(), key=lambda kv: int(kv[0])):
         for m in MODES:
@@ -147,23 +150,26 @@ def summary(res: dict) -> str:
                 else " | | "
             )
             lines.append(
-                f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fair} | "
+                f"| {c} | {m} | {r['qps']:,.0f} | {r['p50_ms']:.2f} | {r.get('p90_ms', nan):.2f} | "
+                f"{r['p99_ms']:.2f} | {r.get('p999_ms', nan):.2f} | {fair} | "
                 f"{r['cpu_ms_per_query']:.3f} | {srv} | {pg} | {r['total_cpu_ms_per_query']:.3f} | "
                 f"{r.get('qps_vs_direct', '')} | {r.get('qps_vs_pgbouncer', '')} |"
             )
     lines += [
         "",
-        "| read tool | s | peak RSS MB | RSS growth MB | estimated_size MB |",
-        "|---|---|---|---|---|",
+        "| read tool | s | peak RSS MB | RSS growth MB | frame buffers MB | estimated_size MB "
+        "| growth / buffers | growth / estimated |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k, v in res["read_polars"].items():
         if "seconds" in v:
+            growth, buf, est = (v.get(f, nan) for f in ("rss_growth_mb", "buffers_mb", "estimated_size_mb"))
             lines.append(
-                f"| {k} | {v['seconds']:.2f} | {v.get('rss_peak_mb', float('nan')):.0f} | "
-                f"{v.get('rss_growth_mb', float('nan')):.0f} | {v.get('estimated_size_mb', float('nan')):.0f} |"
+                f"| {k} | {v['seconds']:.2f} | {v.get('rss_peak_mb', nan):.0f} | {growth:.0f} | {buf:.0f} | "
+                f"{est:.0f} | {growth / buf:.2f} | {growth / est:.2f} |"
             )
         else:
-            lines.append(f"| {k} | failed | | | |")
+            lines.append(f"| {k} | failed | | | | | | |")
     lines += ["", "| stream rows | s | daemon RSS baseline MB | max MB |", "|---|---|---|---|"]
     for r in res["stream_rss"]:
         lines.append(
