@@ -15,8 +15,9 @@
 #
 # Environment: BENCH_CLIENTS ("1 8 64 256"), BENCH_REPS (3), BENCH_DURATION (5 s per
 # point), BENCH_STREAM_ROWS ("2000000 10000000"), BENCH_OUT (results file),
-# BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR (where the release binaries are built).
-# The release build is for benchmarks by hand only; scripts/test.sh never runs this.
+# BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR (where the binaries are built), BENCH_PROFILE
+# (release; scripts/test.sh runs `--quick` on its debug build so the harness does not
+# rot: its numbers mean nothing). Real numbers come only from release builds by hand.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -52,12 +53,16 @@ if ! command -v pgbouncer >/dev/null && [[ ! -x /usr/sbin/pgbouncer ]]; then
 fi
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 
+PROFILE="${BENCH_PROFILE:-release}"
+((QUICK)) || [[ $PROFILE == release ]] || die "real runs need BENCH_PROFILE=release"
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-  log "cargo build --release -p dbpool-loadgen -p dbpool"
-  cargo build --release -q -p dbpool-loadgen -p dbpool
+  log "cargo build --profile $PROFILE -p dbpool-loadgen -p dbpool"
+  cargo build --profile "$([[ $PROFILE == debug ]] && echo dev || echo "$PROFILE")" -q \
+    -p dbpool-loadgen -p dbpool
 fi
-LOADGEN="${CARGO_TARGET_DIR:-target}/release/loadgen"
-DBPOOL="${CARGO_TARGET_DIR:-target}/release/dbpool"
+LOADGEN="${CARGO_TARGET_DIR:-target}/$PROFILE/loadgen"
+DBPOOL="${CARGO_TARGET_DIR:-target}/$PROFILE/dbpool"
+[[ -x $LOADGEN && -x $DBPOOL ]] || die "$LOADGEN or $DBPOOL is missing (BENCH_SKIP_BUILD=1 without a build?)"
 
 log "uv sync (benches/python)"
 uv sync --quiet --project benches/python

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: services (PostgreSQL, Redis, the InfluxDB and MSSQL test servers),
 # one dev build, the example config, the deploy files, fmt, clippy, the Rust tests, the
-# Python client's tests against target/debug/dbpool, and the demo as a smoke test.
+# Python client's tests against target/debug/dbpool, a smoke run of the benchmark
+# harness, and the demo as a smoke test.
 # Prints each stage's result and time at the end; exits non-zero if any failed. The
 # services and build stages stop the run when they fail (everything else needs them);
 # the later stages all run so one report shows every failure.
@@ -122,6 +123,9 @@ stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
 stage rust-tests rust_tests
 stage python-tests python_tests
+# The benchmark harness on tiny data with the debug build, so it does not rot (the
+# numbers of this run mean nothing; real runs are by hand, docs/performance.md).
+stage bench-smoke env BENCH_SKIP_BUILD=1 BENCH_PROFILE=debug scripts/bench.sh --quick
 # The demo runs the binary the build stage made (see DBPOOL_DEMO_SKIP_BUILD in demo.sh).
 stage demo env DBPOOL_DEMO_SKIP_BUILD=1 scripts/demo.sh
 

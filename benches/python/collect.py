@@ -213,6 +213,22 @@ def main() -> None:
     md = summary(res)
     out.with_suffix(".md").write_text(md + "\n")
     print(md)
+    bad = problems(res)
+    if bad:
+        raise SystemExit("benchmark problems (results written all the same):\n  " + "\n  ".join(bad))
+
+
+def problems(res: dict) -> list[str]:
+    """What makes a run unusable: a tool that failed, tools that read different row
+    counts, a small-query mode with no result. The smoke run in scripts/test.sh fails on
+    these, so the harness cannot rot quietly."""
+    out = [f"read with {k} failed" for k, v in res["read_polars"].items() if "seconds" not in v]
+    rows = {k: v["rows"] for k, v in res["read_polars"].items() if "rows" in v}
+    if len(set(rows.values())) > 1:
+        out.append(f"the read tools got different row counts: {rows}")
+    for clients, modes in res["small_queries"].items():
+        out += [f"no {m} result at {clients} clients" for m in MODES if m not in modes]
+    return out
 
 
 if __name__ == "__main__":
