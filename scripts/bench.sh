@@ -182,17 +182,20 @@ wait_for 60 "dbpool health SERVING on $ADDR" daemon_ready
 # --- 1. small queries ------------------------------------------------------------------
 SMALL_OUT="$WORK/small.jsonl"
 : >"$SMALL_OUT"
-log "1. small queries: modes grpc flight direct pgbouncer x clients {$CLIENTS} x $REPS reps, ${DURATION}s each"
+log "1. small queries: modes grpc flight grpc_nocache direct direct_fair pgbouncer x clients {$CLIENTS} x $REPS reps, ${DURATION}s each"
 for rep in $(seq 1 "$REPS"); do
   for clients in $CLIENTS; do
-    for mode in grpc flight grpc_nocache direct pgbouncer; do
-      args=(--mode "${mode%_nocache}" --clients "$clients" --duration "$DURATION"
+    for mode in grpc flight grpc_nocache direct direct_fair pgbouncer; do
+      base=${mode%_nocache}
+      args=(--mode "${base%_fair}" --clients "$clients" --duration "$DURATION"
         --warmup "$WARMUP" --pool 20 --rows "$SMALL_ROWS" --table "$SMALL")
       case $mode in
         grpc | flight) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID") ;;
         grpc_nocache) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
           --pool-id pg_nocache --label grpc_nocache) ;;
         direct) args+=(--url "$PG_URL") ;;
+        # The same with connections taken first come, first served (loadgen --fair).
+        direct_fair) args+=(--url "$PG_URL" --fair --label direct_fair) ;;
         pgbouncer) args+=(--url "postgres://postgres@127.0.0.1:$PGB_PORT/$DB" --server-pid "$PGB_PID") ;;
       esac
       line="$("$LOADGEN" "${args[@]}")"

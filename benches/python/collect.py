@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 
 # grpc_nocache: the sidecar's gRPC Query on a pool with statement_cache_size = 0, i.e.
 # every query prepared anew (the hot path before the statement cache), in the same run.
-MODES = ("grpc", "flight", "grpc_nocache", "direct", "pgbouncer")
+# direct_fair: direct with a FIFO queue for the bb8 pool's connections (loadgen --fair).
+MODES = ("grpc", "flight", "grpc_nocache", "direct", "direct_fair", "pgbouncer")
 
 
 def machine() -> dict:
@@ -70,7 +71,7 @@ def small(path: Path) -> dict:
     # Ratios: the median over repetitions of the ratio within one repetition (the modes of
     # one repetition ran back to back), which cancels most of the drift in machine load.
     for modes in out.values():
-        for mode in ("grpc", "flight", "grpc_nocache"):
+        for mode in ("grpc", "flight", "grpc_nocache", "direct_fair"):
             if mode in modes:
                 for peer in ("direct", "pgbouncer"):
                     if peer in modes:
@@ -89,7 +90,7 @@ def charts(res: dict, out: Path) -> list[str]:
     s = res["small_queries"]
     clients = sorted(s, key=int)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.16
+    width = 0.13
     for i, mode in enumerate(MODES):
         xs = [c + (i - (len(MODES) - 1) / 2) * width for c in range(len(clients))]
         axes[0].bar(xs, [s[c].get(mode, {}).get("qps", 0) for c in clients], width, label=mode)

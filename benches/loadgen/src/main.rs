@@ -81,6 +81,11 @@ struct Args {
     /// two sidecar pools apart.
     #[arg(long)]
     label: Option<String>,
+    /// direct / pgbouncer: take connections from the bb8 pool first come, first served
+    /// (a FIFO semaphore in front of it, as the daemon's pools do). Plain bb8 lets a task
+    /// that just returned a connection take it straight back, and some clients starve.
+    #[arg(long)]
+    fair: bool,
     /// Runtime worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -91,7 +96,10 @@ struct Args {
 enum Target {
     Grpc(pb::pool_service_client::PoolServiceClient<Channel>),
     Flight(FlightServiceClient<Channel>),
-    Pg(bb8::Pool<PostgresConnectionManager<NoTls>>),
+    Pg(
+        bb8::Pool<PostgresConnectionManager<NoTls>>,
+        Option<Arc<tokio::sync::Semaphore>>,
+    ),
 }
 
 /// Clock ticks per second of /proc/*/stat (`CLK_TCK`, 100 on every Linux we run on).
@@ -151,7 +159,10 @@ impl Target {
                     .min_idle(Some(args.pool))
                     .build(mgr)
                     .await?;
-                Ok(vec![Target::Pg(pool)])
+                let turns = args
+                    .fair
+                    .then(|| Arc::new(tokio::sync::Semaphore::new(args.pool as usize)));
+                Ok(vec![Target::Pg(pool, turns)])
             }
         }
     }
@@ -205,7 +216,11 @@ impl Target {
                 }
                 Ok(n)
             }
-            Target::Pg(pool) => {
+            Target::Pg(pool, turns) => {
+                let _turn = match turns {
+                    Some(t) => Some(t.clone().acquire_owned().await?),
+                    None => None,
+                };
                 let conn = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 // query_typed: Parse/Bind/Execute of an unnamed statement in one round
                 // trip, so the same client code works through PgBouncer's transaction mode.
