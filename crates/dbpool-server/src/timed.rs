@@ -22,15 +22,18 @@ impl Timed {
     /// Counts the call and opens its span.
     pub fn start(entry: &Arc<PoolEntry>, kind: CallKind) -> Self {
         entry.counters.record_call(kind);
-        let span = tracing::info_span!(
-            "db",
-            otel.name = %format!("{} {}", kind.name(), entry.id),
-            pool = %entry.id,
-            backend = entry.config.kind.name(),
-            kind = kind.name(),
-            rows = tracing::field::Empty,
-            db.statement = tracing::field::Empty,
-        );
+        let span = match crate::telemetry::call_spans() {
+            true => tracing::info_span!(
+                "db",
+                otel.name = %format!("{} {}", kind.name(), entry.id),
+                pool = %entry.id,
+                backend = entry.config.kind.name(),
+                kind = kind.name(),
+                rows = tracing::field::Empty,
+                db.statement = tracing::field::Empty,
+            ),
+            false => tracing::Span::none(),
+        };
         Timed {
             entry: entry.clone(),
             kind,

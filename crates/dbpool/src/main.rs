@@ -70,6 +70,7 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> 
     };
     let provider = dbpool_server::telemetry::otlp_from_env()?;
     let otel = provider.as_ref().map(dbpool_server::telemetry::layer);
+    dbpool_server::telemetry::set_call_spans(provider.is_some());
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
