@@ -256,15 +256,15 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         }
         pending.queued = true;
         let started = Instant::now();
-        let checkout = async {
-            let timeout = self.options.acquire_timeout();
-            let turn = tokio::time::timeout(timeout, self.turns.clone().acquire_owned())
-                .await
-                .map_err(|_| bb8::RunError::TimedOut)?
-                .expect("the pool's semaphore is never closed");
+        // One deadline for the turn and the checkout together (bb8's own timeout, the
+        // same length, never ends first).
+        let checkout = tokio::time::timeout(self.options.acquire_timeout(), async {
+            let turn = self.turns.clone().acquire_owned().await;
+            let turn = turn.expect("the pool's semaphore is never closed");
             let conn = self.pool.get_owned().await?;
-            Ok::<_, bb8::RunError<_>>(Conn { conn, _turn: turn })
-        };
+            Ok(Conn { conn, _turn: turn })
+        });
+        let checkout = async { checkout.await.unwrap_or(Err(bb8::RunError::TimedOut)) };
         let result = tokio::select! {
             r = checkout => match r {
                 Ok(c) => Ok(c),

@@ -1,13 +1,10 @@
 //! A query result as chunks of one Arrow IPC stream (`Query` with `ARROW_IPC`), in as few
 //! gRPC messages as streaming allows.
-use crate::schema_cache::{schema_has_dictionary, schema_message};
+use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
 use crate::status::to_status;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use arrow::ipc::writer::{
-    write_message, DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext,
-    IpcWriteOptions, StreamWriter,
-};
+use arrow::ipc::writer::{write_message, EncodedData, StreamWriter};
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, QueryStream};
 use dbpool_proto::v1 as pb;
@@ -77,13 +74,7 @@ pub fn ipc_stream(q: QueryStream) -> Result<QueryStreamOut, Error> {
 /// An Arrow IPC stream writer into a buffer that is taken message by message.
 enum Writer {
     /// The schema message comes from the cache; batches are encoded directly.
-    Cached {
-        buf: Vec<u8>,
-        generator: IpcDataGenerator,
-        tracker: DictionaryTracker,
-        context: IpcWriteContext,
-        options: IpcWriteOptions,
-    },
+    Cached { buf: Vec<u8>, encoder: BatchEncoder },
     /// Dictionary-encoded columns need the writer's dictionary bookkeeping.
     Stream(StreamWriter<Vec<u8>>),
 }
@@ -93,35 +84,22 @@ impl Writer {
         if schema_has_dictionary(schema) {
             return StreamWriter::try_new(Vec::new(), schema).map(Writer::Stream);
         }
-        let options = IpcWriteOptions::default();
+        let encoder = BatchEncoder::default();
         let mut buf = Vec::new();
         let head = EncodedData {
             ipc_message: schema_message(schema).to_vec(),
             arrow_data: Vec::new(),
         };
-        write_message(&mut buf, head, &options)?;
-        Ok(Writer::Cached {
-            buf,
-            generator: IpcDataGenerator::default(),
-            tracker: DictionaryTracker::new(false),
-            context: IpcWriteContext::default(),
-            options,
-        })
+        write_message(&mut buf, head, encoder.options())?;
+        Ok(Writer::Cached { buf, encoder })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
         match self {
             Writer::Stream(w) => w.write(batch),
-            Writer::Cached {
-                buf,
-                generator,
-                tracker,
-                context,
-                options,
-            } => {
-                let (dictionaries, message) = generator.encode(batch, tracker, options, context)?;
-                debug_assert!(dictionaries.is_empty());
-                write_message(buf, message, options).map(|_| ())
+            Writer::Cached { buf, encoder } => {
+                let message = encoder.encode(batch)?;
+                write_message(buf, message, encoder.options()).map(|_| ())
             }
         }
     }

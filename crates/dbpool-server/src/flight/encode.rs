@@ -6,10 +6,9 @@
 //! ours but Flight SQL metadata) skip both here, which a one-row `DoGet` pays for at
 //! every call.
 use super::Out;
-use crate::schema_cache::{schema_has_dictionary, schema_message};
+use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
 use crate::status::to_status;
 use arrow::error::ArrowError;
-use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
 use arrow_flight::error::FlightError;
@@ -32,7 +31,7 @@ pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
         .batches
         .map(move |item| {
             item.map_err(|e| to_status(&e))
-                .and_then(|batch| encoder.encode(&batch).map_err(|e| to_status(&e.into())))
+                .and_then(|batch| encode(&mut encoder, &batch).map_err(|e| to_status(&e.into())))
         })
         // Nothing follows an error.
         .scan(false, |failed, item| {
@@ -63,42 +62,12 @@ fn general_stream(q: QueryStream) -> Out<FlightData> {
         .boxed()
 }
 
-/// Encodes record batches (without dictionary columns) as Flight data messages.
-struct BatchEncoder {
-    generator: IpcDataGenerator,
-    tracker: DictionaryTracker,
-    context: IpcWriteContext,
-    options: IpcWriteOptions,
-}
-
-impl Default for BatchEncoder {
-    fn default() -> Self {
-        BatchEncoder {
-            generator: IpcDataGenerator::default(),
-            tracker: DictionaryTracker::new(false),
-            context: IpcWriteContext::default(),
-            options: IpcWriteOptions::default(),
-        }
-    }
-}
-
-impl BatchEncoder {
-    /// One message per slice of `batch` of at most about 2 MiB of column buffers.
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<FlightData>, ArrowError> {
-        split(batch, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES)
-            .iter()
-            .map(|part| {
-                let (dictionaries, data) = self.generator.encode(
-                    part,
-                    &mut self.tracker,
-                    &self.options,
-                    &mut self.context,
-                )?;
-                debug_assert!(dictionaries.is_empty());
-                Ok(FlightData::from(data))
-            })
-            .collect()
-    }
+/// One Flight message per slice of `batch` of at most about 2 MiB of column buffers.
+fn encode(encoder: &mut BatchEncoder, batch: &RecordBatch) -> Result<Vec<FlightData>, ArrowError> {
+    split(batch, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES)
+        .iter()
+        .map(|part| encoder.encode(part).map(FlightData::from))
+        .collect()
 }
 
 /// `batch` as zero-copy slices of at most ~`max_bytes` of buffers each (the rows are

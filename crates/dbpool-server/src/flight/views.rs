@@ -32,8 +32,7 @@ fn without_unused_buffers(array: ArrayRef) -> Result<ArrayRef, ArrowError> {
     let Some(views) = array.as_string_view_opt() else {
         return Ok(array);
     };
-    let all_inline = views.views().iter().all(|&v| v as u32 <= INLINE_MAX);
-    if views.data_buffers().is_empty() || !all_inline {
+    if views.data_buffers().is_empty() || views.views().iter().any(|&v| v as u32 > INLINE_MAX) {
         return Ok(array);
     }
     let (views, _, nulls) = views.clone().into_parts();
