@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// (a BeginTransaction may ask for another value).
     #[serde(default = "default_tx_idle_ms")]
     pub transaction_idle_timeout_ms: u64,
+    /// `[server.limits]`: bounds on what clients may make the daemon hold or do.
+    #[serde(default)]
+    pub limits: crate::Limits,
 }
 
 fn default_listen() -> String {
@@ -101,6 +104,7 @@ impl Default for ServerConfig {
             trace_sql: false,
             readiness: Readiness::All,
             required_pools: Vec::new(),
+            limits: crate::Limits::default(),
         }
     }
 }
@@ -130,6 +134,14 @@ impl Config {
                     format!("not an address: {e}"),
                 )
             })?;
+        }
+        if let Err(Error::Invalid { key, message, .. }) = self.server.limits.validate() {
+            let field = key.rsplit('.').next().unwrap_or_default().to_string();
+            let mut e = located(text, path, "server.limits", &field, message);
+            if let Error::Invalid { key: k, .. } = &mut e {
+                *k = key;
+            }
+            return Err(e);
         }
         if self.server.readiness == Readiness::Required && self.server.required_pools.is_empty() {
             return Err(located(

@@ -1,10 +1,12 @@
 //! Configuration of the dbpool daemon: the TOML file, env overrides, pool URLs and secrets.
 mod error;
 mod file;
+mod limits;
 mod pool;
 mod redact;
 
 pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
+pub use limits::Limits;
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
