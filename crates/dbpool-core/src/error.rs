@@ -37,6 +37,23 @@ pub enum Error {
         /// SQLSTATE or the database's error number.
         code: String,
     },
+    /// The SQL holds a statement that opens, ends or hands over a transaction (BEGIN,
+    /// COMMIT, ROLLBACK, …) where the daemon manages transactions: it would leave a
+    /// pooled connection inside a transaction, or end one behind `Commit`'s back.
+    #[error("invalid `{field}`: `{statement}` is refused: {hint}")]
+    TransactionControl {
+        /// The request field, `sql` or `statements[i].sql`.
+        field: String,
+        /// The statement, e.g. `BEGIN` or `ROLLBACK TO SAVEPOINT`.
+        statement: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// A transaction cannot commit as its caller expects: a failed statement aborted it,
+    /// a statement inside it ended it, or a call left one open. The message says which,
+    /// and that it was rolled back.
+    #[error("transaction rolled back: {0}")]
+    TransactionBroken(String),
     /// A statement ran longer than the statement timeout or was cancelled.
     #[error("statement timed out or was cancelled: {0}")]
     StatementTimeout(String),
@@ -86,6 +103,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// The refusal of a transaction-control statement found by
+    /// [`crate::sql_lex::find_tx_control`].
+    pub fn transaction_control(
+        c: crate::sql_lex::TxControl,
+        in_transaction: bool,
+        field: &str,
+    ) -> Self {
+        use crate::sql_lex::TxControlKind;
+        let hint = match (c.kind, in_transaction) {
+            (TxControlKind::Savepoint, _) => "savepoints work only inside a transaction; \
+                 begin one with BeginTransaction (or use ExecuteBatch with transaction = true)",
+            (TxControlKind::Transaction, true) => "end the transaction with Commit or \
+                 Rollback; a statement that ends it would make later statements run outside \
+                 it while Commit still answers",
+            (TxControlKind::Transaction, false) => "use BeginTransaction, then Commit or \
+                 Rollback (or ExecuteBatch with transaction = true); the daemon manages \
+                 transactions so a pooled connection never goes back inside one",
+        };
+        Error::TransactionControl {
+            field: field.to_string(),
+            statement: c.statement.to_string(),
+            hint: hint.to_string(),
+        }
+    }
+
     /// A request field error.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument {

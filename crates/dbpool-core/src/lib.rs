@@ -6,6 +6,7 @@ mod manager;
 mod metrics;
 pub mod normalize;
 mod param;
+pub mod sql_lex;
 mod tx;
 
 pub use backend::{

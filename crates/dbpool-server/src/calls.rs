@@ -5,7 +5,7 @@ use crate::timed::Timed;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{
-    BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream, Result,
+    sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream, Result,
     Statement, TxEntry, TxOptions, TxRegistry,
 };
 use futures::stream::BoxStream;
@@ -40,6 +40,13 @@ fn require_sql(sql: &str) -> Result<()> {
         return Err(Error::invalid("sql", "is empty"));
     }
     Ok(())
+}
+
+/// Refuses BEGIN/COMMIT/ROLLBACK & co. on SQL pools: the transaction RPCs own
+/// transactions, so no pooled connection goes back inside one (issue 15).
+fn refuse_tx_control(sql: &str, target: &Target) -> Result<()> {
+    let kind = target.pool().backend.kind();
+    sql_lex::refuse_tx_control(sql, kind, target.tx().is_some(), "sql")
 }
 
 /// Retries a read that failed before any row was sent because the connection failed:
@@ -126,6 +133,7 @@ impl Calls {
     ) -> Result<QueryStream> {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
+        refuse_tx_control(sql, &target)?;
         let entry = target.pool().clone();
         let timed = Timed::start(&entry, CallKind::Query)
             .statement(sql, self.trace_sql)
@@ -165,7 +173,9 @@ impl Calls {
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
         require_sql(sql)?;
-        match self.target(pool_id, tx_id)? {
+        let target = self.target(pool_id, tx_id)?;
+        refuse_tx_control(sql, &target)?;
+        match target {
             Target::Pool(p) => {
                 let r = p.backend.schema(sql, params).await;
                 counted(&p, r)
@@ -188,6 +198,7 @@ impl Calls {
     ) -> Result<u64> {
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
+        refuse_tx_control(sql, &target)?;
         let mut timed = Timed::start(target.pool(), CallKind::Execute)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());
@@ -211,6 +222,11 @@ impl Calls {
         transaction: bool,
     ) -> Result<BatchOutcome> {
         let entry = self.manager.get(pool_id)?;
+        for (i, s) in statements.iter().enumerate() {
+            let kind = entry.backend.kind();
+            let field = format_args!("statements[{i}].sql");
+            sql_lex::refuse_tx_control(&s.sql, kind, transaction, field)?;
+        }
         let _timed = Timed::start(&entry, CallKind::Batch);
         let r = entry.backend.execute_batch(statements, transaction).await;
         counted(&entry, r)

@@ -12,6 +12,10 @@ fn classify(e: &Error) -> (Code, &'static str) {
         Error::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
         Error::Database { .. } => (Code::InvalidArgument, "DATABASE_ERROR"),
         Error::Aborted { .. } => (Code::Aborted, "TRANSACTION_ABORTED"),
+        Error::TransactionControl { .. } => {
+            (Code::InvalidArgument, "TRANSACTION_CONTROL_STATEMENT")
+        }
+        Error::TransactionBroken(_) => (Code::Aborted, "TRANSACTION_ROLLED_BACK"),
         Error::StatementTimeout(_) => (Code::DeadlineExceeded, "STATEMENT_TIMEOUT"),
         Error::Unavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
         Error::ReadOnly { .. } => (Code::Unavailable, "READ_ONLY_DEGRADED"),
@@ -42,6 +46,13 @@ pub fn to_status(e: &Error) -> Status {
     }
     if let Error::InvalidArgument { field, .. } = e {
         metadata.insert("field".to_string(), field.clone());
+    }
+    if let Error::TransactionControl {
+        field, statement, ..
+    } = e
+    {
+        metadata.insert("field".to_string(), field.clone());
+        metadata.insert("statement".to_string(), statement.clone());
     }
     let details = ErrorDetails::with_error_info(reason, "dbpool", metadata);
     Status::with_error_details(code, e.to_string(), details)
@@ -117,6 +128,22 @@ mod tests {
             ro.message().contains("read-only degraded mode"),
             "{}",
             ro.message()
+        );
+        let tc = to_status(&Error::TransactionControl {
+            field: "sql".into(),
+            statement: "BEGIN".into(),
+            hint: "use BeginTransaction".into(),
+        });
+        assert_eq!(tc.code(), Code::InvalidArgument);
+        let info = tc.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "TRANSACTION_CONTROL_STATEMENT");
+        assert_eq!(info.metadata["field"], "sql");
+        assert_eq!(info.metadata["statement"], "BEGIN");
+        let broken = to_status(&Error::TransactionBroken("a statement failed".into()));
+        assert_eq!(broken.code(), Code::Aborted);
+        assert_eq!(
+            broken.get_details_error_info().unwrap().reason,
+            "TRANSACTION_ROLLED_BACK"
         );
         let batch = Error::BatchStatement {
             index: 2,

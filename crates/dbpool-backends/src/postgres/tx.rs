@@ -1,9 +1,51 @@
-//! Interactive PostgreSQL transactions on a pinned pooled connection.
+//! Interactive PostgreSQL transactions on a pinned pooled connection, and the checks
+//! that catch a transaction open or ended behind the daemon's back (issue 15).
 use super::{execute_on, pg, start_query, AsClient, Manager};
 use crate::pool::Conn;
 use crate::tx::{spawn_cleanup, Guard, Pinned};
 use async_trait::async_trait;
-use dbpool_core::{Isolation, Param, QueryStream, Result, Transaction, TxOptions};
+use dbpool_core::{Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, SimpleQueryMessage};
+
+/// Whether the session is outside a transaction block, asked of the server in one
+/// statement: tokio-postgres does not expose ReadyForQuery's status. A statement run
+/// outside a block starts its own transaction, whose start time is the statement's;
+/// inside a block the transaction began at least one round trip earlier. In an aborted
+/// block the statement fails with SQLSTATE 25P02.
+const OUTSIDE_BLOCK: &str = "SELECT transaction_timestamp() = statement_timestamp()";
+
+/// The first column of the first row of a simple query's reply is `t`.
+fn first_is_true(reply: &[SimpleQueryMessage]) -> bool {
+    reply.iter().any(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
+        _ => false,
+    })
+}
+
+/// After a multi-statement script on a pooled connection (the simple protocol, where
+/// SQL the statement guard did not catch could open a transaction): a transaction left
+/// open is rolled back and the call fails, so nothing it wrote is kept or acknowledged.
+/// Costs one round trip, only for scripts; single statements run through the extended
+/// protocol, which refuses several commands in one.
+pub(crate) async fn close_leftover<T>(client: &impl GenericClient, r: Result<T>) -> Result<T> {
+    let open = match client.simple_query(OUTSIDE_BLOCK).await {
+        Ok(reply) => !first_is_true(&reply),
+        Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => true,
+        // The connection itself failed: the pool drops it, which ends any transaction.
+        Err(e) => return r.and(Err(pg(e))),
+    };
+    if !open {
+        return r;
+    }
+    tracing::warn!("a script left a transaction open on a pooled PostgreSQL connection");
+    client.batch_execute("ROLLBACK").await.map_err(pg)?;
+    Err(Error::TransactionBroken(
+        "the SQL left a transaction open on a pooled connection; it was rolled back and \
+         nothing it wrote is kept. Use BeginTransaction, Commit and Rollback"
+            .into(),
+    ))
+}
 
 /// A transaction holding its connection until commit or rollback.
 pub struct PgTx {
@@ -59,6 +101,39 @@ impl PgTx {
         let conn = self.conn.take().await?;
         conn.batch_execute(sql).await.map_err(pg)
     }
+
+    /// Commits only a transaction that is still open and not aborted. PostgreSQL answers
+    /// COMMIT in an aborted transaction with a ROLLBACK, and tokio-postgres reports that
+    /// as success: the check runs first, in the same round trip.
+    async fn commit_checked(&self) -> Result<()> {
+        let conn = self.conn.take().await?;
+        let checked = format!("{OUTSIDE_BLOCK}; COMMIT");
+        let failed = match conn.simple_query(&checked).await {
+            Ok(reply) if first_is_true(&reply) => {
+                // The COMMIT ran outside any block: nothing of ours was open to commit.
+                return Err(Error::TransactionBroken(
+                    "the transaction was ended by a statement inside it before Commit; \
+                     statements after that ran outside it"
+                        .into(),
+                ));
+            }
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // The check failed (an aborted transaction) or the COMMIT did (a serialization
+        // failure, a deferred constraint): make sure nothing stays open.
+        if let Err(e) = conn.batch_execute("ROLLBACK").await {
+            tracing::warn!(error = %e, "rollback after a failed commit failed");
+        }
+        if failed.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
+            return Err(Error::TransactionBroken(
+                "a statement failed inside the transaction, which aborted it: it was \
+                 rolled back and nothing was committed (SQLSTATE 25P02)"
+                    .into(),
+            ));
+        }
+        Err(pg(failed))
+    }
 }
 
 #[async_trait]
@@ -78,7 +153,7 @@ impl Transaction for PgTx {
     }
 
     async fn commit(&self) -> Result<()> {
-        self.end("COMMIT").await
+        self.commit_checked().await
     }
 
     async fn rollback(&self) -> Result<()> {

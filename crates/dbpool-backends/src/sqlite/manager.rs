@@ -57,8 +57,10 @@ impl bb8::ManageConnection for SqliteManager {
         conn.execute_batch("")
     }
 
-    fn has_broken(&self, _conn: &mut Connection) -> bool {
-        false
+    /// A connection still inside a transaction never goes back to the pool: dropping
+    /// it closes it, which rolls the transaction back (the last net of issue 15).
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        !conn.is_autocommit()
     }
 }
 

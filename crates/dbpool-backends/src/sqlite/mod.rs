@@ -1,6 +1,7 @@
 //! SQLite through rusqlite on the blocking pool, behind bb8 with our own manager.
 mod bulk;
 mod convert;
+mod error;
 mod manager;
 mod meta;
 mod threads;
@@ -11,6 +12,8 @@ pub use manager::SqliteManager;
 pub use threads::THREAD_BUDGET;
 
 use crate::pool::{Conn, PoolHandle};
+use error::classify;
+pub(crate) use error::sq;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -78,55 +81,14 @@ impl SqliteBackend {
     ) -> Result<T> {
         let conn = self.pool.acquire().await?;
         let (_abandon, flag) = threads::abandon_on_drop();
-        tokio::task::spawn_blocking(move || f(threads::Watched::new(conn, flag).get()))
-            .await
+        tokio::task::spawn_blocking(move || {
+            let mut watched = threads::Watched::new(conn, flag);
+            let r = f(watched.get());
+            watched.get().settle(r)
+        })
+        .await
             .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
     }
-}
-
-/// rusqlite errors → ours, keeping SQLite's extended result code.
-fn classify(e: &rusqlite::Error) -> Error {
-    match e {
-        rusqlite::Error::SqliteFailure(f, msg) => {
-            use rusqlite::ErrorCode::*;
-            let message = msg.clone().unwrap_or_else(|| f.to_string());
-            match f.code {
-                DatabaseBusy | DatabaseLocked => Error::Unavailable(message),
-                CannotOpen | NotADatabase | DatabaseCorrupt | SystemIoFailure => {
-                    Error::Unavailable(message)
-                }
-                PermissionDenied | ReadOnly | AuthorizationForStatementDenied => Error::Database {
-                    message,
-                    code: Some(f.extended_code.to_string()),
-                },
-                _ => Error::Database {
-                    message,
-                    code: Some(f.extended_code.to_string()),
-                },
-            }
-        }
-        rusqlite::Error::SqlInputError {
-            error, msg, offset, ..
-        } => Error::Database {
-            message: format!("{msg} (at offset {offset})"),
-            code: Some(error.extended_code.to_string()),
-        },
-        rusqlite::Error::InvalidParameterCount(got, want) => Error::invalid(
-            "params",
-            format!("the statement has {want} placeholders but {got} parameters were given"),
-        ),
-        rusqlite::Error::MultipleStatement => {
-            Error::invalid("sql", "holds more than one statement; use ExecuteBatch")
-        }
-        other => Error::Database {
-            message: other.to_string(),
-            code: None,
-        },
-    }
-}
-
-pub(crate) fn sq(e: rusqlite::Error) -> Error {
-    classify(&e)
 }
 
 /// A `Param` as an SQLite value: booleans are 0/1, timestamps ISO-8601 text in UTC
@@ -329,6 +291,10 @@ pub(crate) trait AsConn: Send + 'static {
 
     /// The rusqlite connection.
     fn conn(&self) -> &Connection;
+
+    /// The call's result, checked against the connection's transaction state (issue
+    /// 15): a pooled one must not keep a transaction, a pinned one must still have it.
+    fn settle<T>(&self, r: Result<T>) -> Result<T>;
 }
 
 impl AsConn for Conn<SqliteManager> {
@@ -336,6 +302,10 @@ impl AsConn for Conn<SqliteManager> {
 
     fn conn(&self) -> &Connection {
         self
+    }
+
+    fn settle<T>(&self, r: Result<T>) -> Result<T> {
+        tx::close_leftover(self, r)
     }
 }
 
@@ -352,7 +322,7 @@ pub(crate) async fn start_query<C: AsConn>(
     let (tx, mut rx) = mpsc::channel(2);
     let (abandon, flag) = threads::abandon_on_drop();
     tokio::task::spawn_blocking(move || {
-        let read = |c: &C| read_rows(c.conn(), &sql, &params, batch_size.max(1), &tx);
+        let read = |c: &C| c.settle(read_rows(c.conn(), &sql, &params, batch_size.max(1), &tx));
         let r = if C::INTERRUPTIBLE {
             read(threads::Watched::new(conn, flag).get())
         } else {

@@ -150,6 +150,10 @@ mod tests {
     }
 
     impl AsConn for Connection {
+        fn settle<T>(&self, r: dbpool_core::Result<T>) -> dbpool_core::Result<T> {
+            r
+        }
+
         const INTERRUPTIBLE: bool = true;
 
         fn conn(&self) -> &Connection {

@@ -4,6 +4,7 @@ use crate::pool::Conn;
 use crate::tx::{Guard, Pinned};
 use async_trait::async_trait;
 use dbpool_core::{Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions};
+use rusqlite::Connection;
 
 /// A transaction holding its connection until commit or rollback.
 pub struct SqliteTx {
@@ -16,6 +17,46 @@ impl AsConn for Guard<Conn<SqliteManager>> {
     fn conn(&self) -> &rusqlite::Connection {
         self
     }
+
+    fn settle<T>(&self, r: Result<T>) -> Result<T> {
+        still_open(self).and(r)
+    }
+}
+
+/// A pinned connection in autocommit mode has lost its transaction behind the daemon's
+/// back: a statement inside it ended it (COMMIT/END/ROLLBACK the guard did not catch),
+/// or SQLite rolled it back after an error (SQLITE_FULL, SQLITE_IOERR, an interrupt).
+/// The call fails, and so does Commit: it must not answer OK for such a transaction.
+fn still_open(conn: &Connection) -> Result<()> {
+    if !conn.is_autocommit() {
+        return Ok(());
+    }
+    Err(Error::TransactionBroken(
+        "the transaction is no longer open: a statement inside it ended it, or SQLite \
+         rolled it back after an error; statements since ran outside it. Roll back and \
+         start again"
+            .into(),
+    ))
+}
+
+/// After a call on a pooled connection: a transaction it left open (SQL the statement
+/// guard did not catch) is rolled back before the connection is reused, and the call
+/// fails, so what it wrote is neither kept nor acknowledged.
+pub(crate) fn close_leftover<T>(conn: &Connection, r: Result<T>) -> Result<T> {
+    if conn.is_autocommit() {
+        return r;
+    }
+    // If the rollback fails the pool's has_broken check drops the connection, which
+    // rolls back too.
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        tracing::warn!(error = %e, "rollback of a transaction left open failed");
+    }
+    tracing::warn!("a call left a transaction open on a pooled SQLite connection; rolled back");
+    Err(Error::TransactionBroken(
+        "the SQL left a transaction open on a pooled connection; it was rolled back and \
+         nothing it wrote is kept. Use BeginTransaction, Commit and Rollback"
+            .into(),
+    ))
 }
 
 /// Statements that end a transaction and undo `query_only`.
@@ -73,6 +114,11 @@ impl SqliteTx {
     async fn end(&self, commit: bool) -> Result<()> {
         let conn = self.conn.take().await?;
         blocking(move || {
+            if let Err(broken) = still_open(&conn) {
+                // Nothing to end; undo `query_only` before the connection goes back.
+                conn.execute_batch("PRAGMA query_only = OFF;").map_err(sq)?;
+                return Err(broken);
+            }
             conn.execute_batch(end_sql(commit)).map_err(|e| {
                 // A failed COMMIT (e.g. SQLITE_BUSY) leaves the transaction open: close it
                 // before the connection goes back to the pool.
@@ -107,7 +153,12 @@ impl Transaction for SqliteTx {
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
         let conn = self.conn.lock().await?;
         let sql = sql.to_string();
-        blocking(move || execute_on(conn.conn(), &sql, &params)).await
+        blocking(move || {
+            // Checked before too: a transaction already ended runs nothing more.
+            still_open(&conn)?;
+            conn.settle(execute_on(conn.conn(), &sql, &params))
+        })
+        .await
     }
 
     async fn commit(&self) -> Result<()> {

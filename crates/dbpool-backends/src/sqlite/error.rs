@@ -1,0 +1,47 @@
+//! SQLite errors → dbpool errors, keeping SQLite's extended result code.
+use dbpool_core::Error;
+
+/// rusqlite errors → ours, keeping SQLite's extended result code.
+pub(crate) fn classify(e: &rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            use rusqlite::ErrorCode::*;
+            let message = msg.clone().unwrap_or_else(|| f.to_string());
+            match f.code {
+                DatabaseBusy | DatabaseLocked => Error::Unavailable(message),
+                CannotOpen | NotADatabase | DatabaseCorrupt | SystemIoFailure => {
+                    Error::Unavailable(message)
+                }
+                PermissionDenied | ReadOnly | AuthorizationForStatementDenied => Error::Database {
+                    message,
+                    code: Some(f.extended_code.to_string()),
+                },
+                _ => Error::Database {
+                    message,
+                    code: Some(f.extended_code.to_string()),
+                },
+            }
+        }
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => Error::Database {
+            message: format!("{msg} (at offset {offset})"),
+            code: Some(error.extended_code.to_string()),
+        },
+        rusqlite::Error::InvalidParameterCount(got, want) => Error::invalid(
+            "params",
+            format!("the statement has {want} placeholders but {got} parameters were given"),
+        ),
+        rusqlite::Error::MultipleStatement => {
+            Error::invalid("sql", "holds more than one statement; use ExecuteBatch")
+        }
+        other => Error::Database {
+            message: other.to_string(),
+            code: None,
+        },
+    }
+}
+
+pub(crate) fn sq(e: rusqlite::Error) -> Error {
+    classify(&e)
+}
