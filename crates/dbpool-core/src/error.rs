@@ -112,14 +112,20 @@ impl Error {
     ) -> Self {
         use crate::sql_lex::TxControlKind;
         let hint = match (c.kind, in_transaction) {
-            (TxControlKind::Savepoint, _) => "savepoints work only inside a transaction; \
-                 begin one with BeginTransaction (or use ExecuteBatch with transaction = true)",
-            (TxControlKind::Transaction, true) => "end the transaction with Commit or \
+            (TxControlKind::Savepoint, _) => {
+                "savepoints work only inside a transaction; \
+                 begin one with BeginTransaction (or use ExecuteBatch with transaction = true)"
+            }
+            (TxControlKind::Transaction, true) => {
+                "end the transaction with Commit or \
                  Rollback; a statement that ends it would make later statements run outside \
-                 it while Commit still answers",
-            (TxControlKind::Transaction, false) => "use BeginTransaction, then Commit or \
+                 it while Commit still answers"
+            }
+            (TxControlKind::Transaction, false) => {
+                "use BeginTransaction, then Commit or \
                  Rollback (or ExecuteBatch with transaction = true); the daemon manages \
-                 transactions so a pooled connection never goes back inside one",
+                 transactions so a pooled connection never goes back inside one"
+            }
         };
         Error::TransactionControl {
             field: field.to_string(),

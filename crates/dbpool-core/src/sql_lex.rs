@@ -46,7 +46,11 @@ pub fn refuse_tx_control(
     };
     match find_tx_control(sql, dialect, in_transaction) {
         None => Ok(()),
-        Some(c) => Err(Error::transaction_control(c, in_transaction, &field.to_string())),
+        Some(c) => Err(Error::transaction_control(
+            c,
+            in_transaction,
+            &field.to_string(),
+        )),
     }
 }
 
@@ -73,8 +77,7 @@ pub struct TxControl {
 /// and savepoint statements unless `in_transaction` (an interactive transaction or a
 /// transactional batch holds the connection).
 pub fn find_tx_control(sql: &str, dialect: Dialect, in_transaction: bool) -> Option<TxControl> {
-    let refused =
-        |c: &TxControl| c.kind == TxControlKind::Transaction || !in_transaction;
+    let refused = |c: &TxControl| c.kind == TxControlKind::Transaction || !in_transaction;
     match dialect {
         Dialect::Postgres | Dialect::Sqlite => statements(sql, dialect)
             .filter_map(|lead| classify_leading(&lead, dialect))
@@ -469,9 +472,30 @@ fn classify_leading(lead: &Lead<'_>, dialect: Dialect) -> Option<TxControl> {
 
 /// T-SQL words that end a statement where a savepoint name could stand.
 const TSQL_STATEMENT_WORDS: [&str; 24] = [
-    "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "IF", "ELSE", "END", "BEGIN", "COMMIT",
-    "ROLLBACK", "SAVE", "SET", "DECLARE", "EXEC", "EXECUTE", "WHILE", "RETURN", "PRINT",
-    "RAISERROR", "THROW", "WITH", "CREATE", "DROP",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "IF",
+    "ELSE",
+    "END",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVE",
+    "SET",
+    "DECLARE",
+    "EXEC",
+    "EXECUTE",
+    "WHILE",
+    "RETURN",
+    "PRINT",
+    "RAISERROR",
+    "THROW",
+    "WITH",
+    "CREATE",
+    "DROP",
 ];
 
 /// The first refused transaction-control statement anywhere in a T-SQL batch.
@@ -510,11 +534,10 @@ fn find_tsql(
         first = false;
         let found = if kw("BEGIN") {
             let n = next_word();
-            (is(n, "TRAN") || is(n, "TRANSACTION") || is(n, "DISTRIBUTED"))
-                .then_some(TxControl {
-                    statement: "BEGIN TRANSACTION",
-                    kind: TxControlKind::Transaction,
-                })
+            (is(n, "TRAN") || is(n, "TRANSACTION") || is(n, "DISTRIBUTED")).then_some(TxControl {
+                statement: "BEGIN TRANSACTION",
+                kind: TxControlKind::Transaction,
+            })
         } else if kw("COMMIT") {
             tx("COMMIT TRANSACTION")
         } else if kw("ROLLBACK") {

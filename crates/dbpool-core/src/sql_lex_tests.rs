@@ -18,7 +18,12 @@ fn refused_in_tx(sql: &str, d: Dialect) -> Option<&'static str> {
 
 fn leads(sql: &str, d: Dialect) -> Vec<Vec<String>> {
     statements(sql, d)
-        .map(|l| (0..4).filter_map(|i| l.word(i)).map(str::to_string).collect())
+        .map(|l| {
+            (0..4)
+                .filter_map(|i| l.word(i))
+                .map(str::to_string)
+                .collect()
+        })
         .collect()
 }
 
@@ -86,7 +91,10 @@ fn sqlite_spellings() {
     // SAVEPOINT outside a transaction starts one in SQLite.
     assert_eq!(refused("SAVEPOINT a", LITE), Some("SAVEPOINT"));
     assert_eq!(refused_in_tx("SAVEPOINT a; RELEASE a", LITE), None);
-    assert_eq!(refused_in_tx("ROLLBACK TRANSACTION TO SAVEPOINT a", LITE), None);
+    assert_eq!(
+        refused_in_tx("ROLLBACK TRANSACTION TO SAVEPOINT a", LITE),
+        None
+    );
     // ABORT is a conflict clause in SQLite, not a statement: no PostgreSQL-only words.
     assert_eq!(refused("PREPARE TRANSACTION", LITE), None);
 }
@@ -106,10 +114,7 @@ fn savepoints_are_allowed_only_inside_a_transaction() {
         assert!(refused(sql, PG).is_some(), "outside: {sql}");
     }
     // A savepoint statement does not hide a later COMMIT.
-    assert_eq!(
-        refused_in_tx("SAVEPOINT a; COMMIT", PG),
-        Some("COMMIT")
-    );
+    assert_eq!(refused_in_tx("SAVEPOINT a; COMMIT", PG), Some("COMMIT"));
 }
 
 #[test]
@@ -172,15 +177,24 @@ fn bodies_with_begin_are_not_transactions() {
     }
     // A body ends at its END: what follows is judged again.
     assert_eq!(
-        refused("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; BEGIN", PG),
+        refused(
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; BEGIN",
+            PG
+        ),
         Some("BEGIN")
     );
     // A function named `begin` opens no body that could hide the next statement.
     assert_eq!(
-        refused("CREATE FUNCTION begin() RETURNS int AS 'select 1' LANGUAGE sql; BEGIN", PG),
+        refused(
+            "CREATE FUNCTION begin() RETURNS int AS 'select 1' LANGUAGE sql; BEGIN",
+            PG
+        ),
         Some("BEGIN")
     );
-    assert_eq!(refused("CREATE TABLE t (begin int); BEGIN", PG), Some("BEGIN"));
+    assert_eq!(
+        refused("CREATE TABLE t (begin int); BEGIN", PG),
+        Some("BEGIN")
+    );
 }
 
 #[test]
@@ -191,7 +205,10 @@ fn sqlite_triggers() {
     assert_eq!(refused(&format!("{trigger}; BEGIN"), LITE), Some("BEGIN"));
     // Names called `begin` are not the body.
     assert_eq!(
-        refused("CREATE TRIGGER begin AFTER INSERT ON t BEGIN SELECT 1; END; COMMIT", LITE),
+        refused(
+            "CREATE TRIGGER begin AFTER INSERT ON t BEGIN SELECT 1; END; COMMIT",
+            LITE
+        ),
         Some("COMMIT")
     );
     assert_eq!(
@@ -238,7 +255,10 @@ fn tsql_transactions_and_blocks() {
         refused_in_tx("SAVE TRAN s ROLLBACK TRAN SELECT 1", MS),
         Some("ROLLBACK TRANSACTION")
     );
-    assert_eq!(refused_in_tx("SAVE TRAN s; COMMIT", MS), Some("COMMIT TRANSACTION"));
+    assert_eq!(
+        refused_in_tx("SAVE TRAN s; COMMIT", MS),
+        Some("COMMIT TRANSACTION")
+    );
 }
 
 #[test]

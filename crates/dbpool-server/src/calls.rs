@@ -5,8 +5,8 @@ use crate::timed::Timed;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{
-    sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream, Result,
-    Statement, TxEntry, TxOptions, TxRegistry,
+    sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream,
+    Result, Statement, TxEntry, TxOptions, TxRegistry,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;

@@ -119,7 +119,11 @@ pub(crate) async fn execute_on(
         // Several statements: a script, run with the simple protocol. On a pooled
         // connection (`rerun`) it must not leave a transaction open.
         let r = client.batch_execute(sql).await.map_err(pg).map(|()| 0);
-        return if rerun { tx::close_leftover(client, r).await } else { r };
+        return if rerun {
+            tx::close_leftover(client, r).await
+        } else {
+            r
+        };
     }
     let run = |stmt: tokio_postgres::Statement| async move {
         client.execute_raw(&stmt, params.iter().map(PgParam)).await

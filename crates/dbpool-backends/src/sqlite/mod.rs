@@ -12,8 +12,6 @@ pub use manager::SqliteManager;
 pub use threads::THREAD_BUDGET;
 
 use crate::pool::{Conn, PoolHandle};
-use error::classify;
-pub(crate) use error::sq;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -22,6 +20,8 @@ use dbpool_core::{
     Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
     StatementResult, Transaction, TxOptions,
 };
+use error::classify;
+pub(crate) use error::sq;
 use futures::StreamExt;
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -87,7 +87,7 @@ impl SqliteBackend {
             watched.get().settle(r)
         })
         .await
-            .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
+        .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
     }
 }
 
