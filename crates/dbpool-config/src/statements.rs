@@ -32,3 +32,24 @@ impl PreparedStatements {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PreparedStatements;
+
+    #[test]
+    fn parsed_from_the_pool_table() {
+        let cfg = crate::load_str(
+            "[pools.a]\nurl = \"postgres://db/app\"\nprepared_statements = \"unnamed\"\n\
+             [pools.b]\nurl = \"postgres://db/app\"\n",
+            "test.toml",
+        )
+        .unwrap();
+        let mode = |id: &str| cfg.pools[id].options.prepared_statements;
+        assert_eq!(mode("a"), PreparedStatements::Unnamed);
+        assert_eq!(mode("b"), PreparedStatements::Auto);
+        let bad = "[pools.a]\nurl = \"postgres://db/app\"\nprepared_statements = \"sometimes\"\n";
+        let e = crate::load_str(bad, "test.toml").unwrap_err().to_string();
+        assert!(e.contains("prepared_statements") || e.contains("sometimes"), "{e}");
+    }
+}

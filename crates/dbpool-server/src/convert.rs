@@ -180,3 +180,27 @@ pub fn metrics(e: &PoolEntry) -> pb::PoolMetrics {
         acquire_timeouts_total: s.state.acquire_timeouts,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_statements_round_trip_and_unknown_values_are_refused() {
+        for (v, mode) in [
+            (0, PreparedStatements::Auto),
+            (1, PreparedStatements::Named),
+            (2, PreparedStatements::Unnamed),
+        ] {
+            assert_eq!(prepared_statements(v).unwrap(), mode);
+            let o = PoolOptions {
+                prepared_statements: mode,
+                ..Default::default()
+            };
+            assert_eq!(options(&o).prepared_statements, v);
+        }
+        let e = prepared_statements(7).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument { .. }), "{e:?}");
+        assert!(e.to_string().contains("options.prepared_statements"), "{e}");
+    }
+}
