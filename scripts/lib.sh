@@ -91,9 +91,24 @@ ensure_grpcurl() {
   [[ "$v" == grpcurl* ]] || die "unexpected grpcurl -version output: $v"
 }
 
+# ensure_pgbouncer: Debian's PgBouncer, which the PostgreSQL tests start in transaction
+# mode on a port of their own (crates/dbpool-testkit/src/pgbouncer.rs).
+ensure_pgbouncer() {
+  if [[ -x /usr/sbin/pgbouncer || -x /usr/bin/pgbouncer ]]; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "pgbouncer is missing and apt-get is not available to install it"
+  local sudo=()
+  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq pgbouncer >/dev/null \
+    || die "apt-get install pgbouncer failed"
+}
+
 ensure_tools() {
   ensure_uv
   ensure_grpcurl
+  ensure_pgbouncer
 }
 
 # free_port: prints a TCP port on 127.0.0.1 that was free a moment ago.

@@ -84,15 +84,20 @@ def test_pool_options_round_trip(db: SyncDatabasePool) -> None:
         breaker_threshold=3,
         breaker_cooldown_ms=900,
         statement_cache_size=0,
+        prepared_statements="unnamed",
         lazy=True,
     )
     try:
         o = info.options
         assert (o.max_waiters, o.breaker_threshold, o.breaker_cooldown_ms) == (7, 3, 900)
         assert o.statement_cache_size == 0  # 0 is kept: caching off, not "the default"
-        assert db.query(pool, "SELECT 1 AS one")["one"].to_list() == [1]
+        assert o.prepared_statements == "unnamed"
+        assert db.query(pool, "SELECT $1::int8 AS one", [1])["one"].to_list() == [1]
+        listed = [p for p in db.list_pools() if p.pool_id == pool]
+        assert listed[0].options.prepared_statements == "unnamed"
         default = db.create_pool(unique("opts"), PG_URL, lazy=True)
         assert default.options.statement_cache_size == 256
+        assert default.options.prepared_statements == "auto"
         db.remove_pool(default.pool_id)
     finally:
         db.remove_pool(pool)

@@ -4,9 +4,11 @@ mod file;
 mod limits;
 mod pool;
 mod redact;
+mod statements;
 
 pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use limits::Limits;
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
+pub use statements::PreparedStatements;

@@ -82,6 +82,10 @@ pub struct PoolOptions {
     /// (0: prepare every statement anew). PostgreSQL only.
     #[serde(default = "default_statement_cache_size")]
     pub statement_cache_size: u32,
+    /// Named (cached) or unnamed statements, or named until a transaction-mode pooler
+    /// is detected. PostgreSQL only.
+    #[serde(default)]
+    pub prepared_statements: crate::PreparedStatements,
 }
 
 fn default_max_connections() -> u32 {
@@ -126,6 +130,7 @@ impl Default for PoolOptions {
             breaker_threshold: default_breaker_threshold(),
             breaker_cooldown_ms: default_breaker_cooldown_ms(),
             statement_cache_size: default_statement_cache_size(),
+            prepared_statements: crate::PreparedStatements::Auto,
         }
     }
 }

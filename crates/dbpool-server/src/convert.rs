@@ -1,5 +1,5 @@
 //! Proto messages ↔ core types: parameters, pool configs and statuses.
-use dbpool_config::{PoolConfig, PoolOptions, Secret};
+use dbpool_config::{PoolConfig, PoolOptions, PreparedStatements, Secret};
 use dbpool_core::{CallKind, Error, HistogramSnapshot, Param, PoolEntry, Result};
 use dbpool_proto::v1 as pb;
 
@@ -44,10 +44,10 @@ fn opt<T: Default + PartialEq>(v: T) -> Option<T> {
 }
 
 /// A CreatePool request → a pool config (zero options take the defaults).
-pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
+pub fn pool_config(r: &pb::CreatePoolRequest) -> Result<PoolConfig> {
     let d = PoolOptions::default();
     let o = r.options.unwrap_or_default();
-    PoolConfig {
+    Ok(PoolConfig {
         url: opt(r.url.clone()).map(Secret::new),
         db_type: opt(r.db_type.clone()),
         host: opt(r.host.clone()),
@@ -70,7 +70,22 @@ pub fn pool_config(r: &pb::CreatePoolRequest) -> PoolConfig {
             breaker_threshold: opt(o.breaker_threshold).unwrap_or(d.breaker_threshold),
             breaker_cooldown_ms: opt(o.breaker_cooldown_ms).unwrap_or(d.breaker_cooldown_ms),
             statement_cache_size: o.statement_cache_size.unwrap_or(d.statement_cache_size),
+            prepared_statements: prepared_statements(o.prepared_statements)?,
         },
+    })
+}
+
+/// The proto enum → the option; a number this build does not know is refused.
+fn prepared_statements(v: i32) -> Result<PreparedStatements> {
+    use pb::PreparedStatements as P;
+    match P::try_from(v) {
+        Ok(P::AutoUnspecified) => Ok(PreparedStatements::Auto),
+        Ok(P::Named) => Ok(PreparedStatements::Named),
+        Ok(P::Unnamed) => Ok(PreparedStatements::Unnamed),
+        Err(_) => Err(Error::invalid(
+            "options.prepared_statements",
+            format!("{v} is not a PreparedStatements value (0 auto, 1 named, 2 unnamed)"),
+        )),
     }
 }
 
@@ -88,6 +103,12 @@ pub fn options(o: &PoolOptions) -> pb::PoolOptions {
         breaker_threshold: o.breaker_threshold,
         breaker_cooldown_ms: o.breaker_cooldown_ms,
         statement_cache_size: Some(o.statement_cache_size),
+        prepared_statements: match o.prepared_statements {
+            PreparedStatements::Auto => pb::PreparedStatements::AutoUnspecified,
+            PreparedStatements::Named => pb::PreparedStatements::Named,
+            PreparedStatements::Unnamed => pb::PreparedStatements::Unnamed,
+        }
+        .into(),
     }
 }
 
@@ -157,5 +178,29 @@ pub fn metrics(e: &PoolEntry) -> pb::PoolMetrics {
             .map(|(k, h)| (k.name().to_string(), histogram(h)))
             .collect(),
         acquire_timeouts_total: s.state.acquire_timeouts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_statements_round_trip_and_unknown_values_are_refused() {
+        for (v, mode) in [
+            (0, PreparedStatements::Auto),
+            (1, PreparedStatements::Named),
+            (2, PreparedStatements::Unnamed),
+        ] {
+            assert_eq!(prepared_statements(v).unwrap(), mode);
+            let o = PoolOptions {
+                prepared_statements: mode,
+                ..Default::default()
+            };
+            assert_eq!(options(&o).prepared_statements, v);
+        }
+        let e = prepared_statements(7).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument { .. }), "{e:?}");
+        assert!(e.to_string().contains("options.prepared_statements"), "{e}");
     }
 }

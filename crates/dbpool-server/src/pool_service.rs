@@ -54,7 +54,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
         let r = req.into_inner();
-        let cfg = convert::pool_config(&r);
+        let cfg = convert::pool_config(&r).map_err(|e| to_status(&e))?;
         let entry = self
             .calls
             .manager

@@ -1,7 +1,10 @@
 //! Test fixtures: a uniquely named PostgreSQL database per test (dropped afterwards) and
-//! unique names, so tests run in parallel and twice in a row against the real servers.
+//! unique names, so tests run in parallel and twice in a row against the real servers;
+//! private PostgreSQL and PgBouncer servers for tests that need their own.
+mod pgbouncer;
 mod temp_pg;
 
+pub use pgbouncer::PgBouncer;
 use std::time::Duration;
 pub use temp_pg::TempPostgres;
 

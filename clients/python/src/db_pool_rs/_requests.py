@@ -35,6 +35,23 @@ def check_sql(sql: Any, what: str = "sql") -> str:
     return sql
 
 
+#: ``prepared_statements`` names → ``dbpool.v1.PreparedStatements`` values.
+_PREPARED_STATEMENTS = {
+    "auto": pool_pb2.PREPARED_STATEMENTS_AUTO_UNSPECIFIED,
+    "named": pool_pb2.PREPARED_STATEMENTS_NAMED,
+    "unnamed": pool_pb2.PREPARED_STATEMENTS_UNNAMED,
+}
+
+
+def _prepared_statements(mode: Any) -> int:
+    """``"auto"``, ``"named"`` or ``"unnamed"`` as the proto enum value."""
+    if not isinstance(mode, str) or mode not in _PREPARED_STATEMENTS:
+        raise _invalid(
+            f"prepared_statements must be 'auto', 'named' or 'unnamed', not {mode!r}"
+        )
+    return _PREPARED_STATEMENTS[mode]
+
+
 def create_pool_request(
     pool_id: str,
     *,
@@ -56,6 +73,7 @@ def create_pool_request(
     breaker_threshold: Optional[int] = None,
     breaker_cooldown_ms: Optional[int] = None,
     statement_cache_size: Optional[int] = None,
+    prepared_statements: Optional[str] = None,
     backup_urls: Optional[Sequence[str]] = None,
     settings: Optional[Mapping[str, str]] = None,
     lazy: bool = False,
@@ -75,6 +93,8 @@ def create_pool_request(
     )
     if statement_cache_size is not None:  # 0 is meaningful: caching off
         options.statement_cache_size = statement_cache_size
+    if prepared_statements is not None:
+        options.prepared_statements = _prepared_statements(prepared_statements)
     return pool_pb2.CreatePoolRequest(
         pool_id=pool_id,
         url=url or "",

@@ -7,6 +7,13 @@ from typing import Optional
 
 from ._proto import pool_pb2
 
+#: ``dbpool.v1.PreparedStatements`` values → the names ``create_pool`` takes.
+_PREPARED_STATEMENTS = {
+    pool_pb2.PREPARED_STATEMENTS_AUTO_UNSPECIFIED: "auto",
+    pool_pb2.PREPARED_STATEMENTS_NAMED: "named",
+    pool_pb2.PREPARED_STATEMENTS_UNNAMED: "unnamed",
+}
+
 __all__ = ["Metrics", "PoolInfo", "PoolOptions", "PoolStatus", "StatementResult"]
 
 
@@ -25,6 +32,8 @@ class PoolOptions:
     breaker_threshold: int = 0
     breaker_cooldown_ms: int = 0
     statement_cache_size: int = 0
+    #: ``"auto"``, ``"named"`` or ``"unnamed"`` (PostgreSQL).
+    prepared_statements: str = "auto"
 
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolOptions) -> PoolOptions:
@@ -41,6 +50,9 @@ class PoolOptions:
             breaker_threshold=msg.breaker_threshold,
             breaker_cooldown_ms=msg.breaker_cooldown_ms,
             statement_cache_size=msg.statement_cache_size,
+            prepared_statements=_PREPARED_STATEMENTS.get(
+                msg.prepared_statements, str(msg.prepared_statements)
+            ),
         )
 
 

@@ -93,6 +93,7 @@ class SyncDatabasePool(ClientBase):
         breaker_threshold: Optional[int] = None,
         breaker_cooldown_ms: Optional[int] = None,
         statement_cache_size: Optional[int] = None,
+        prepared_statements: Optional[str] = None,
         backup_urls: Optional[Sequence[str]] = None,
         settings: Optional[Mapping[str, str]] = None,
         lazy: bool = False,
@@ -106,7 +107,9 @@ class SyncDatabasePool(ClientBase):
         ``min_connections``, ``acquire_timeout_ms``, ``idle_timeout_ms``,
         ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``, ``max_waiters``,
         ``breaker_threshold``, ``breaker_cooldown_ms``, ``statement_cache_size`` (0 turns
-        PostgreSQL's statement cache off); ``backup_urls``: read replicas served while the
+        PostgreSQL's statement cache off), ``prepared_statements`` (PostgreSQL: ``"auto"``
+        by default, ``"named"``, or ``"unnamed"`` behind a transaction-mode pooler such as
+        PgBouncer); ``backup_urls``: read replicas served while the
         primary is down (PostgreSQL); ``settings``: backend-specific settings (strings);
         ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
         PoolUnavailableError or AuthenticationError.
@@ -131,6 +134,7 @@ class SyncDatabasePool(ClientBase):
             breaker_threshold=breaker_threshold,
             breaker_cooldown_ms=breaker_cooldown_ms,
             statement_cache_size=statement_cache_size,
+            prepared_statements=prepared_statements,
             backup_urls=backup_urls,
             settings=settings,
             lazy=lazy,

@@ -7,12 +7,13 @@ use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use postgres_types::{Kind, Type};
 use std::sync::Arc;
 
+mod numeric;
+pub use numeric::{numeric_to_i128, numeric_to_string, numeric_type};
+
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Days between 1970-01-01 and 2000-01-01.
 pub const PG_EPOCH_DAYS: i32 = 10_957;
-/// Scale used for numeric columns declared without precision and scale.
-pub const UNCONSTRAINED_NUMERIC_SCALE: i8 = 10;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Decodes one column of raw binary values into an Arrow array.
@@ -59,24 +60,8 @@ pub struct ListDecoder {
     child: Decoder,
 }
 
-type DecodeResult<T = ()> = std::result::Result<T, String>;
-
-/// Precision and scale of a numeric column from its type modifier.
-fn numeric_precision_scale(typmod: i32) -> Option<(u8, i8)> {
-    if typmod < 4 {
-        return None;
-    }
-    let m = typmod - 4;
-    let (p, s) = ((m >> 16) & 0xffff, m & 0xffff);
-    // Negative scales (PostgreSQL 15+) are stored in 11 bits, sign-extended.
-    let s = if s > 1023 { s - 2048 } else { s };
-    Some((p as u8, s as i8))
-}
-
-/// Whether numeric(p, s) with this modifier fits Decimal128.
-fn fits_decimal128(typmod: i32) -> bool {
-    numeric_precision_scale(typmod).is_none_or(|(p, s)| p <= 38 && s >= 0)
-}
+/// A decoded value, or why the bytes are not one.
+pub type DecodeResult<T = ()> = std::result::Result<T, String>;
 
 /// The Arrow type a PostgreSQL column becomes.
 pub fn arrow_type(ty: &Type, typmod: i32) -> DataType {
@@ -87,12 +72,7 @@ pub fn arrow_type(ty: &Type, typmod: i32) -> DataType {
         Type::INT8 | Type::OID => DataType::Int64,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 => DataType::Float64,
-        Type::NUMERIC if fits_decimal128(typmod) => {
-            let (p, s) =
-                numeric_precision_scale(typmod).unwrap_or((38, UNCONSTRAINED_NUMERIC_SCALE));
-            DataType::Decimal128(p, s)
-        }
-        Type::NUMERIC => DataType::Utf8,
+        Type::NUMERIC => numeric_type(typmod),
         Type::TEXT
         | Type::VARCHAR
         | Type::BPCHAR
@@ -122,13 +102,13 @@ pub fn arrow_type(ty: &Type, typmod: i32) -> DataType {
 
 impl Decoder {
     /// A decoder for a column of this type, with room for `capacity` rows.
-    pub fn new(ty: &Type, typmod: i32, capacity: usize) -> Self {
+    pub fn new(ty: &Type, typmod: i32, capacity: usize) -> DecodeResult<Self> {
         let dt = arrow_type(ty, typmod);
         Self::for_type(ty, &dt, capacity)
     }
 
-    fn for_type(ty: &Type, dt: &DataType, cap: usize) -> Self {
-        match (dt, ty) {
+    fn for_type(ty: &Type, dt: &DataType, cap: usize) -> DecodeResult<Self> {
+        Ok(match (dt, ty) {
             (DataType::Boolean, _) => Decoder::Bool(BooleanBuilder::with_capacity(cap)),
             (DataType::Int16, _) => Decoder::I16(Int16Builder::with_capacity(cap)),
             (DataType::Int32, _) => Decoder::I32(Int32Builder::with_capacity(cap)),
@@ -138,7 +118,7 @@ impl Decoder {
             (DataType::Decimal128(p, s), _) => Decoder::Decimal(
                 Decimal128Builder::with_capacity(cap)
                     .with_precision_and_scale(*p, *s)
-                    .expect("valid decimal"),
+                    .map_err(|e| e.to_string())?,
                 *p,
                 *s,
             ),
@@ -174,14 +154,14 @@ impl Decoder {
                     field: field.clone(),
                     offsets: vec![0],
                     nulls: NullBufferBuilder::new(cap),
-                    child: Self::for_type(&elem, field.data_type(), cap),
+                    child: Self::for_type(&elem, field.data_type(), cap)?,
                 }))
             }
             (_, t) => match t.kind() {
-                Kind::Domain(base) => Self::for_type(base, dt, cap),
+                Kind::Domain(base) => return Self::for_type(base, dt, cap),
                 _ => Decoder::Binary(BinaryBuilder::with_capacity(cap, cap * 16)),
             },
-        }
+        })
     }
 
     /// Appends one value (None for NULL) in PostgreSQL's binary format.
@@ -195,7 +175,7 @@ impl Decoder {
             Decoder::I16(x) => x.append_value(i16::from_be_bytes(fixed(b)?)),
             Decoder::I32(x) => x.append_value(i32::from_be_bytes(fixed(b)?)),
             Decoder::I64(x, oid) => x.append_value(if *oid {
-                u32::from_be_bytes(fixed(b)?) as i64
+                i64::from(u32::from_be_bytes(fixed(b)?))
             } else {
                 i64::from_be_bytes(fixed(b)?)
             }),
@@ -219,11 +199,15 @@ impl Decoder {
                     .ok_or("date out of range (infinity?)")?,
             ),
             Decoder::Time(x, tz) => {
-                let us = i64::from_be_bytes(fixed::<8>(&b[..8.min(b.len())])?);
+                let mut r = Reader(b);
+                let us = r.i64()?;
                 let us = if *tz {
-                    // timetz: offset in seconds west of UTC follows the time.
-                    let off = i32::from_be_bytes(fixed(&b[8..])?) as i64 * 1_000_000;
-                    (us + off).rem_euclid(MICROS_PER_DAY)
+                    // timetz: offset in seconds west of UTC follows the time; PostgreSQL
+                    // bounds both, the checked arithmetic guards against a corrupt value.
+                    let off = i64::from(r.i32()?) * 1_000_000;
+                    us.checked_add(off)
+                        .ok_or("time with time zone out of range")?
+                        .rem_euclid(MICROS_PER_DAY)
                 } else {
                     us
                 };
@@ -234,7 +218,11 @@ impl Decoder {
                 if us == i64::MAX || us == i64::MIN {
                     return Err("timestamp 'infinity' has no Arrow value".into());
                 }
-                x.append_value(us + PG_EPOCH_MICROS)
+                // PostgreSQL reaches 294276 AD, past what microseconds since 1970 hold.
+                x.append_value(
+                    us.checked_add(PG_EPOCH_MICROS)
+                        .ok_or("timestamp beyond Arrow's range (after 294246 AD)")?,
+                )
             }
             Decoder::Interval(x) => x.append_value(interval_micros(b)?),
             Decoder::List(l) => l.append(b)?,
@@ -258,8 +246,8 @@ impl Decoder {
             Decoder::Timestamp(x) => x.append_null(),
             Decoder::Interval(x) => x.append_null(),
             Decoder::List(l) => {
-                l.offsets
-                    .push(*l.offsets.last().expect("offsets start at 0"));
+                let last = l.offsets.last().copied().unwrap_or(0);
+                l.offsets.push(last);
                 l.nulls.append_null();
             }
         }
@@ -294,21 +282,30 @@ impl ListDecoder {
         let ndim = r.i32()?;
         let _has_nulls = r.i32()?;
         let _elem_oid = r.i32()?;
-        let mut count: i64 = if ndim == 0 { 0 } else { 1 };
+        // Several dimensions are flattened: the element count is their product. Every
+        // element takes at least 4 bytes, so a count the value cannot hold is refused
+        // before the loop rather than trusted.
+        let mut count: usize = if ndim == 0 { 0 } else { 1 };
         for _ in 0..ndim {
-            count *= r.i32()? as i64;
+            let dim = usize::try_from(r.i32()?).map_err(|_| "negative array dimension")?;
+            count = count.checked_mul(dim).ok_or("array too large")?;
             let _lower_bound = r.i32()?;
         }
+        if count > r.0.len() / 4 {
+            return Err("array shorter than its dimensions".into());
+        }
+        let last = self.offsets.last().copied().unwrap_or(0);
+        let end = i32::try_from(count)
+            .ok()
+            .and_then(|n| last.checked_add(n))
+            .ok_or("array elements exceed a batch's 2^31 offsets")?;
         for _ in 0..count {
-            let len = r.i32()?;
-            if len < 0 {
-                self.child.append(None)?;
-            } else {
-                self.child.append(Some(r.take(len as usize)?))?;
+            match usize::try_from(r.i32()?) {
+                Ok(len) => self.child.append(Some(r.take(len)?))?,
+                Err(_) => self.child.append(None)?, // length -1: NULL
             }
         }
-        let last = *self.offsets.last().expect("offsets start at 0");
-        self.offsets.push(last + count as i32);
+        self.offsets.push(end);
         self.nulls.append_non_null();
         Ok(())
     }
@@ -343,67 +340,15 @@ impl<'a> Reader<'a> {
     fn i16(&mut self) -> DecodeResult<i16> {
         Ok(i16::from_be_bytes(fixed(self.take(2)?)?))
     }
+    fn i64(&mut self) -> DecodeResult<i64> {
+        Ok(i64::from_be_bytes(fixed(self.take(8)?)?))
+    }
 }
 
 fn fixed<const N: usize>(b: &[u8]) -> DecodeResult<[u8; N]> {
     b.get(..N)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| format!("expected {N} bytes, got {}", b.len()))
-}
-
-/// A binary numeric in exact decimal text, for numerics wider than Decimal128.
-pub fn numeric_to_string(b: &[u8]) -> DecodeResult<String> {
-    let mut r = Reader(b);
-    let ndigits = r.i16()? as i32;
-    let weight = r.i16()? as i32;
-    let sign = r.i16()? as u16;
-    let dscale = r.i16()? as usize;
-    match sign {
-        0xC000 => return Ok("NaN".into()),
-        0xD000 => return Ok("Infinity".into()),
-        0xF000 => return Ok("-Infinity".into()),
-        _ => {}
-    }
-    let digits = (0..ndigits)
-        .map(|_| r.i16())
-        .collect::<DecodeResult<Vec<i16>>>()?;
-    let group = |i: i32| {
-        if i >= 0 && i < ndigits {
-            digits[i as usize]
-        } else {
-            0
-        }
-    };
-    let mut int = String::new();
-    for i in 0..=weight.max(0) {
-        if weight < 0 {
-            break;
-        }
-        let g = group(i);
-        if int.is_empty() {
-            if g != 0 {
-                int = g.to_string();
-            }
-        } else {
-            int.push_str(&format!("{g:04}"));
-        }
-    }
-    if int.is_empty() {
-        int.push('0');
-    }
-    let mut frac = String::new();
-    let mut i = weight + 1;
-    while frac.len() < dscale {
-        frac.push_str(&format!("{:04}", group(i)));
-        i += 1;
-    }
-    frac.truncate(dscale);
-    let sign = if sign == 0x4000 { "-" } else { "" };
-    Ok(if frac.is_empty() {
-        format!("{sign}{int}")
-    } else {
-        format!("{sign}{int}.{frac}")
-    })
 }
 
 fn uuid_text(b: [u8; 16]) -> String {
@@ -420,100 +365,19 @@ fn uuid_text(b: [u8; 16]) -> String {
 
 /// An interval as microseconds; a month counts 30 days, as in `EXTRACT(EPOCH FROM …)`.
 pub fn interval_micros(b: &[u8]) -> DecodeResult<i64> {
-    let us = i64::from_be_bytes(fixed(b)?);
-    let days = i32::from_be_bytes(fixed(&b[8..])?) as i64;
-    let months = i32::from_be_bytes(fixed(&b[12..])?) as i64;
+    let mut r = Reader(b);
+    let us = r.i64()?;
+    let days = i64::from(r.i32()?);
+    let months = i64::from(r.i32()?);
     (months * 30 + days)
         .checked_mul(MICROS_PER_DAY)
         .and_then(|d| d.checked_add(us))
         .ok_or_else(|| "interval out of range".into())
 }
 
-/// A binary numeric as an integer scaled by 10^scale, rounding half away from zero.
-pub fn numeric_to_i128(b: &[u8], precision: u8, scale: i8) -> DecodeResult<i128> {
-    let mut r = Reader(b);
-    let ndigits = r.i16()? as i32;
-    let weight = r.i16()? as i32;
-    let sign = r.i16()? as u16;
-    let _dscale = r.i16()?;
-    match sign {
-        0x0000 | 0x4000 => {}
-        0xC000 => return Err("numeric NaN has no Decimal128 value".into()),
-        _ => return Err("numeric infinity has no Decimal128 value".into()),
-    }
-    let overflow = || format!("numeric value does not fit Decimal128({precision}, {scale})");
-    let mut n: i128 = 0;
-    for _ in 0..ndigits {
-        let d = r.i16()? as i128;
-        n = n
-            .checked_mul(10_000)
-            .and_then(|v| v.checked_add(d))
-            .ok_or_else(overflow)?;
-    }
-    // n has 4 * (ndigits - 1 - weight) decimal places.
-    let have = 4 * (ndigits - 1 - weight);
-    let want = scale as i32;
-    if want >= have {
-        n = pow10(want - have)
-            .and_then(|p| n.checked_mul(p))
-            .ok_or_else(overflow)?;
-    } else {
-        let p = pow10(have - want).ok_or_else(overflow)?;
-        let (q, rem) = (n / p, n % p);
-        n = if rem * 2 >= p { q + 1 } else { q };
-    }
-    if n >= pow10(precision as i32).unwrap_or(i128::MAX) {
-        return Err(overflow());
-    }
-    Ok(if sign == 0x4000 { -n } else { n })
-}
-
-fn pow10(e: i32) -> Option<i128> {
-    (0..=38).contains(&e).then(|| 10i128.pow(e as u32))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn numeric(weight: i16, sign: u16, digits: &[i16]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend((digits.len() as i16).to_be_bytes());
-        v.extend(weight.to_be_bytes());
-        v.extend(sign.to_be_bytes());
-        v.extend(0i16.to_be_bytes());
-        for d in digits {
-            v.extend(d.to_be_bytes());
-        }
-        v
-    }
-
-    #[test]
-    fn numeric_scales_and_rounds() {
-        // 12345.6789 = [1, 2345, 6789], weight 1
-        let b = numeric(1, 0, &[1, 2345, 6789]);
-        assert_eq!(numeric_to_i128(&b, 10, 4).unwrap(), 123_456_789);
-        assert_eq!(numeric_to_i128(&b, 10, 2).unwrap(), 1_234_568);
-        assert_eq!(numeric_to_i128(&b, 12, 6).unwrap(), 12_345_678_900);
-        // -20000 = [2], weight 1 (trailing zero groups omitted)
-        let b = numeric(1, 0x4000, &[2]);
-        assert_eq!(numeric_to_i128(&b, 10, 2).unwrap(), -2_000_000);
-        assert!(numeric_to_i128(&b, 3, 0).is_err());
-        assert!(numeric_to_i128(&numeric(0, 0xC000, &[]), 10, 2).is_err());
-        let mut b = numeric(1, 0x4000, &[1, 2345, 6789]);
-        b[6..8].copy_from_slice(&6i16.to_be_bytes());
-        assert_eq!(numeric_to_string(&b).unwrap(), "-12345.678900");
-        let mut b = numeric(-1, 0, &[500]);
-        b[6..8].copy_from_slice(&3i16.to_be_bytes());
-        assert_eq!(numeric_to_string(&b).unwrap(), "0.050");
-    }
-
-    #[test]
-    fn typmod_decoding() {
-        assert_eq!(numeric_precision_scale(((10 << 16) | 2) + 4), Some((10, 2)));
-        assert_eq!(numeric_precision_scale(-1), None);
-        assert_eq!(arrow_type(&Type::NUMERIC, -1), DataType::Decimal128(38, 10));
-    }
 
     #[test]
     fn interval_counts_months_as_30_days() {

@@ -1,5 +1,6 @@
 //! PostgreSQL errors → dbpool errors, keeping the SQLSTATE and the server's message.
 use dbpool_core::Error;
+use tokio_postgres::error::Severity;
 
 /// Classifies a tokio-postgres error by what the caller can do about it.
 pub fn classify(e: &tokio_postgres::Error) -> Error {
@@ -10,7 +11,15 @@ pub fn classify(e: &tokio_postgres::Error) -> Error {
             message.push_str(": ");
             message.push_str(detail);
         }
-        return match &code[..2] {
+        // An ERROR (not FATAL) protocol violation is the server refusing one message of
+        // ours, e.g. an unnamed statement bound with the wrong number of parameters: the
+        // session goes on, and the request is what was wrong.
+        let session_survives = db.parsed_severity() == Some(Severity::Error);
+        return match code.get(..2).unwrap_or_default() {
+            "08" if code == "08P01" && session_survives => Error::Database {
+                message,
+                code: Some(code),
+            },
             "08" => Error::Unavailable(format!("{message} (SQLSTATE {code})")),
             "28" => Error::AuthFailed(format!("{message} (SQLSTATE {code})")),
             "57" if code == "57014" => Error::StatementTimeout(message),

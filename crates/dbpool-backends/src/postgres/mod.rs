@@ -23,8 +23,9 @@ use dbpool_core::{
     StatementResult, Transaction, TxOptions,
 };
 use params::PgParam;
+use postgres_types::{ToSql, Type};
 pub(crate) use query::start_query;
-use session::{PgManager, StatementCache};
+use session::{PgManager, StatementCache, StatementMode, Target};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::GenericClient;
@@ -34,6 +35,7 @@ type Manager = PgManager;
 /// A PostgreSQL pool.
 pub struct PgBackend {
     pool: PoolHandle<Manager>,
+    mode: Arc<StatementMode>,
 }
 
 impl PgBackend {
@@ -61,10 +63,24 @@ impl PgBackend {
                 cfg.options.statement_timeout_ms
             ));
         }
-        let manager = PgManager::new(pg, cfg.options.statement_cache_size as usize);
+        let mode = Arc::new(StatementMode::new(cfg.options.prepared_statements, pool_id));
+        let cache_size = usize::try_from(cfg.options.statement_cache_size)
+            .map_err(|_| Error::invalid("options.statement_cache_size", "too large"))?;
+        let manager = PgManager::new(pg, cache_size, mode.clone());
         Ok(PgBackend {
             pool: PoolHandle::new(manager, &cfg.options, error::classify),
+            mode,
         })
+    }
+
+    /// How statements run now: `named` or `unnamed` (`auto` has switched once it
+    /// detected a transaction-mode pooler).
+    pub fn statement_mode(&self) -> &'static str {
+        if self.mode.unnamed() {
+            "unnamed"
+        } else {
+            "named"
+        }
     }
 }
 
@@ -77,6 +93,10 @@ pub(crate) trait AsClient: Send + Sync + 'static {
     /// Whether a statement that failed on a stale cache entry may simply run again:
     /// not inside a transaction, which the failure aborted.
     fn may_rerun(&self) -> bool;
+    /// Whether a transaction is open on it (then it cannot run one of its own).
+    fn in_transaction(&self) -> bool {
+        !self.may_rerun()
+    }
 }
 
 impl AsClient for Conn<Manager> {
@@ -98,8 +118,12 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
 }
 
 pub(crate) fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
-    let fields: Vec<Field> = stmt
-        .columns()
+    schema_of_columns(stmt.columns())
+}
+
+/// The Arrow schema of result columns.
+pub(crate) fn schema_of_columns(columns: &[tokio_postgres::Column]) -> SchemaRef {
+    let fields: Vec<Field> = columns
         .iter()
         .map(|c| Field::new(c.name(), arrow_type(c.type_(), c.type_modifier()), true))
         .collect();
@@ -108,11 +132,11 @@ pub(crate) fn schema_of(stmt: &tokio_postgres::Statement) -> SchemaRef {
 
 /// Runs one statement; `rerun`: whether a stale cache entry may be prepared anew and
 /// the statement run again (not inside a transaction).
-pub(crate) async fn execute_on(
+pub(crate) async fn execute_on<'s>(
     client: &impl GenericClient,
     cache: &StatementCache,
     rerun: bool,
-    sql: &str,
+    sql: &'s str,
     params: &[Param],
 ) -> Result<u64> {
     if params.is_empty() && script::is_script(sql) {
@@ -125,8 +149,18 @@ pub(crate) async fn execute_on(
             r
         };
     }
-    let run = |stmt: tokio_postgres::Statement| async move {
-        client.execute_raw(&stmt, params.iter().map(PgParam)).await
+    let run = |target: Target<'s>| async move {
+        match target {
+            Target::Named(stmt) => client.execute_raw(&stmt, params.iter().map(PgParam)).await,
+            Target::Unnamed(sql) => {
+                let values: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
+                let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
+                    .iter()
+                    .map(|p| (p as &(dyn ToSql + Sync), p.unnamed_type()))
+                    .collect();
+                client.execute_typed(sql, &typed).await
+            }
+        }
     };
     Ok(cache.run(client, sql, params, rerun, run).await?.1)
 }
@@ -139,6 +173,13 @@ pub(crate) async fn describe(
 ) -> Result<SchemaRef> {
     if params.is_empty() && script::is_script(sql) {
         return Ok(Arc::new(Schema::empty()));
+    }
+    if conn.cache().unnamed() {
+        let in_tx = conn.in_transaction();
+        return conn
+            .cache()
+            .describe_unnamed(conn.client(), sql, in_tx)
+            .await;
     }
     // Parameters may be bound later (Flight SQL prepared statements): no count check.
     Ok(conn.cache().prepare(conn.client(), sql).await?.schema)

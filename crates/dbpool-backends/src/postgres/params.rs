@@ -2,8 +2,9 @@
 //! otherwise (PostgreSQL parses text for any type, so `"2024-01-01"` binds to a date).
 use bytes::{BufMut, BytesMut};
 use dbpool_core::Param;
-use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
+use postgres_types::{to_sql_checked, Format, IsNull, Kind, ToSql, Type};
 use std::error::Error as StdError;
+use std::sync::LazyLock;
 
 use super::convert::PG_EPOCH_MICROS;
 
@@ -13,7 +14,22 @@ type BoxError = Box<dyn StdError + Sync + Send>;
 #[derive(Debug)]
 pub struct PgParam<'a>(pub &'a Param);
 
+/// Type OID 0 in a Parse message: PostgreSQL infers the type, as it does when preparing.
+static UNSPECIFIED: LazyLock<Type> =
+    LazyLock::new(|| Type::new("unspecified".into(), 0, Kind::Pseudo, "pg_catalog".into()));
+
 impl PgParam<'_> {
+    /// The type declared for this value in an unnamed statement, whose parameter types
+    /// are not known before it is sent: unspecified, so the value goes as text and the
+    /// server parses it for the type it infers — bytes excepted, which have no text form
+    /// here and are declared `bytea` (the only type they bind to when prepared).
+    pub fn unnamed_type(&self) -> Type {
+        match self.0 {
+            Param::Bytes(_) => Type::BYTEA,
+            _ => UNSPECIFIED.clone(),
+        }
+    }
+
     /// Whether this value is sent in binary for `ty` (else as text).
     fn binary(&self, ty: &Type) -> bool {
         match self.0 {
@@ -48,13 +64,22 @@ impl ToSql for PgParam<'_> {
                     Type::INT2 => out.put_i16(i16::try_from(v).map_err(|_| range("int2"))?),
                     Type::INT4 => out.put_i32(i32::try_from(v).map_err(|_| range("int4"))?),
                     Type::OID => out.put_u32(u32::try_from(v).map_err(|_| range("oid"))?),
+                    // Rounds to the nearest float beyond 2^24 / 2^53, as PostgreSQL's
+                    // own int8 → float casts do; no i64 overflows an f32.
                     Type::FLOAT4 => out.put_f32(v as f32),
                     Type::FLOAT8 => out.put_f64(v as f64),
                     _ => out.put_i64(v),
                 }
             }
             Param::Double(v) => match *ty {
-                Type::FLOAT4 => out.put_f32(*v as f32),
+                Type::FLOAT4 => {
+                    // A finite double beyond f32's range would silently become ±Infinity.
+                    let narrowed = *v as f32;
+                    if v.is_finite() && narrowed.is_infinite() {
+                        return Err(format!("{v} is out of range for float4").into());
+                    }
+                    out.put_f32(narrowed)
+                }
                 _ => out.put_f64(*v),
             },
             Param::String(s) => out.put_slice(s.as_bytes()),
@@ -64,8 +89,12 @@ impl ToSql for PgParam<'_> {
                 }
                 out.put_slice(b)
             }
-            Param::TimestampMicros(us) => out.put_i64(us - PG_EPOCH_MICROS),
-            Param::Decimal(_) => unreachable!("decimals are sent as text"),
+            Param::TimestampMicros(us) => out.put_i64(
+                us.checked_sub(PG_EPOCH_MICROS)
+                    .ok_or("timestamp out of range")?,
+            ),
+            // `binary` sends decimals as text; an error rather than a panic if that changes.
+            Param::Decimal(_) => return Err("a decimal is sent as text".into()),
         }
         Ok(IsNull::No)
     }
@@ -101,7 +130,7 @@ impl PgParam<'_> {
             }
             Param::Double(v) => v.to_string(),
             Param::String(s) | Param::Decimal(s) => s.clone(),
-            Param::Bytes(_) => unreachable!("bytes are always binary"),
+            Param::Bytes(_) => return Err("bytes have no text form".into()),
             Param::TimestampMicros(us) => chrono::DateTime::from_timestamp_micros(*us)
                 .ok_or("timestamp out of range")?
                 .format("%Y-%m-%d %H:%M:%S%.6f+00")

@@ -4,14 +4,14 @@
 //! one streams from a task that owns the connection, two batches ahead at most.
 use super::cancel::Cancelling;
 use super::params::PgParam;
-use super::session::Prepared;
-use super::{pg, AsClient, Decoder};
+use super::session::{Prepared, Target};
+use super::{pg, schema_of_columns, AsClient, Decoder};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, Param, QueryStream, Result};
 use futures::StreamExt;
 use std::pin::Pin;
-use tokio_postgres::{RowStream, Statement};
+use tokio_postgres::{Column, RowStream};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Binds and starts the query on `conn`, then reads its first batch.
@@ -30,12 +30,28 @@ pub(crate) async fn start_query<C: AsClient>(
             return Err(e);
         }
     };
-    let schema = prepared.schema.clone();
-    let mut reader = RowReader::new(prepared.stmt, rows, schema.clone(), batch_size.max(1));
+    let mut reader = match RowReader::new(prepared, rows, batch_size.max(1)) {
+        Ok(r) => r,
+        Err(e) => {
+            conn.done();
+            return Err(e);
+        }
+    };
     let first = match reader.next().await {
         Step::Last(batch) => {
             // Every row is here: the connection goes back before the caller reads.
             conn.done();
+            let schema = match (&batch, reader.schema()) {
+                (Some(b), _) => b.schema(),
+                (None, Some(schema)) => schema,
+                // An unnamed statement without rows told nothing about its columns.
+                (None, None) => {
+                    let c = conn.inner();
+                    c.cache()
+                        .describe_unnamed(c.client(), sql, c.in_transaction())
+                        .await?
+                }
+            };
             drop(conn);
             let batches = futures::stream::iter(batch.map(Ok));
             return Ok(QueryStream {
@@ -51,6 +67,7 @@ pub(crate) async fn start_query<C: AsClient>(
         }
         Step::Batch(b) => b,
     };
+    let schema = first.schema();
     // Two batches in flight at most: a slow reader slows the database read.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
@@ -87,11 +104,27 @@ pub(crate) async fn start_query<C: AsClient>(
     })
 }
 
-/// The statement of `sql` and its running portal; a stale cache entry is prepared anew.
-async fn bind<C: AsClient>(conn: &C, sql: &str, params: &[Param]) -> Result<(Prepared, RowStream)> {
+/// The statement of `sql` (none when unnamed) and its running portal; a stale cache
+/// entry is prepared anew.
+async fn bind<'s, C: AsClient>(
+    conn: &C,
+    sql: &'s str,
+    params: &[Param],
+) -> Result<(Option<Prepared>, RowStream)> {
     let client = conn.client();
-    let run =
-        |stmt: Statement| async move { client.query_raw(&stmt, params.iter().map(PgParam)).await };
+    let run = |target: Target<'s>| async move {
+        match target {
+            Target::Named(stmt) => client.query_raw(&stmt, params.iter().map(PgParam)).await,
+            Target::Unnamed(sql) => {
+                let typed = params.iter().map(|p| {
+                    let p = PgParam(p);
+                    let ty = p.unnamed_type();
+                    (p, ty)
+                });
+                client.query_typed_raw(sql, typed).await
+            }
+        }
+    };
     conn.cache()
         .run(client, sql, params, conn.may_rerun(), run)
         .await
@@ -110,32 +143,65 @@ enum Step {
     Failed(Error, bool),
 }
 
-/// Turns the rows of a running statement into record batches.
-struct RowReader {
-    stmt: Statement,
-    rows: Pin<Box<RowStream>>,
+/// Names, schema and decoders of a result's columns.
+struct Columns {
+    names: Vec<String>,
     schema: SchemaRef,
     decoders: Vec<Decoder>,
+}
+
+impl Columns {
+    fn new(columns: &[Column], schema: Option<SchemaRef>, capacity: usize) -> Result<Self> {
+        let decoders = columns
+            .iter()
+            .map(|c| {
+                Decoder::new(c.type_(), c.type_modifier(), capacity).map_err(|m| {
+                    Error::invalid("sql", format!("column `{}`: {m}; cast it in SQL", c.name()))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Columns {
+            names: columns.iter().map(|c| c.name().to_owned()).collect(),
+            schema: schema.unwrap_or_else(|| schema_of_columns(columns)),
+            decoders,
+        })
+    }
+}
+
+/// Turns the rows of a running statement into record batches.
+struct RowReader {
+    rows: Pin<Box<RowStream>>,
+    /// From the named statement, or from the first row of an unnamed one.
+    columns: Option<Columns>,
     batch_size: usize,
 }
 
 impl RowReader {
-    fn new(stmt: Statement, rows: RowStream, schema: SchemaRef, batch_size: usize) -> Self {
-        // Builders start small and grow by doubling (as they do after every `finish`): a
-        // one-row result must not allocate a whole batch's worth per column.
-        let capacity = batch_size.min(INITIAL_CAPACITY);
-        let decoders = stmt
-            .columns()
-            .iter()
-            .map(|c| Decoder::new(c.type_(), c.type_modifier(), capacity))
-            .collect();
-        RowReader {
-            stmt,
+    fn new(prepared: Option<Prepared>, rows: RowStream, batch_size: usize) -> Result<Self> {
+        let columns = match prepared {
+            Some(p) => Some(Columns::new(
+                p.stmt.columns(),
+                Some(p.schema),
+                Self::capacity(batch_size),
+            )?),
+            None => None,
+        };
+        Ok(RowReader {
             rows: Box::pin(rows),
-            schema,
-            decoders,
+            columns,
             batch_size,
-        }
+        })
+    }
+
+    /// Builders start small and grow by doubling (as they do after every `finish`): a
+    /// one-row result must not allocate a whole batch's worth per column.
+    fn capacity(batch_size: usize) -> usize {
+        batch_size.min(INITIAL_CAPACITY)
+    }
+
+    /// The result schema, once known.
+    fn schema(&self) -> Option<SchemaRef> {
+        self.columns.as_ref().map(|c| c.schema.clone())
     }
 
     async fn next(&mut self) -> Step {
@@ -145,10 +211,20 @@ impl RowReader {
                 Ok(r) => r,
                 Err(e) => return Step::Failed(pg(e), true),
             };
-            for (i, d) in self.decoders.iter_mut().enumerate() {
+            let columns = match &mut self.columns {
+                Some(c) => c,
+                empty => {
+                    let capacity = Self::capacity(self.batch_size);
+                    match Columns::new(row.columns(), None, capacity) {
+                        Ok(c) => empty.insert(c),
+                        Err(e) => return Step::Failed(e, false),
+                    }
+                }
+            };
+            for (i, d) in columns.decoders.iter_mut().enumerate() {
                 let raw = row.try_get::<_, Option<Raw>>(i).map(|r| r.map(|r| r.0));
                 if let Err(m) = raw.map_err(|e| e.to_string()).and_then(|raw| d.append(raw)) {
-                    let col = self.stmt.columns()[i].name();
+                    let col = columns.names.get(i).map_or("?", String::as_str);
                     // A value Arrow cannot hold (NaN numeric, infinite timestamp): the
                     // caller can cast it in SQL.
                     let e = Error::invalid("sql", format!("column `{col}`: {m}; cast it in SQL"));
@@ -173,8 +249,11 @@ impl RowReader {
     }
 
     fn finish(&mut self) -> Result<RecordBatch> {
-        let columns = self.decoders.iter_mut().map(|d| d.finish()).collect();
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        let Some(c) = &mut self.columns else {
+            return Err(Error::Internal("a batch without columns".into()));
+        };
+        let columns = c.decoders.iter_mut().map(|d| d.finish()).collect();
+        Ok(RecordBatch::try_new(c.schema.clone(), columns)?)
     }
 }
 

@@ -11,6 +11,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PreparedStatements(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREPARED_STATEMENTS_AUTO_UNSPECIFIED: _ClassVar[PreparedStatements]
+    PREPARED_STATEMENTS_NAMED: _ClassVar[PreparedStatements]
+    PREPARED_STATEMENTS_UNNAMED: _ClassVar[PreparedStatements]
+
 class ResultFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RESULT_FORMAT_ARROW_IPC_UNSPECIFIED: _ClassVar[ResultFormat]
@@ -23,6 +29,9 @@ class IsolationLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ISOLATION_LEVEL_READ_COMMITTED: _ClassVar[IsolationLevel]
     ISOLATION_LEVEL_REPEATABLE_READ: _ClassVar[IsolationLevel]
     ISOLATION_LEVEL_SERIALIZABLE: _ClassVar[IsolationLevel]
+PREPARED_STATEMENTS_AUTO_UNSPECIFIED: PreparedStatements
+PREPARED_STATEMENTS_NAMED: PreparedStatements
+PREPARED_STATEMENTS_UNNAMED: PreparedStatements
 RESULT_FORMAT_ARROW_IPC_UNSPECIFIED: ResultFormat
 RESULT_FORMAT_JSON_ROWS: ResultFormat
 ISOLATION_LEVEL_DEFAULT_UNSPECIFIED: IsolationLevel
@@ -52,7 +61,7 @@ class Param(_message.Message):
     def __init__(self, null: bool = ..., bool: bool = ..., int64: _Optional[int] = ..., double: _Optional[float] = ..., string: _Optional[str] = ..., bytes: _Optional[bytes] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decimal: _Optional[str] = ...) -> None: ...
 
 class PoolOptions(_message.Message):
-    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms", "statement_cache_size")
+    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms", "statement_cache_size", "prepared_statements")
     MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +73,7 @@ class PoolOptions(_message.Message):
     BREAKER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     BREAKER_COOLDOWN_MS_FIELD_NUMBER: _ClassVar[int]
     STATEMENT_CACHE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PREPARED_STATEMENTS_FIELD_NUMBER: _ClassVar[int]
     max_connections: int
     min_connections: int
     acquire_timeout_ms: int
@@ -75,7 +85,8 @@ class PoolOptions(_message.Message):
     breaker_threshold: int
     breaker_cooldown_ms: int
     statement_cache_size: int
-    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ..., statement_cache_size: _Optional[int] = ...) -> None: ...
+    prepared_statements: PreparedStatements
+    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ..., statement_cache_size: _Optional[int] = ..., prepared_statements: _Optional[_Union[PreparedStatements, str]] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings", "backup_urls")
