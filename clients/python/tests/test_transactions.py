@@ -24,6 +24,7 @@ from db_pool_rs import (
     TransactionClosedError,
     TransactionNotFoundError,
 )
+from db_pool_rs._proto import pool_pb2
 
 
 class Boom(Exception):
@@ -53,7 +54,7 @@ def test_commit_at_the_end_of_the_block(db: SyncDatabasePool, pg_items: str) -> 
     with db.transaction(pg_items) as tx:
         assert isinstance(tx, Transaction) and tx.active and tx.transaction_id
         assert tx.execute("INSERT INTO items (name) VALUES ($1), ($2)", ["a", "b"]) == 2
-        # The transaction sees its own rows (Flight query with the transaction id) ...
+        # The transaction sees its own rows (queries on the connection that began it) ...
         df = tx.query("SELECT name FROM items ORDER BY name")
         assert isinstance(df, pl.DataFrame) and df["name"].to_list() == ["a", "b"]
         table = tx.query_arrow("SELECT count(*) AS n FROM items WHERE name = $1", ["a"])
@@ -122,6 +123,36 @@ def test_concurrent_transactions_are_isolated(db: SyncDatabasePool, pg_items: st
     assert _names(db, pg_items) == ["one"]
     two.commit()
     assert _names(db, pg_items) == ["one", "two"]
+
+
+def test_a_transaction_id_from_another_connection_is_not_found(
+    daemon: str, db: SyncDatabasePool, pg_items: str
+) -> None:
+    """A transaction belongs to the gRPC connection that began it: another client (its
+    own channel, so its own connection) gets NOT_FOUND for the id, worded as for an id
+    that never existed, and changes nothing."""
+    with db.transaction(pg_items) as tx:
+        tx.execute("INSERT INTO items (name) VALUES ('mine')")
+        tx_id = tx.transaction_id
+        assert tx_id
+        unknown = "tx-" + "0" * 32
+        with SyncDatabasePool(daemon, timeout=60) as other:
+
+            def steal(transaction_id: str) -> TransactionNotFoundError:
+                request = pool_pb2.ExecuteRequest(
+                    transaction_id=transaction_id, sql="INSERT INTO items (name) VALUES ('theirs')"
+                )
+                with pytest.raises(TransactionNotFoundError) as e:
+                    other._call("Execute", request, None)
+                return e.value
+
+            foreign, never = steal(tx_id), steal(unknown)
+            assert foreign.message.replace(tx_id, "ID") == never.message.replace(unknown, "ID")
+            with pytest.raises(TransactionNotFoundError):
+                other._call("Commit", pool_pb2.EndTransactionRequest(transaction_id=tx_id), None)
+        # Still open on its own connection, with only its own row.
+        assert tx.query("SELECT name FROM items")["name"].to_list() == ["mine"]
+    assert _names(db, pg_items) == ["mine"]
 
 
 def test_idle_timeout_rolls_back(db: SyncDatabasePool, pg_items: str) -> None:

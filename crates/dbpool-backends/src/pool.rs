@@ -3,7 +3,7 @@
 //! in arrival order and fails fast with the database's own error.
 use crate::breaker::Breaker;
 use dbpool_config::PoolOptions;
-use dbpool_core::{Error, PoolState, Result};
+use dbpool_core::{Error, LogLimiter, PoolState, Result};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,7 +87,13 @@ impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
 struct ConnectWatch {
     last: Mutex<Option<Error>>,
     generation: watch::Sender<u64>,
+    /// A pool whose database is down fails every connect (health checks, waiters, the
+    /// minimum-idle filler): its warning is logged once, then once per interval.
+    log: LogLimiter,
 }
+
+/// At most one "connection failed" line per pool per this interval.
+const CONNECT_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Forwards connect failures to the watch; bb8 reports them nowhere else.
 struct Sink<E: 'static> {
@@ -107,7 +113,9 @@ impl<E: Send + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
             return;
         };
         let classified = connect_error((self.classify)(e));
-        tracing::warn!(error = %classified, "connection failed");
+        if let Some(suppressed) = self.watch.log.check() {
+            tracing::warn!(error = %classified, suppressed_since_last_log = suppressed, "connection failed");
+        }
         if let ManagedError::Connect(_) = error {
             *self.watch.last.lock().expect("watch lock") = Some(classified);
             self.watch.generation.send_modify(|g| *g += 1);
@@ -198,6 +206,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         let watch = Arc::new(ConnectWatch {
             last: Mutex::new(None),
             generation,
+            log: LogLimiter::new(CONNECT_LOG_INTERVAL),
         });
         let pool = bb8::Pool::builder()
             .max_size(options.max_connections)

@@ -135,6 +135,15 @@ impl Default for PoolOptions {
     }
 }
 
+/// Longest acquire timeout a pool may have, in milliseconds (one hour).
+pub const MAX_ACQUIRE_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest idle timeout, lifetime, statement timeout or breaker cooldown (one week).
+pub const MAX_DURATION_MS: u64 = 604_800_000;
+/// Most calls that may wait for a connection of one pool.
+pub const MAX_WAITERS: u32 = 100_000;
+/// Largest breaker threshold (consecutive failures).
+pub const MAX_BREAKER_THRESHOLD: u32 = 1_000_000;
+
 impl PoolOptions {
     /// Checks ranges; `prefix` is the dotted key of the table, e.g. `pools.pg`.
     pub fn validate(&self, prefix: &str) -> Result<()> {
@@ -148,8 +157,29 @@ impl PoolOptions {
                 "must not exceed max_connections",
             ));
         }
-        if self.acquire_timeout_ms == 0 {
-            return Err(Error::invalid(key("acquire_timeout_ms"), "must be > 0"));
+        // Upper bounds keep every timeout far from overflowing an Instant or a driver's
+        // own integer (PostgreSQL's statement_timeout is an int of milliseconds).
+        if self.acquire_timeout_ms == 0 || self.acquire_timeout_ms > MAX_ACQUIRE_TIMEOUT_MS {
+            return Err(Error::invalid(
+                key("acquire_timeout_ms"),
+                "must be 1..=3600000 (one hour)",
+            ));
+        }
+        for (name, v) in [
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_lifetime_ms", self.max_lifetime_ms),
+            ("statement_timeout_ms", self.statement_timeout_ms),
+            ("breaker_cooldown_ms", self.breaker_cooldown_ms),
+        ] {
+            if v > MAX_DURATION_MS {
+                return Err(Error::invalid(key(name), "must be 0..=604800000 (one week)"));
+            }
+        }
+        if self.max_waiters > MAX_WAITERS {
+            return Err(Error::invalid(key("max_waiters"), "must be 0..=100000"));
+        }
+        if self.breaker_threshold > MAX_BREAKER_THRESHOLD {
+            return Err(Error::invalid(key("breaker_threshold"), "must be 0..=1000000"));
         }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return Err(Error::invalid(key("batch_size"), "must be 1..=1000000"));

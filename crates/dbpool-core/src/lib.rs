@@ -2,6 +2,7 @@
 //! its counters. No driver code and no gRPC code live here.
 mod backend;
 mod error;
+mod limiter;
 mod manager;
 mod metrics;
 pub mod normalize;
@@ -14,10 +15,11 @@ pub use backend::{
     InsertMode, PoolState, QueryStream, Serving, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
+pub use limiter::{clip, LogLimiter, ECHO_CHARS};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{
     CallKind, Histogram, HistogramSnapshot, PoolCounters, PoolSnapshot, LATENCY_BUCKETS,
 };
 pub use normalize::quote_ident;
 pub use param::Param;
-pub use tx::{Isolation, Transaction, TxEntry, TxOptions, TxRegistry};
+pub use tx::{Isolation, Owner, Transaction, TxEntry, TxOptions, TxRegistry};

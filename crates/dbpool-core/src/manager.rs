@@ -47,6 +47,7 @@ pub struct PoolManager {
     creating: Mutex<HashSet<String>>,
     factory: Arc<dyn BackendFactory>,
     started: Instant,
+    max_pools: usize,
 }
 
 impl PoolManager {
@@ -57,7 +58,14 @@ impl PoolManager {
             creating: Mutex::new(HashSet::new()),
             factory,
             started: Instant::now(),
+            max_pools: usize::MAX,
         }
+    }
+
+    /// Holds at most `max_pools` pools (`server.limits.max_pools`); creates beyond it are
+    /// refused with RESOURCE_EXHAUSTED.
+    pub fn with_max_pools(self, max_pools: usize) -> Self {
+        PoolManager { max_pools, ..self }
     }
 
     /// When the manager was created.
@@ -78,9 +86,17 @@ impl PoolManager {
         {
             let pools = self.pools.read().expect("pool map lock");
             let mut creating = self.creating.lock().expect("creating lock");
-            if pools.contains_key(id) || !creating.insert(id.to_string()) {
-                return Err(Error::PoolExists(id.to_string()));
+            if pools.contains_key(id) || creating.contains(id) {
+                return Err(Error::PoolExists(crate::clip(id)));
             }
+            // Pools being created count: a burst of concurrent creates cannot overshoot.
+            if pools.len() + creating.len() >= self.max_pools {
+                return Err(Error::ResourceExhausted(format!(
+                    "the daemon holds {} pools, the most server.limits.max_pools allows",
+                    self.max_pools
+                )));
+            }
+            creating.insert(id.to_string());
         }
         let result = self.build(id, resolved, check).await;
         let mut pools = self.pools.write().expect("pool map lock");
@@ -111,7 +127,7 @@ impl PoolManager {
     /// Removes a pool; in-flight calls keep their `Arc` and finish.
     pub fn remove(&self, id: &str) -> Result<Arc<PoolEntry>> {
         let removed = self.pools.write().expect("pool map lock").remove(id);
-        let entry = removed.ok_or_else(|| Error::PoolNotFound(id.to_string()))?;
+        let entry = removed.ok_or_else(|| Error::PoolNotFound(crate::clip(id)))?;
         tracing::info!(pool = id, "pool removed");
         Ok(entry)
     }
@@ -126,7 +142,7 @@ impl PoolManager {
             .expect("pool map lock")
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::PoolNotFound(id.to_string()))
+            .ok_or_else(|| Error::PoolNotFound(crate::clip(id)))
     }
 
     /// Every pool, ordered by id.
@@ -247,5 +263,37 @@ mod tests {
             wins += t.await.unwrap() as u32;
         }
         assert_eq!(wins, 1);
+    }
+
+    #[tokio::test]
+    async fn max_pools_refuses_the_one_over_even_when_created_together() {
+        let m = Arc::new(PoolManager::new(Arc::new(FakeFactory)).with_max_pools(3));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let m = m.clone();
+                tokio::spawn(async move { m.create(&format!("p{i}"), &cfg("sqlite:///x"), false).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => {}
+                Err(Error::ResourceExhausted(m)) => {
+                    assert!(m.contains("max_pools"), "{m}");
+                    refused += 1;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(refused, 5);
+        assert_eq!(m.list().len(), 3);
+        // Room again after a remove.
+        let first = m.list()[0].id.clone();
+        m.remove(&first).unwrap();
+        m.create("again", &cfg("sqlite:///x"), false).await.unwrap();
+        assert!(matches!(
+            m.create("over", &cfg("sqlite:///x"), false).await,
+            Err(Error::ResourceExhausted(_))
+        ));
     }
 }

@@ -59,6 +59,10 @@ pub trait Transaction: Send + Sync {
     async fn rollback(&self) -> Result<()>;
 }
 
+/// Who began a transaction: the daemon-wide unique id of the client connection (never
+/// reused, unlike a peer address whose port comes back), or none for internal callers.
+pub type Owner = Option<u64>;
+
 /// A registered transaction.
 pub struct TxEntry {
     /// Its id.
@@ -67,8 +71,9 @@ pub struct TxEntry {
     pub pool: Arc<PoolEntry>,
     /// The backend's transaction.
     pub tx: Box<dyn Transaction>,
-    /// Who began it (the client connection), for rollback on disconnect.
-    pub owner: Option<String>,
+    /// The client connection that began it: the only one that may use it, and the one
+    /// whose close rolls it back.
+    pub owner: Owner,
     idle_timeout: Duration,
     last_used: Mutex<Instant>,
 }
@@ -84,20 +89,64 @@ impl TxEntry {
 }
 
 /// Open transactions by id.
-#[derive(Default)]
 pub struct TxRegistry {
     open: Mutex<HashMap<String, Arc<TxEntry>>>,
+    max_per_owner: usize,
+}
+
+impl Default for TxRegistry {
+    fn default() -> Self {
+        Self::new(usize::MAX)
+    }
+}
+
+/// A transaction id as echoed in an error: unknown and foreign ids read the same.
+fn not_found(id: &str) -> Error {
+    Error::TransactionNotFound(crate::clip(id))
 }
 
 impl TxRegistry {
-    /// Registers a transaction that `pool` began; returns its id.
+    /// A registry that lets one client connection hold at most `max_per_owner`
+    /// transactions at once.
+    pub fn new(max_per_owner: usize) -> Self {
+        TxRegistry {
+            open: Mutex::new(HashMap::new()),
+            max_per_owner,
+        }
+    }
+
+    fn owned_by(open: &HashMap<String, Arc<TxEntry>>, owner: Owner) -> usize {
+        open.values().filter(|e| e.owner == owner).count()
+    }
+
+    /// Refuses with RESOURCE_EXHAUSTED when `owner` holds its maximum already; asked
+    /// before a connection is taken from the pool for a new transaction.
+    pub fn check_room(&self, owner: Owner) -> Result<()> {
+        let open = self.open.lock().expect("tx map");
+        if owner.is_some() && Self::owned_by(&open, owner) >= self.max_per_owner {
+            return Err(Error::ResourceExhausted(format!(
+                "this client connection holds {} open transactions, the most \
+                 server.limits.max_transactions_per_connection allows",
+                self.max_per_owner
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registers a transaction that `pool` began for `owner`; returns its id, or gives the
+    /// transaction back when the owner reached its maximum meanwhile (the caller rolls
+    /// it back).
+    #[allow(clippy::result_large_err)]
     pub fn register(
         &self,
         pool: Arc<PoolEntry>,
         tx: Box<dyn Transaction>,
-        owner: Option<String>,
+        owner: Owner,
         idle_timeout: Duration,
-    ) -> String {
+    ) -> std::result::Result<String, (Error, Box<dyn Transaction>)> {
+        if let Err(e) = self.check_room(owner) {
+            return Err((e, tx));
+        }
         let id = format!("tx-{}", uuid::Uuid::new_v4().simple());
         let entry = Arc::new(TxEntry {
             id: id.clone(),
@@ -108,30 +157,35 @@ impl TxRegistry {
             last_used: Mutex::new(Instant::now()),
         });
         self.open.lock().expect("tx map").insert(id.clone(), entry);
-        id
+        Ok(id)
     }
 
-    /// The open transaction with this id; marks it used.
-    pub fn get(&self, id: &str) -> Result<Arc<TxEntry>> {
+    /// The open transaction with this id, if `owner` began it; marks it used. Another
+    /// connection's transaction is NOT_FOUND, exactly like an unknown id, so ids cannot
+    /// be probed.
+    pub fn get(&self, id: &str, owner: Owner) -> Result<Arc<TxEntry>> {
         let entry = self
             .open
             .lock()
             .expect("tx map")
             .get(id)
+            .filter(|e| e.owner == owner)
             .cloned()
-            .ok_or_else(|| Error::TransactionNotFound(id.to_string()))?;
+            .ok_or_else(|| not_found(id))?;
         entry.touch();
         Ok(entry)
     }
 
-    /// Ends a transaction: commit or roll back, then forget it.
-    pub async fn end(&self, id: &str, commit: bool) -> Result<()> {
-        let entry = self
-            .open
-            .lock()
-            .expect("tx map")
-            .remove(id)
-            .ok_or_else(|| Error::TransactionNotFound(id.to_string()))?;
+    /// Ends a transaction `owner` began: commit or roll back, then forget it.
+    pub async fn end(&self, id: &str, commit: bool, owner: Owner) -> Result<()> {
+        let entry = {
+            let mut open = self.open.lock().expect("tx map");
+            match open.get(id) {
+                Some(e) if e.owner == owner => open.remove(id),
+                _ => None,
+            }
+        }
+        .ok_or_else(|| not_found(id))?;
         if commit {
             entry.tx.commit().await
         } else {
@@ -179,8 +233,8 @@ impl TxRegistry {
     }
 
     /// Rolls back every transaction begun over this client connection.
-    pub async fn owner_gone(&self, owner: &str) -> usize {
-        let gone = self.take_where(|e| e.owner.as_deref() == Some(owner));
+    pub async fn owner_gone(&self, owner: u64) -> usize {
+        let gone = self.take_where(|e| e.owner == Some(owner));
         Self::roll_back_all(gone, "client disconnected").await
     }
 

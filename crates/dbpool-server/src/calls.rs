@@ -2,6 +2,8 @@
 //! count it.
 use crate::status::code_name;
 use crate::timed::Timed;
+use crate::{bounds, conn};
+use dbpool_config::Limits;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{
@@ -25,6 +27,8 @@ pub struct Calls {
     pub tx_idle_timeout: Duration,
     /// Put SQL text on trace spans (`server.trace_sql`).
     pub trace_sql: bool,
+    /// `server.limits`: the bounds on request fields.
+    pub limits: Arc<Limits>,
 }
 
 /// Counts the result of a call on its pool.
@@ -96,26 +100,39 @@ impl Target {
 
 impl Calls {
     /// Builds the shared call layer.
-    pub fn new(manager: Arc<PoolManager>, tx_idle_timeout: Duration) -> Self {
+    pub fn new(manager: Arc<PoolManager>, tx_idle_timeout: Duration, limits: Limits) -> Self {
         Calls {
             manager,
-            txs: Arc::new(TxRegistry::default()),
+            txs: Arc::new(TxRegistry::new(limits.max_transactions_per_connection)),
             tx_idle_timeout,
             trace_sql: false,
+            limits: Arc::new(limits),
         }
+    }
+
+    /// The size bounds of a statement call, checked before anything else: ids, SQL text
+    /// and parameter count.
+    fn check_request(&self, pool_id: &str, tx_id: &str, sql: &str, params: usize) -> Result<()> {
+        let l = &self.limits;
+        bounds::id(l, "pool_id", pool_id)?;
+        bounds::id(l, "transaction_id", tx_id)?;
+        bounds::sql(l, "sql", sql)?;
+        bounds::params(l, "params", params)
     }
 
     fn target(&self, pool_id: &str, tx_id: &str) -> Result<Target> {
         if tx_id.is_empty() {
             return Ok(Target::Pool(self.manager.get(pool_id)?));
         }
-        let tx = self.txs.get(tx_id)?;
+        let tx = self.txs.get(tx_id, conn::current())?;
         if !pool_id.is_empty() && pool_id != tx.pool.id {
             return Err(Error::invalid(
                 "pool_id",
                 format!(
-                    "transaction `{tx_id}` runs on pool `{}`, not `{pool_id}`",
-                    tx.pool.id
+                    "transaction `{}` runs on pool `{}`, not `{}`",
+                    dbpool_core::clip(tx_id),
+                    dbpool_core::clip(&tx.pool.id),
+                    dbpool_core::clip(pool_id)
                 ),
             ));
         }
@@ -131,6 +148,8 @@ impl Calls {
         params: Vec<Param>,
         batch_size: u32,
     ) -> Result<QueryStream> {
+        self.check_request(pool_id, tx_id, sql, params.len())?;
+        bounds::batch_size(&self.limits, "batch_size", batch_size)?;
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         refuse_tx_control(sql, &target)?;
@@ -172,6 +191,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
+        self.check_request(pool_id, tx_id, sql, params.len())?;
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         refuse_tx_control(sql, &target)?;
@@ -196,6 +216,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<u64> {
+        self.check_request(pool_id, tx_id, sql, params.len())?;
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         refuse_tx_control(sql, &target)?;
@@ -221,6 +242,16 @@ impl Calls {
         statements: Vec<Statement>,
         transaction: bool,
     ) -> Result<BatchOutcome> {
+        bounds::statements(&self.limits, "statements", statements.len())?;
+        for (i, s) in statements.iter().enumerate() {
+            bounds::sql(&self.limits, &format!("statements[{i}].sql"), &s.sql)?;
+            bounds::params(
+                &self.limits,
+                &format!("statements[{i}].params"),
+                s.params.len(),
+            )?;
+        }
+        bounds::id(&self.limits, "pool_id", pool_id)?;
         let entry = self.manager.get(pool_id)?;
         for (i, s) in statements.iter().enumerate() {
             let kind = entry.backend.kind();
@@ -232,14 +263,28 @@ impl Calls {
         counted(&entry, r)
     }
 
-    /// Begins a transaction owned by the client connection `owner`.
+    /// Begins a transaction owned by the calling client connection; `idle_timeout_ms` 0
+    /// takes the server's default, else it must be 1..=max_transaction_idle_timeout_ms.
     pub async fn begin(
         &self,
         pool_id: &str,
         options: TxOptions,
-        owner: Option<String>,
         idle_timeout_ms: u64,
     ) -> Result<String> {
+        bounds::id(&self.limits, "pool_id", pool_id)?;
+        let max_idle = self.limits.max_transaction_idle_timeout_ms;
+        if idle_timeout_ms > max_idle {
+            return Err(Error::invalid(
+                "idle_timeout_ms",
+                format!(
+                    "{idle_timeout_ms} is out of range: 0 (the server's default) or 1..={max_idle} \
+                     (server.limits.max_transaction_idle_timeout_ms)"
+                ),
+            ));
+        }
+        let owner = conn::current();
+        // Before a connection is taken: a client at its maximum gets no connection.
+        self.txs.check_room(owner)?;
         let entry = self.manager.get(pool_id)?;
         let tx = entry.backend.begin(options).await;
         let tx = counted(&entry, tx)?;
@@ -248,7 +293,16 @@ impl Calls {
         } else {
             self.tx_idle_timeout
         };
-        Ok(self.txs.register(entry, tx, owner, idle))
+        match self.txs.register(entry, tx, owner, idle) {
+            Ok(id) => Ok(id),
+            // Concurrent begins of one connection raced past the first check.
+            Err((e, tx)) => {
+                if let Err(r) = tx.rollback().await {
+                    tracing::warn!(error = %r, "rollback of a refused transaction failed");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Commits or rolls back.
@@ -256,7 +310,8 @@ impl Calls {
         if tx_id.is_empty() {
             return Err(Error::invalid("transaction_id", "is empty"));
         }
-        self.txs.end(tx_id, commit).await
+        bounds::id(&self.limits, "transaction_id", tx_id)?;
+        self.txs.end(tx_id, commit, conn::current()).await
     }
 
     /// Whether a table exists, asked of the pool (or the transaction's pool).
@@ -267,6 +322,9 @@ impl Calls {
         db_schema: &str,
         table: &str,
     ) -> Result<bool> {
+        self.check_request(pool_id, tx_id, "", 0)?;
+        bounds::id(&self.limits, "db_schema", db_schema)?;
+        bounds::id(&self.limits, "table", table)?;
         let entry = self.target(pool_id, tx_id)?.pool().clone();
         match entry.backend.table_schema(db_schema, table).await {
             Ok(_) => Ok(true),
@@ -287,7 +345,9 @@ impl Calls {
         if tx_id.is_empty() {
             return self.bulk_insert(pool_id, target, schema, batches).await;
         }
-        let tx = self.txs.get(tx_id)?;
+        self.check_request(pool_id, tx_id, "", 0)?;
+        bounds::id(&self.limits, "table", &target.table)?;
+        let tx = self.txs.get(tx_id, conn::current())?;
         let _timed = Timed::start(&tx.pool, CallKind::BulkInsert);
         let r = tx.tx.bulk_insert(target, schema, batches).await;
         counted(&tx.pool, r)
@@ -304,6 +364,8 @@ impl Calls {
         if target.table.trim().is_empty() {
             return Err(Error::invalid("table", "is empty"));
         }
+        bounds::id(&self.limits, "pool_id", pool_id)?;
+        bounds::id(&self.limits, "table", &target.table)?;
         let entry = self.manager.get(pool_id)?;
         let _timed = Timed::start(&entry, CallKind::BulkInsert);
         let r = entry.backend.bulk_insert(target, schema, batches).await;

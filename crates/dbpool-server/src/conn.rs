@@ -1,44 +1,87 @@
-//! Accepted TCP connections that report when they close, so the transactions a client
-//! began are rolled back when its connection goes away.
+//! Accepted client connections: each gets a daemon-wide unique id (the owner of the
+//! transactions it begins), must send its first bytes within the handshake timeout, and
+//! reports when it closes so its transactions are rolled back.
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tokio::time::Sleep;
+use tonic::codegen::http::Request;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
+use tonic::transport::server::Connected;
 
-/// A client connection; its peer address is sent to `closed` when it is dropped.
+/// Ids of client connections; never reused while the daemon runs (a peer address is:
+/// its port comes back), so a transaction cannot pass to a later connection.
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+tokio::task_local! {
+    /// The id of the client connection whose request this task is serving.
+    static CONN_ID: Option<u64>;
+}
+
+/// The client connection of the request being served, or `None` outside one (internal
+/// callers, tests of the call layer). Set by [`WithConnId`] around every PoolService and
+/// Flight call, so the call layer knows the owner without each handler passing it on.
+pub fn current() -> Option<u64> {
+    CONN_ID.try_with(|c| *c).ok().flatten()
+}
+
+/// What tonic puts in a request's extensions for a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The connection's unique id.
+    pub id: u64,
+}
+
+/// A client connection. On drop its id goes to `closed` and the live count goes down.
 pub struct TrackedStream {
     inner: TcpStream,
-    peer: Option<String>,
-    closed: UnboundedSender<String>,
+    info: ConnInfo,
+    closed: UnboundedSender<u64>,
+    live: Arc<AtomicUsize>,
+    /// Until the first bytes arrive: when the client must have sent them.
+    handshake: Option<Pin<Box<Sleep>>>,
 }
 
 impl TrackedStream {
-    /// Wraps an accepted stream.
-    pub fn new(inner: TcpStream, closed: UnboundedSender<String>) -> Self {
+    /// Wraps an accepted stream that `live` already counts (the count is released on drop).
+    pub fn new(
+        inner: TcpStream,
+        closed: UnboundedSender<u64>,
+        live: Arc<AtomicUsize>,
+        handshake_timeout: Duration,
+    ) -> Self {
         let _ = inner.set_nodelay(true);
-        let peer = inner.peer_addr().ok().map(|a| a.to_string());
+        let info = ConnInfo {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+        };
         TrackedStream {
             inner,
-            peer,
+            info,
             closed,
+            live,
+            handshake: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
         }
     }
 }
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
-        if let Some(peer) = self.peer.take() {
-            let _ = self.closed.send(peer);
-        }
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        let _ = self.closed.send(self.info.id);
     }
 }
 
 impl Connected for TrackedStream {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.inner.connect_info()
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
     }
 }
 
@@ -48,7 +91,33 @@ impl AsyncRead for TrackedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.handshake.is_some() {
+            match &r {
+                // Bytes (or EOF, or an error) came: the handshake deadline is over.
+                Poll::Ready(_) if buf.filled().len() > before => self.handshake = None,
+                Poll::Ready(_) => {}
+                Poll::Pending => {
+                    let expired = self
+                        .handshake
+                        .as_mut()
+                        .is_some_and(|s| s.as_mut().poll(cx).is_ready());
+                    if expired {
+                        self.handshake = None;
+                        tracing::debug!(
+                            conn = self.info.id,
+                            "closing a client connection that sent nothing"
+                        );
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no bytes within server.limits.handshake_timeout_ms",
+                        )));
+                    }
+                }
+            }
+        }
+        r
     }
 }
 
@@ -75,5 +144,32 @@ impl AsyncWrite for TrackedStream {
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// Wraps a tonic service so each call runs with its connection's id in [`current`].
+#[derive(Clone)]
+pub struct WithConnId<S>(pub S);
+
+impl<S: NamedService> NamedService for WithConnId<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<Request<B>> for WithConnId<S>
+where
+    S: Service<Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let id = req.extensions().get::<ConnInfo>().map(|c| c.id);
+        Box::pin(CONN_ID.scope(id, self.0.call(req)))
     }
 }

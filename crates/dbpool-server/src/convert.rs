@@ -1,5 +1,6 @@
 //! Proto messages ↔ core types: parameters, pool configs and statuses.
-use dbpool_config::{PoolConfig, PoolOptions, PreparedStatements, Secret};
+use crate::bounds;
+use dbpool_config::{Limits, PoolConfig, PoolOptions, PreparedStatements, Secret};
 use dbpool_core::{CallKind, Error, HistogramSnapshot, Param, PoolEntry, Result};
 use dbpool_proto::v1 as pb;
 
@@ -17,10 +18,16 @@ pub fn params(ps: &[pb::Param], field: &str) -> Result<Vec<Param>> {
                 Some(V::String(s)) => Param::String(s.clone()),
                 Some(V::Bytes(b)) => Param::Bytes(b.clone()),
                 Some(V::Timestamp(t)) => {
+                    if !(0..1_000_000_000).contains(&t.nanos) {
+                        return Err(Error::invalid(
+                            format!("{field}[{i}]"),
+                            "timestamp nanos must be 0..=999999999",
+                        ));
+                    }
                     let us = t
                         .seconds
                         .checked_mul(1_000_000)
-                        .and_then(|s| s.checked_add(t.nanos as i64 / 1000));
+                        .and_then(|s| s.checked_add(i64::from(t.nanos) / 1000));
                     Param::TimestampMicros(us.ok_or_else(|| {
                         Error::invalid(format!("{field}[{i}]"), "timestamp out of range")
                     })?)
@@ -29,7 +36,7 @@ pub fn params(ps: &[pb::Param], field: &str) -> Result<Vec<Param>> {
                     if !Param::validate_decimal(s) {
                         return Err(Error::invalid(
                             format!("{field}[{i}]"),
-                            format!("`{s}` is not a decimal number"),
+                            format!("`{}` is not a decimal number", dbpool_core::clip(s)),
                         ));
                     }
                     Param::Decimal(s.clone())
@@ -43,15 +50,53 @@ fn opt<T: Default + PartialEq>(v: T) -> Option<T> {
     (v != T::default()).then_some(v)
 }
 
-/// A CreatePool request → a pool config (zero options take the defaults).
-pub fn pool_config(r: &pb::CreatePoolRequest) -> Result<PoolConfig> {
+/// Refuses oversized CreatePool fields before any of them is copied or parsed.
+fn check_pool_request(r: &pb::CreatePoolRequest, l: &Limits) -> Result<()> {
+    bounds::id(l, "pool_id", &r.pool_id)?;
+    for (field, v) in [
+        ("url", &r.url),
+        ("db_type", &r.db_type),
+        ("host", &r.host),
+        ("database", &r.database),
+        ("username", &r.username),
+        ("password", &r.password),
+    ] {
+        bounds::connection_field(field, v)?;
+    }
+    bounds::pool_list("settings", r.settings.len())?;
+    for (k, v) in &r.settings {
+        bounds::connection_field("settings", k)?;
+        bounds::connection_field("settings", v)?;
+    }
+    bounds::pool_list("backup_urls", r.backup_urls.len())?;
+    for (i, u) in r.backup_urls.iter().enumerate() {
+        bounds::connection_field(&format!("backup_urls[{i}]"), u)?;
+    }
+    if let Some(o) = &r.options {
+        // A pool's default batch size is what a request with batch_size 0 gets.
+        bounds::batch_size(l, "options.batch_size", o.batch_size)?;
+    }
+    Ok(())
+}
+
+/// A CreatePool request → a pool config (zero options take the defaults); out-of-range
+/// fields are INVALID_ARGUMENT (the options' ranges are checked by `PoolOptions::validate`
+/// when the pool is created).
+pub fn pool_config(r: &pb::CreatePoolRequest, l: &Limits) -> Result<PoolConfig> {
+    check_pool_request(r, l)?;
     let d = PoolOptions::default();
     let o = r.options.unwrap_or_default();
+    let port = opt(r.port)
+        .map(|p| {
+            u16::try_from(p)
+                .map_err(|_| Error::invalid("port", format!("{p} is out of range 1..=65535")))
+        })
+        .transpose()?;
     Ok(PoolConfig {
         url: opt(r.url.clone()).map(Secret::new),
         db_type: opt(r.db_type.clone()),
         host: opt(r.host.clone()),
-        port: opt(r.port).map(|p| p as u16),
+        port,
         database: opt(r.database.clone()),
         username: opt(r.username.clone()),
         password: opt(r.password.clone()).map(Secret::new),

@@ -1,6 +1,8 @@
 //! The dbpool gRPC server: PoolService, Arrow Flight, grpc.health.v1 and reflection on one
 //! port. `run(config, listener, shutdown)` is all the binary calls.
+mod accept;
 mod auth;
+mod bounds;
 mod calls;
 mod conn;
 mod convert;
@@ -19,12 +21,10 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_core::PoolManager;
 use dbpool_proto::v1::pool_service_server::PoolServiceServer;
-use futures::TryStreamExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use health::service_name as health_service_name;
 
@@ -49,9 +49,6 @@ pub enum ServerError {
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
-
-/// Largest gRPC message accepted or sent (Flight batches are split well below this).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Creates the configured pools, or the embedded SQLite pool `default` when none is.
 async fn create_pools(config: &Config, manager: &PoolManager) -> Result<(), ServerError> {
@@ -86,7 +83,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let manager = Arc::new(PoolManager::new(Arc::new(dbpool_backends::Factory)));
+    let limits = config.server.limits.clone();
+    let manager = Arc::new(
+        PoolManager::new(Arc::new(dbpool_backends::Factory)).with_max_pools(limits.max_pools),
+    );
     create_pools(&config, &manager).await?;
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -120,35 +120,45 @@ pub async fn run(
         None => None,
     };
 
+    // The default idle timeout of a transaction is capped like the one a client asks for.
+    let tx_idle_ms = config
+        .server
+        .transaction_idle_timeout_ms
+        .clamp(1, limits.max_transaction_idle_timeout_ms);
     let calls = calls::Calls::new(
         manager.clone(),
-        Duration::from_millis(config.server.transaction_idle_timeout_ms.max(1)),
+        Duration::from_millis(tx_idle_ms),
+        limits.clone(),
     );
     let calls = calls::Calls {
         trace_sql: config.server.trace_sql,
         ..calls
     };
     let txs = calls.txs.clone();
-    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let tx_task = {
         let txs = txs.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
-                    Some(peer) = closed_rx.recv() => { txs.owner_gone(&peer).await; }
+                    Some(conn) = closed_rx.recv() => { txs.owner_gone(conn).await; }
                     _ = tick.tick() => { txs.reap_idle().await; }
                 }
             }
         })
     };
-    let pool_service =
+    let max_message = limits.max_message_bytes;
+    let pool_service = conn::WithConnId(
         PoolServiceServer::new(pool_service::PoolServiceImpl::new(calls.clone(), health))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let flight_service = FlightServiceServer::new(flight::FlightImpl::new(calls))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
+    );
+    let flight_service = conn::WithConnId(
+        FlightServiceServer::new(flight::FlightImpl::new(calls))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
+    );
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(dbpool_proto::FILE_DESCRIPTOR_SET)
@@ -160,7 +170,11 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), pools = manager.list().len(), "dbpool serving");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     telemetry::init_propagation();
+    let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(ms(limits.http2_keepalive_interval_ms))
+        .http2_keepalive_timeout(ms(limits.http2_keepalive_timeout_ms))
         .trace_fn(telemetry::rpc_span)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -168,8 +182,7 @@ pub async fn run(
         .add_service(pool_service)
         .add_service(flight_service)
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener)
-                .map_ok(move |s| conn::TrackedStream::new(s, closed_tx.clone())),
+            accept::incoming(listener, &limits, closed_tx),
             async {
                 let _ = stop_rx.await;
             },

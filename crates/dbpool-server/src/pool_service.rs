@@ -3,7 +3,7 @@ use crate::calls::Calls;
 use crate::health::Health;
 use crate::ipc_chunks::{ipc_stream, QueryStreamOut};
 use crate::status::to_status;
-use crate::{convert, rows};
+use crate::{bounds, convert, rows};
 use dbpool_core::{Error, Isolation, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_server::PoolService;
@@ -21,6 +21,12 @@ impl PoolServiceImpl {
     pub fn new(calls: Calls, health: Health) -> Self {
         PoolServiceImpl { calls, health }
     }
+}
+
+/// An enum field holding a number the contract does not define: refused rather than
+/// read as the default, which would silently do something the client did not ask for.
+fn unknown_enum(field: &str, value: i32) -> Error {
+    Error::invalid(field, format!("{value} is not a known value"))
 }
 
 /// Rows as Structs; the first message names the columns.
@@ -54,7 +60,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
         let r = req.into_inner();
-        let cfg = convert::pool_config(&r).map_err(|e| to_status(&e))?;
+        let cfg = convert::pool_config(&r, &self.calls.limits).map_err(|e| to_status(&e))?;
         let entry = self
             .calls
             .manager
@@ -72,6 +78,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::RemovePoolRequest>,
     ) -> Result<Response<pb::RemovePoolResponse>, Status> {
         let id = req.into_inner().pool_id;
+        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
         self.calls.manager.remove(&id).map_err(|e| to_status(&e))?;
         self.health.pool_removed(&id).await;
         Ok(Response::new(pb::RemovePoolResponse {}))
@@ -95,11 +102,9 @@ impl PoolService for PoolServiceImpl {
         &self,
         req: Request<pb::GetPoolStatusRequest>,
     ) -> Result<Response<pb::PoolStatus>, Status> {
-        let entry = self
-            .calls
-            .manager
-            .get(&req.into_inner().pool_id)
-            .map_err(|e| to_status(&e))?;
+        let id = req.into_inner().pool_id;
+        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
+        let entry = self.calls.manager.get(&id).map_err(|e| to_status(&e))?;
         Ok(Response::new(convert::status(&entry)))
     }
 
@@ -110,13 +115,17 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
         let r = req.into_inner();
+        // Checked before the query runs: an unknown format must not cost a connection.
+        let format = pb::ResultFormat::try_from(r.format)
+            .map_err(|_| to_status(&unknown_enum("format", r.format)))?;
+        bounds::params(&self.calls.limits, "params", r.params.len()).map_err(|e| to_status(&e))?;
         let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
         let q = self
             .calls
             .query(&r.pool_id, &r.transaction_id, &r.sql, params, r.batch_size)
             .await
             .map_err(|e| to_status(&e))?;
-        let out = match r.format() {
+        let out = match format {
             pb::ResultFormat::JsonRows => json_stream(q),
             pb::ResultFormat::ArrowIpcUnspecified => ipc_stream(q).map_err(|e| to_status(&e))?,
         };
@@ -128,6 +137,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let r = req.into_inner();
+        bounds::params(&self.calls.limits, "params", r.params.len()).map_err(|e| to_status(&e))?;
         let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
         let n = self
             .calls
@@ -142,11 +152,15 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
         let r = req.into_inner();
+        let l = &self.calls.limits;
+        // Counted before the statements are converted (copied).
+        bounds::statements(l, "statements", r.statements.len()).map_err(|e| to_status(&e))?;
         let statements = r
             .statements
             .iter()
             .enumerate()
             .map(|(i, s)| {
+                bounds::params(l, &format!("statements[{i}].params"), s.params.len())?;
                 Ok(Statement {
                     sql: s.sql.clone(),
                     params: convert::params(&s.params, &format!("statements[{i}].params"))?,
@@ -163,13 +177,13 @@ impl PoolService for PoolServiceImpl {
             .into_iter()
             .map(|s| match s.outcome {
                 Ok(n) => pb::StatementResult {
-                    index: s.index as u32,
+                    index: u32::try_from(s.index).unwrap_or(u32::MAX),
                     ok: true,
                     rows_affected: n,
                     ..Default::default()
                 },
                 Err(e) => pb::StatementResult {
-                    index: s.index as u32,
+                    index: u32::try_from(s.index).unwrap_or(u32::MAX),
                     ok: false,
                     rows_affected: 0,
                     code: e.db_code().unwrap_or_default().to_string(),
@@ -188,9 +202,10 @@ impl PoolService for PoolServiceImpl {
         &self,
         req: Request<pb::BeginTransactionRequest>,
     ) -> Result<Response<pb::BeginTransactionResponse>, Status> {
-        let owner = req.remote_addr().map(|a| a.to_string());
         let r = req.into_inner();
-        let isolation = match r.isolation() {
+        let level = pb::IsolationLevel::try_from(r.isolation)
+            .map_err(|_| to_status(&unknown_enum("isolation", r.isolation)))?;
+        let isolation = match level {
             pb::IsolationLevel::DefaultUnspecified => Isolation::Default,
             pb::IsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
             pb::IsolationLevel::ReadCommitted => Isolation::ReadCommitted,
@@ -203,7 +218,7 @@ impl PoolService for PoolServiceImpl {
         };
         let id = self
             .calls
-            .begin(&r.pool_id, options, owner, r.idle_timeout_ms)
+            .begin(&r.pool_id, options, r.idle_timeout_ms)
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::BeginTransactionResponse {
@@ -238,6 +253,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let id = req.into_inner().pool_id;
+        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
         let entries = if id.is_empty() {
             self.calls.manager.list()
         } else {

@@ -55,7 +55,26 @@ pub fn to_status(e: &Error) -> Status {
         metadata.insert("statement".to_string(), statement.clone());
     }
     let details = ErrorDetails::with_error_info(reason, "dbpool", metadata);
-    Status::with_error_details(code, e.to_string(), details)
+    Status::with_error_details(code, bounded(e.to_string()), details)
+}
+
+/// Longest status message sent: a client's metadata limit (often 16 KiB for all headers)
+/// must still hold it, or the caller cannot read its error at all.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// A status message cut to [`MAX_MESSAGE_BYTES`] on a character boundary. Request
+/// strings are already shortened where they are quoted; this bounds what a database
+/// says (a long DETAIL, a statement it echoes).
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 /// The gRPC code of an error, as a metric label (`INVALID_ARGUMENT`, …).
@@ -155,5 +174,15 @@ mod tests {
             s.get_details_error_info().unwrap().metadata["statement_index"],
             "2"
         );
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let e = Error::Database {
+            message: "é".repeat(10_000),
+            code: None,
+        };
+        let m = to_status(&e).message().to_string();
+        assert!(m.len() <= MAX_MESSAGE_BYTES && m.ends_with('…'), "{}", m.len());
     }
 }

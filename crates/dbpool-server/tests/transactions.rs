@@ -81,7 +81,10 @@ async fn commit_rollback_and_isolation_on_postgres() {
     let db = PgDb::create().await;
     db.exec("CREATE TABLE t (id int8)").await;
     let server = TestServer::start(&[("pg", &db.url)]).await;
-    let mut c = server.pools().await;
+    // One connection for PoolService and Flight: a transaction is usable only on the
+    // connection that began it.
+    let channel = server.channel().await;
+    let mut c = PoolServiceClient::new(channel.clone());
     let a = begin(&mut c, "pg", 0, false).await;
     let b = begin(&mut c, "pg", 0, false).await;
     assert_eq!(insert(&mut c, &a, 1).await.unwrap(), 1);
@@ -91,7 +94,7 @@ async fn commit_rollback_and_isolation_on_postgres() {
     assert_eq!(count(&mut c, "", &b).await, 1);
     assert_eq!(count(&mut c, "pg", "").await, 0);
     // Flight DoGet inside the transaction sees its uncommitted row too.
-    let mut f = server.flight().await;
+    let mut f = arrow_flight::FlightClient::new(channel);
     let ticket = pb::QueryTicket {
         sql: "SELECT id FROM t".into(),
         transaction_id: a.clone(),
@@ -198,10 +201,19 @@ async fn client_disconnect_rolls_back() {
         tx
     };
     let mut c = server.pools().await;
+    // Another connection cannot see the transaction at all (NOT_FOUND either way), so
+    // wait for its pinned connection to come back to the pool.
     let mut ended = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if c.commit(end(&tx)).await.err().map(|e| e.code()) == Some(Code::NotFound) {
+        let s = c
+            .get_pool_status(pb::GetPoolStatusRequest {
+                pool_id: "pg".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if s.in_use == 0 {
             ended = true;
             break;
         }
@@ -210,6 +222,7 @@ async fn client_disconnect_rolls_back() {
         ended,
         "transaction still open after its client disconnected"
     );
+    assert_eq!(c.commit(end(&tx)).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(count(&mut c, "pg", "").await, 0);
 }
 

@@ -32,6 +32,12 @@ def _major(version: str) -> int:
 STRING_VIEWS = _major(pa.__version__) >= 16 and _major(pl.__version__) >= 1
 
 
+#: Options of the PoolService channel: transactions read query results over it (a
+#: record batch can be larger than gRPC's default 4 MiB receive limit), so it accepts
+#: what the daemon's default ``server.limits.max_message_bytes`` lets it send.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
+
 def to_polars(table: pa.Table, lazy: bool) -> Frame:
     """Wraps an Arrow table in Polars without copying the column buffers."""
     frame = pl.from_arrow(table, rechunk=False)

@@ -1,8 +1,11 @@
 """Interactive transactions: :class:`Transaction` (blocking) and :class:`AsyncTransaction`.
 
 ``PoolService.BeginTransaction`` pins a connection of the pool to a transaction id; every
-``Execute`` / ``Query`` request and Flight ``QueryTicket`` that carries the id runs on
-that connection until ``Commit`` or ``Rollback``. The daemon rolls the transaction back
+``Execute`` / ``Query`` request that carries the id runs on that connection until
+``Commit`` or ``Rollback``. The id is usable only on the gRPC connection that began it
+(from any other it is NOT_FOUND), so every call of a transaction, its queries included,
+goes over the client's PoolService channel, never the Flight client (a second
+connection). The daemon rolls the transaction back
 by itself when it stays idle longer than its idle timeout or when the gRPC connection
 that began it closes; a later call then gets NOT_FOUND, raised as
 :class:`~db_pool_rs.errors.TransactionNotFoundError`.
@@ -13,16 +16,18 @@ back (then re-raises) when it raises.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 import grpc
 import pyarrow as pa
 
-from ._base import STRING_VIEWS, Frame, to_polars
+from ._base import Frame, to_polars
 from ._flight import BatchStream
+from ._ipc_query import IpcStream, open_async, open_sync, query_request
 from ._proto import pool_pb2
-from ._requests import begin_transaction_request, execute_request, query_ticket
+from ._requests import begin_transaction_request, execute_request
 from .errors import DbPoolError, TransactionClosedError, TransactionNotFoundError
 
 if TYPE_CHECKING:
@@ -112,15 +117,10 @@ class _TransactionBase:
     def _execute_request(self, sql: str, params: Optional[Iterable[Any]]) -> pool_pb2.ExecuteRequest:
         return execute_request(self._pool_id, sql, params, self._require_active())
 
-    def _ticket(
-        self,
-        sql: str,
-        params: Optional[Iterable[Any]],
-        batch_size: Optional[int],
-        string_view: bool = False,
-    ) -> bytes:
-        tx_id = self._require_active()
-        return query_ticket(self._pool_id, sql, params, batch_size, tx_id, string_view)
+    def _query_request(
+        self, sql: str, params: Optional[Iterable[Any]], batch_size: Optional[int]
+    ) -> pool_pb2.QueryRequest:
+        return query_request(self._pool_id, sql, params, batch_size, self._require_active())
 
     def _end_request(self) -> pool_pb2.EndTransactionRequest:
         return pool_pb2.EndTransactionRequest(transaction_id=self._require_active())
@@ -184,8 +184,19 @@ class Transaction(_TransactionBase):
         timeout: Optional[float] = None,
         batch_size: Optional[int] = None,
     ) -> pa.Table:
-        """Runs a query inside the transaction (Arrow Flight); returns a pyarrow Table."""
-        return self._read_table(sql, params, timeout, batch_size, False)
+        """Runs a query inside the transaction; returns a pyarrow Table."""
+        return self._read_table(sql, params, timeout, batch_size)
+
+    def _open(
+        self, sql: str, params: Optional[Iterable[Any]], timeout: Optional[float], batch_size: Optional[int]
+    ) -> IpcStream:
+        request = self._query_request(sql, params, batch_size)
+        deadline = self._client._deadline(self._deadline(timeout))
+        try:
+            call = self._client._stub.Query(request, timeout=deadline, metadata=self._client._metadata())
+            return open_sync(call, deadline)
+        except DbPoolError as e:
+            raise _not_found(e, self._id or "") from None
 
     def _read_table(
         self,
@@ -193,11 +204,10 @@ class Transaction(_TransactionBase):
         params: Optional[Iterable[Any]],
         timeout: Optional[float],
         batch_size: Optional[int],
-        string_view: bool,
     ) -> pa.Table:
-        ticket = self._ticket(sql, params, batch_size, string_view)
+        stream = self._open(sql, params, timeout, batch_size)
         try:
-            return self._client._flight.read_table(ticket, self._client._deadline(self._deadline(timeout)))
+            return stream.read_all()
         except DbPoolError as e:
             raise _not_found(e, self._id or "") from None
 
@@ -211,7 +221,7 @@ class Transaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> Frame:
         """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
-        return to_polars(self._read_table(sql, params, timeout, batch_size, STRING_VIEWS), lazy)
+        return to_polars(self._read_table(sql, params, timeout, batch_size), lazy)
 
     def query_batches(
         self,
@@ -225,12 +235,7 @@ class Transaction(_TransactionBase):
 
         Read the stream to its end before the next statement of the transaction.
         """
-        ticket = self._ticket(sql, params, batch_size)
-        try:
-            stream = self._client._flight.open(ticket, self._client._deadline(self._deadline(timeout)))
-        except DbPoolError as e:
-            raise _not_found(e, self._id or "") from None
-        return BatchStream(stream)
+        return BatchStream(self._open(sql, params, timeout, batch_size))
 
     def _end(self, method: str, state: str, timeout: Optional[float]) -> None:
         request = self._end_request()
@@ -319,8 +324,22 @@ class AsyncTransaction(_TransactionBase):
         timeout: Optional[float] = None,
         batch_size: Optional[int] = None,
     ) -> pa.Table:
-        """Runs a query inside the transaction (Arrow Flight); returns a pyarrow Table."""
-        return await self._read_table(sql, params, timeout, batch_size, False)
+        """Runs a query inside the transaction; returns a pyarrow Table."""
+        return await self._read_table(sql, params, timeout, batch_size)
+
+    async def _open(
+        self, sql: str, params: Optional[Iterable[Any]], timeout: Optional[float], batch_size: Optional[int]
+    ) -> IpcStream:
+        request = self._query_request(sql, params, batch_size)
+        deadline = self._client._deadline(self._deadline(timeout))
+        call = self._client._get_stub().Query(request, timeout=deadline, metadata=self._client._metadata())
+        loop = asyncio.get_running_loop()
+        try:
+            # The IPC reader blocks on each message: it runs in a worker thread while
+            # this loop fetches the messages.
+            return await self._client._run(open_async, call, loop, deadline)
+        except DbPoolError as e:
+            raise _not_found(e, self._id or "") from None
 
     async def _read_table(
         self,
@@ -328,12 +347,10 @@ class AsyncTransaction(_TransactionBase):
         params: Optional[Iterable[Any]],
         timeout: Optional[float],
         batch_size: Optional[int],
-        string_view: bool,
     ) -> pa.Table:
-        ticket = self._ticket(sql, params, batch_size, string_view)
-        deadline = self._client._deadline(self._deadline(timeout))
+        stream = await self._open(sql, params, timeout, batch_size)
         try:
-            return await self._client._run(self._client._flight.read_table, ticket, deadline)
+            return await self._client._run(stream.read_all)
         except DbPoolError as e:
             raise _not_found(e, self._id or "") from None
 
@@ -347,7 +364,7 @@ class AsyncTransaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> Frame:
         """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
-        table = await self._read_table(sql, params, timeout, batch_size, STRING_VIEWS)
+        table = await self._read_table(sql, params, timeout, batch_size)
         return to_polars(table, lazy)
 
     async def query_batches(
@@ -359,12 +376,7 @@ class AsyncTransaction(_TransactionBase):
         batch_size: Optional[int] = None,
     ) -> AsyncIterator[pa.RecordBatch]:
         """Yields a query's record batches inside the transaction (``async for``)."""
-        ticket = self._ticket(sql, params, batch_size)
-        deadline = self._client._deadline(self._deadline(timeout))
-        try:
-            stream = await self._client._run(self._client._flight.open, ticket, deadline)
-        except DbPoolError as e:
-            raise _not_found(e, self._id or "") from None
+        stream = await self._open(sql, params, timeout, batch_size)
         done = False
         try:
             while True:

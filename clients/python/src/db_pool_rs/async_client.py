@@ -19,7 +19,7 @@ import grpc
 import grpc.aio
 import pyarrow as pa
 
-from ._base import STRING_VIEWS, ClientBase, Frame, to_polars
+from ._base import CHANNEL_OPTIONS, STRING_VIEWS, ClientBase, Frame, to_polars
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
     StatementLike,
@@ -72,9 +72,9 @@ class DatabasePool(ClientBase):
         if self._channel is None or self._channel_loop is not loop:
             target = self._endpoint.grpc_target
             self._channel = (
-                grpc.aio.secure_channel(target, grpc.ssl_channel_credentials())
+                grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
                 if self._endpoint.tls
-                else grpc.aio.insecure_channel(target)
+                else grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
             )
             self._channel_loop = loop
             self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)

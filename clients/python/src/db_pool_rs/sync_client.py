@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import grpc
 import pyarrow as pa
 
-from ._base import STRING_VIEWS, ClientBase, Frame, to_polars
+from ._base import CHANNEL_OPTIONS, STRING_VIEWS, ClientBase, Frame, to_polars
 from ._flight import BatchStream
 from ._proto import pool_pb2, pool_pb2_grpc
 from ._requests import (
@@ -54,9 +54,9 @@ class SyncDatabasePool(ClientBase):
         super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
         target = self._endpoint.grpc_target
         self._channel = (
-            grpc.secure_channel(target, grpc.ssl_channel_credentials())
+            grpc.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
             if self._endpoint.tls
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(target, CHANNEL_OPTIONS)
         )
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
 

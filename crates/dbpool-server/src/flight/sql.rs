@@ -21,15 +21,11 @@ use dbpool_proto::v1::QueryTicket;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The call header that picks the pool of a Flight SQL call.
 pub const POOL_HEADER: &str = "x-dbpool-pool";
-/// Flight SQL sessions keep a transaction open between statements (ADBC's autocommit
-/// off); they get a longer idle timeout than PoolService transactions.
-const SESSION_TX_IDLE: Duration = Duration::from_secs(3600);
 
 /// The Flight SQL service.
 pub struct SqlService {
@@ -508,15 +504,10 @@ impl FlightSqlService for SqlService {
         req: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
         let pool = self.pool_of(req.metadata()).map_err(st)?;
-        let owner = req.remote_addr().map(|a| a.to_string());
+        // Owned by this client connection; idle timeout: the server's default (0).
         let id = self
             .calls
-            .begin(
-                &pool,
-                Default::default(),
-                owner,
-                SESSION_TX_IDLE.as_millis() as u64,
-            )
+            .begin(&pool, Default::default(), 0)
             .await
             .map_err(st)?;
         Ok(ActionBeginTransactionResult {

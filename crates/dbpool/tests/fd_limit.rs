@@ -1,0 +1,112 @@
+//! The daemon at its file-descriptor limit (issue 15): accept fails with EMFILE for as
+//! long as the descriptors are taken. The accept loop must back off and log a bounded
+//! number of lines (it once logged 18.8 M lines in 35 s and stopped answering), and the
+//! daemon must answer again once the connections are gone.
+use dbpool_proto::v1 as pb;
+use dbpool_proto::v1::pool_service_client::PoolServiceClient;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the daemon when the test ends, pass or fail.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn log_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Polls the log until `pred` finds what it wants in it.
+async fn wait_for_log<T>(path: &Path, what: &str, pred: impl Fn(&str) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = pred(&log_text(path)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in the daemon's log:\n{}",
+            log_text(path)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn accept_errors_back_off_and_the_daemon_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let script = format!(
+        "ulimit -n 64 && exec '{}' serve --listen 127.0.0.1:0 --data-dir '{}'",
+        env!("CARGO_BIN_EXE_dbpool"),
+        dir.path().display()
+    );
+    let _daemon = Daemon(
+        Command::new("sh")
+            .args(["-c", &script])
+            .env("DBPOOL_LOG", "info")
+            .env_remove("DBPOOL_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = wait_for_log(&log, "`dbpool serving` line", |text| {
+        let line = text.lines().find(|l| l.contains("dbpool serving"))?;
+        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+        Some(addr.to_string())
+    })
+    .await;
+    let endpoint = format!("http://{addr}");
+
+    // More connections than the daemon has descriptors: the kernel completes them in
+    // the listen backlog, the daemon's accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let failed = "accepting a client connection failed";
+    wait_for_log(&log, "accept failure", |t| t.contains(failed).then_some(())).await;
+    // The window in which a spinning accept loop logged hundreds of thousands of lines.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = log_text(&log);
+    let failures = text.lines().filter(|l| l.contains(failed)).count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} accept-failure lines in 2 s:\n{text}"
+    );
+    assert!(text.lines().count() < 100, "log grew to:\n{text}");
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answered = async {
+            let ch = tonic::transport::Channel::from_shared(endpoint.clone())
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            PoolServiceClient::new(ch)
+                .list_pools(pb::ListPoolsRequest {})
+                .await
+                .ok()
+        }
+        .await;
+        if let Some(r) = answered {
+            assert_eq!(r.into_inner().pools.len(), 1, "the default pool");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon stopped answering:\n{}",
+            log_text(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
