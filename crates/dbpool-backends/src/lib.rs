@@ -11,6 +11,7 @@ mod pool;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod request_policy;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tx;

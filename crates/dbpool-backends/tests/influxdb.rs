@@ -1,7 +1,8 @@
 //! InfluxDB 1.x backend against real servers started by scripts/influxdb.sh (env
 //! DBPOOL_TEST_INFLUX_URL and DBPOOL_TEST_INFLUX_AUTH_URL): field types, GROUP BY,
 //! chunked streaming, in-body errors; writes (escaping, bulk insert) and auth in
-//! `influxdb/writes.rs`. Each test has its own database, dropped at the end.
+//! `influxdb/writes.rs`; a scripted fake server for huge bodies and redirects in
+//! `influxdb/http.rs`. Each test has its own database, dropped at the end.
 use arrow::array::*;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimestampNanosecondType};
 use dbpool_backends::Factory;
@@ -11,6 +12,8 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "influxdb/http.rs"]
+mod http;
 #[path = "influxdb/writes.rs"]
 mod writes;
 
@@ -21,6 +24,9 @@ fn env_url(var: &str) -> String {
         )
     })
 }
+
+/// Settings of an admin pool: creating and dropping databases is denied by default.
+const ADMIN: &[(&str, &str)] = &[("allowed_statements", "CREATE DATABASE, DROP DATABASE")];
 
 async fn backend_with(url: &str, settings: &[(&str, &str)], max: u32) -> Arc<dyn Backend> {
     let mut cfg = PoolConfig {
@@ -49,7 +55,7 @@ impl InfluxDb {
     async fn create() -> InfluxDb {
         let base = env_url("DBPOOL_TEST_INFLUX_URL");
         let name = dbpool_testkit::unique_name("dbpool_t");
-        let admin = backend_with(&base, &[], 1).await;
+        let admin = backend_with(&base, ADMIN, 1).await;
         admin
             .execute(&format!("CREATE DATABASE {name}"), vec![])
             .await
@@ -75,7 +81,7 @@ impl Drop for InfluxDb {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let admin = backend_with(&env_url("DBPOOL_TEST_INFLUX_URL"), &[], 1).await;
+                let admin = backend_with(&env_url("DBPOOL_TEST_INFLUX_URL"), ADMIN, 1).await;
                 let sql = format!("DROP DATABASE {name}");
                 let _ = tokio::time::timeout(Duration::from_secs(10), admin.execute(&sql, vec![]))
                     .await;

@@ -39,28 +39,79 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// Replaces the password of a URL (and `password=` query values) with `***`.
+/// Query parameters whose values are shown by `redact_url` (compared ignoring case):
+/// connection tuning and names every backend reads, none of which carries a secret.
+/// Every other value is `***`, `options` included (`-c password=…` is one).
+const SAFE_QUERY_KEYS: &[&str] = &[
+    // PostgreSQL (libpq names).
+    "sslmode",
+    "sslnegotiation",
+    "channel_binding",
+    "connect_timeout",
+    "application_name",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "tcp_user_timeout",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    // MSSQL.
+    "encrypt",
+    "trust_server_certificate",
+    "trustservercertificate",
+    "trust_server_certificate_ca",
+    "instance",
+    "instance_name",
+    "application_intent",
+    "app_name",
+    "applicationname",
+    // InfluxDB.
+    "db",
+    "rp",
+    "retention_policy",
+    "precision",
+    // Redis.
+    "protocol",
+    // SQLite.
+    "mode",
+    "cache",
+];
+
+/// The URL as it may be shown (ListPools, logs): the password of the user info, every
+/// query value whose key is not on a known-safe list, and the fragment become `***`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let secret = matches!(
-                        k.to_ascii_lowercase().as_str(),
-                        "password" | "pass" | "pwd" | "token"
-                    );
-                    (
-                        k.into_owned(),
-                        if secret { "***".into() } else { v.into_owned() },
-                    )
-                })
-                .collect();
-            if !pairs.is_empty() {
-                u.query_pairs_mut().clear().extend_pairs(pairs);
+            if u.query().is_some() {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let safe = SAFE_QUERY_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                        let shown = if safe || v.is_empty() {
+                            v.into_owned()
+                        } else {
+                            "***".into()
+                        };
+                        (k.into_owned(), shown)
+                    })
+                    .collect();
+                if pairs.is_empty() {
+                    u.set_query(None);
+                } else {
+                    u.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+            }
+            if u.fragment().is_some() {
+                u.set_fragment(Some("***"));
             }
             u.to_string()
         }
@@ -84,5 +135,26 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "\"***\"");
+    }
+
+    #[test]
+    fn only_known_safe_query_values_are_shown() {
+        let r = redact_url(
+            "postgres://bob@db/app?options=-c%20secret%3Dx&SSLMode=require&api_key=k1&empty=",
+        );
+        assert_eq!(
+            r,
+            "postgres://bob@db/app?options=***&SSLMode=require&api_key=***&empty="
+        );
+        assert!(!r.contains("secret") && !r.contains("k1"), "{r}");
+        let r = redact_url("influxdb://u:pw@h:8086/db?rp=week&precision=s#token=abc");
+        assert_eq!(r, "influxdb://u:***@h:8086/db?rp=week&precision=s#***");
+        let r = redact_url("redis://:hunter2@127.0.0.1:6379/0?unknown=hunter3#hunter4");
+        assert!(!r.contains("hunter"), "{r}");
+        let r = redact_url("mssql://sa:p@h/db?encrypt=on&trust_server_certificate=true");
+        assert_eq!(r, "mssql://sa:***@h/db?encrypt=on&trust_server_certificate=true");
+        // A `?` with nothing after it stays harmless.
+        assert_eq!(redact_url("postgres://h/db?"), "postgres://h/db");
+        assert_eq!(redact_url("not a url: hunter2"), "***");
     }
 }

@@ -26,6 +26,15 @@ fn base_url() -> String {
     })
 }
 
+/// Settings of an admin pool: creating and dropping databases is denied by default.
+fn admin_settings() -> std::collections::BTreeMap<String, String> {
+    [(
+        "allowed_statements".to_string(),
+        "CREATE DATABASE, DROP DATABASE".to_string(),
+    )]
+    .into()
+}
+
 /// Drops the test database on drop, also when the test failed.
 struct DropDb(String);
 
@@ -42,6 +51,7 @@ impl Drop for DropDb {
                 use dbpool_core::BackendFactory;
                 let cfg = dbpool_config::PoolConfig {
                     url: Some(dbpool_config::Secret::new(base_url())),
+                    settings: admin_settings(),
                     ..Default::default()
                 };
                 let admin = dbpool_backends::Factory
@@ -124,6 +134,7 @@ async fn dataframe_in_time_series_out() {
         |c| {
             let p = c.pools.get_mut("influx").unwrap();
             p.settings.insert("tag_columns".into(), "host".into());
+            c.pools.get_mut("admin").unwrap().settings = admin_settings();
         },
     )
     .await;
@@ -271,7 +282,10 @@ async fn a_dropped_stream_aborts_the_query() {
             ("admin", base.as_str()),
             ("influx", &format!("{base}/{db}")),
         ],
-        |c| c.pools.get_mut("influx").unwrap().options.max_connections = 1,
+        |c| {
+            c.pools.get_mut("influx").unwrap().options.max_connections = 1;
+            c.pools.get_mut("admin").unwrap().settings = admin_settings();
+        },
     )
     .await;
     let mut c = server.pools().await;

@@ -87,7 +87,13 @@ fn reason(s: &tonic::Status) -> (String, std::collections::HashMap<String, Strin
 #[tokio::test]
 async fn redis_over_pool_service() {
     let p = Prefix::new();
-    let server = TestServer::start(&[("r", &redis_url())]).await;
+    let server = TestServer::start_with(&[("r", &redis_url()), ("strict", &redis_url())], |c| {
+        // A denylist of its own: the operator's, so from the config file.
+        let p = c.pools.get_mut("strict").unwrap();
+        p.settings
+            .insert("denied_commands".into(), "GET,HGETALL".into());
+    })
+    .await;
     let mut c = server.pools().await;
     let h = format!("{}h", p.0);
     let n = c
@@ -152,15 +158,7 @@ async fn redis_over_pool_service() {
     assert_eq!(reason(&e).0, "PERMISSION_DENIED");
     let e = query_ipc(&mut c, "r", "KEYS *", vec![]).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    // A pool created over gRPC with its own denylist.
-    c.create_pool(pb::CreatePoolRequest {
-        pool_id: "strict".into(),
-        url: redis_url(),
-        settings: [("denied_commands".to_string(), "GET,HGETALL".to_string())].into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    // A pool of the config file with its own denylist.
     let e = query_ipc(&mut c, "strict", &format!("HGETALL {h}"), vec![])
         .await
         .unwrap_err();
@@ -318,24 +316,15 @@ async fn query_within(
 #[tokio::test]
 async fn an_abandoned_blocking_command_closes_its_connection() {
     let p = Prefix::new();
-    let server = TestServer::start(&[]).await;
-    let mut c = server.pools().await;
-    c.create_pool(pb::CreatePoolRequest {
-        pool_id: "one".into(),
-        url: redis_url(),
-        options: Some(pb::PoolOptions {
-            max_connections: 1,
-            ..Default::default()
-        }),
-        settings: [(
-            "allowed_commands".to_string(),
-            "CLIENT|ID,CLIENT|LIST".to_string(),
-        )]
-        .into(),
-        ..Default::default()
+    // CLIENT ID and CLIENT LIST re-allowed: the operator's, so from the config file.
+    let server = TestServer::start_with(&[("one", &redis_url())], |c| {
+        let p = c.pools.get_mut("one").unwrap();
+        p.options.max_connections = 1;
+        p.settings
+            .insert("allowed_commands".into(), "CLIENT|ID,CLIENT|LIST".into());
     })
-    .await
-    .unwrap();
+    .await;
+    let mut c = server.pools().await;
     let before = cell(&query_within(&mut c, "CLIENT ID", 20_000).await.unwrap());
 
     let e = query_within(&mut c, &format!("BLPOP {}list 60", p.0), 1_000)

@@ -1,5 +1,6 @@
 //! The pool's URL (`influxdb://user:pass@host:8086/db`) and `settings`, parsed once into
 //! what every InfluxDB API version needs: where, who, which database, write defaults.
+use super::policy::StatementPolicy;
 use dbpool_config::ResolvedPool;
 use dbpool_core::{Error, Result};
 use std::collections::BTreeMap;
@@ -14,7 +15,13 @@ const KNOWN: &[&str] = &[
     "time_column",
     "write_batch_lines",
     "connect_timeout_ms",
+    "denied_statements",
+    "allowed_statements",
+    "max_chunk_bytes",
 ];
+
+/// Most lines per `/write` POST (its body is buffered whole).
+const MAX_WRITE_BATCH_LINES: u64 = 100_000;
 
 /// Everything the pool's URL and settings say, validated.
 #[derive(Clone)]
@@ -41,6 +48,10 @@ pub struct InfluxConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout, streaming included (`statement_timeout_ms`; None: none).
     pub request_timeout: Option<Duration>,
+    /// Which statements the pool may run (the operator's settings).
+    pub policy: StatementPolicy,
+    /// Largest response object read: a whole `/query` body, or one line of a chunked one.
+    pub max_chunk_bytes: usize,
 }
 
 impl std::fmt::Debug for InfluxConfig {
@@ -182,12 +193,27 @@ impl InfluxConfig {
             precision,
             tag_columns: get("tag_columns").map(split_list).unwrap_or_default(),
             time_column: get("time_column").unwrap_or("time").to_string(),
-            write_batch_lines: number("write_batch_lines", 5000)? as usize,
+            write_batch_lines: match number("write_batch_lines", 5000)? {
+                // One POST's body is buffered whole: keep it bounded.
+                n @ 1..=MAX_WRITE_BATCH_LINES => n as usize,
+                _ => {
+                    return Err(Error::invalid(
+                        "settings.write_batch_lines",
+                        format!("must be at most {MAX_WRITE_BATCH_LINES}"),
+                    ))
+                }
+            },
             connect_timeout: Duration::from_millis(number(
                 "connect_timeout_ms",
                 default_connect.as_millis() as u64,
             )?),
             request_timeout: dbpool_config::PoolOptions::optional(cfg.options.statement_timeout_ms),
+            policy: StatementPolicy::parse(&cfg.settings)?,
+            max_chunk_bytes: usize::try_from(number(
+                "max_chunk_bytes",
+                super::v1::chunked::DEFAULT_MAX_CHUNK_BYTES as u64,
+            )?)
+            .map_err(|_| Error::invalid("settings.max_chunk_bytes", "is too large"))?,
         })
     }
 }
@@ -260,6 +286,10 @@ mod tests {
         assert!(parse("influxdb://h/db?foo=1", &[]).is_err());
         assert!(parse("influxdb://h/db", &[("precision", "d")]).is_err());
         assert!(parse("influxdb://h/db", &[("write_batch_lines", "0")]).is_err());
+        assert!(parse("influxdb://h/db", &[("write_batch_lines", "100001")]).is_err());
+        assert!(parse("influxdb://h/db", &[("max_chunk_bytes", "0")]).is_err());
+        let c = parse("influxdb://h/db", &[("max_chunk_bytes", "4096")]).unwrap();
+        assert_eq!(c.max_chunk_bytes, 4096);
         assert!(matches!(
             parse("influxdb://h/db", &[("api", "v2")]),
             Err(Error::Unsupported(_))

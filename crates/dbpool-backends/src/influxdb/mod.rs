@@ -10,6 +10,7 @@
 mod bulk;
 mod config;
 mod line;
+pub mod policy;
 mod v1;
 
 pub use bulk::Target;

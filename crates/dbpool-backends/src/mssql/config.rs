@@ -147,6 +147,22 @@ fn from_url(url: &url::Url, connect_timeout: Duration) -> Result<Settings> {
         named_instance: false,
         connect_timeout,
     };
+    // tiberius panics when both trust settings are given: refuse the pair first.
+    let trust_all = url.query_pairs().any(|(k, v)| {
+        matches!(
+            k.to_ascii_lowercase().as_str(),
+            "trust_server_certificate" | "trustservercertificate"
+        ) && boolean(&v, "").unwrap_or(false)
+    });
+    let trust_ca = url
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("trust_server_certificate_ca"));
+    if trust_all && trust_ca {
+        return Err(Error::invalid(
+            "url (trust_server_certificate_ca)",
+            "cannot be combined with trust_server_certificate=true",
+        ));
+    }
     for (k, v) in url.query_pairs() {
         let key = format!("url ({k})");
         match k.to_ascii_lowercase().as_str() {
@@ -246,7 +262,24 @@ fn from_ado(ado: &str, url: &url::Url, connect_timeout: Duration) -> Result<Sett
             return Err(Error::invalid(format!("settings.ado ({k})"), WINDOWS_AUTH));
         }
     }
-    let mut c = Config::from_ado_string(ado)
+    let trust_all = get(&["trustservercertificate"])
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes"));
+    if trust_all && get(&["trustservercertificateca"]).is_some() {
+        return Err(Error::invalid(
+            "settings.ado (TrustServerCertificateCA)",
+            "cannot be combined with TrustServerCertificate=true",
+        ));
+    }
+    // The driver panics on some combinations it does not report as errors (both trust
+    // settings, which the check above catches when our reading of the string agrees
+    // with its parser's): a panic here must not take down the caller's request.
+    let parsed = std::panic::catch_unwind(|| Config::from_ado_string(ado)).map_err(|_| {
+        Error::invalid(
+            "settings.ado",
+            "the driver refused this connection string (contradicting settings)",
+        )
+    })?;
+    let mut c = parsed
         .map_err(|e| Error::invalid("settings.ado", format!("not an ADO.NET string: {e}")))?;
     if get(&["encrypt"]).is_none() {
         c.encryption(EncryptionLevel::Required);
@@ -289,6 +322,20 @@ fn from_ado(ado: &str, url: &url::Url, connect_timeout: Duration) -> Result<Sett
 mod tests {
     use super::*;
     use dbpool_config::{PoolOptions, Secret};
+
+    #[test]
+    fn both_trust_settings_are_an_error_not_a_panic() {
+        let url = "mssql://sa:p@h/db?trust_server_certificate=true&trust_server_certificate_ca=/x";
+        let e = settings("p", &pool(url, None)).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument { field, .. } if field == "url (trust_server_certificate_ca)"),
+            "{e}"
+        );
+        let ado = "Server=h;User Id=sa;Password=p;TrustServerCertificate=yes;\
+                   TrustServerCertificateCA=/x";
+        let e = settings("p", &pool("mssql://h", Some(ado))).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument { field, .. } if field.starts_with("settings.ado")));
+    }
 
     fn pool(url: &str, ado: Option<&str>) -> ResolvedPool {
         ResolvedPool {

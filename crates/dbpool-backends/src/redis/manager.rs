@@ -42,8 +42,14 @@ impl RedisManager {
                         "only applies to rediss:// URLs",
                     ));
                 }
+                // One message whether the file is missing, unreadable or a directory: a
+                // caller must not learn which paths exist. The operator's log has why.
                 let pem = std::fs::read(path).map_err(|e| {
-                    Error::invalid("settings.tls_ca_file", format!("cannot read {path}: {e}"))
+                    tracing::warn!(path = %path, error = %e, "settings.tls_ca_file cannot be read");
+                    Error::invalid(
+                        "settings.tls_ca_file",
+                        "the CA file cannot be read (the daemon's log says why)",
+                    )
                 })?;
                 let certs = redis::TlsCertificates {
                     client_tls: None,

@@ -6,30 +6,50 @@ use dbpool_core::{Error, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-/// Commands denied when `settings.denied_commands` is not given: whole-database wipes,
-/// server administration, and scripts (a script can call any command, denied or not).
+/// Commands denied when `settings.denied_commands` is not given (docs/redis.md has the
+/// reasons): whole-database wipes, server administration and debugging, replication,
+/// data moved between databases or servers in serialized form, reads of other clients'
+/// commands, O(N) key listing, and scripts (a script can call any command, denied or
+/// not, through `redis.call`). `NAME|SUB` entries deny one subcommand only.
 pub const DEFAULT_DENIED: &[&str] = &[
+    // Wipes and server administration.
     "FLUSHALL",
     "FLUSHDB",
+    "SWAPDB",
     "CONFIG",
     "SHUTDOWN",
-    "DEBUG",
-    "KEYS",
     "SAVE",
     "BGSAVE",
     "BGREWRITEAOF",
+    "ACL",
+    "MODULE",
+    "CLIENT",
+    "SLOWLOG",
+    "LATENCY|RESET",
+    "MEMORY|PURGE",
+    // Debugging.
+    "DEBUG",
+    "PFDEBUG",
+    "PFSELFTEST",
+    // Replication and clustering.
     "REPLICAOF",
     "SLAVEOF",
-    "FAILOVER",
-    "CLUSTER",
-    "MODULE",
-    "ACL",
-    "CLIENT",
-    "MIGRATE",
-    "SWAPDB",
     "SYNC",
     "PSYNC",
-    "PFDEBUG",
+    "REPLCONF",
+    "FAILOVER",
+    "CLUSTER",
+    "SENTINEL",
+    // Data moved in serialized form or into another database or server.
+    "MIGRATE",
+    "DUMP",
+    "RESTORE",
+    "RESTORE-ASKING",
+    "MOVE",
+    "COPY|DB",
+    // O(N) over the whole keyspace: SCAN_KEYS streams it instead.
+    "KEYS",
+    // Scripts and functions.
     "SCRIPT",
     "FUNCTION",
     "EVAL",
@@ -81,7 +101,7 @@ impl Policy {
     /// (PERMISSION_DENIED).
     pub fn check(&self, cmd: &Command) -> Result<()> {
         let name = cmd.name();
-        let full = cmd.sub().map(|s| format!("{name}|{s}"));
+        let full = policy_sub(cmd, &name).map(|s| format!("{name}|{s}"));
         let is = |set: &dyn Fn(&str) -> bool| (set(&name), full.as_deref().is_some_and(set));
         let (plain, sub) = is(&|n| CONNECTION_STATE.contains(&n));
         if plain || sub {
@@ -109,6 +129,19 @@ impl Policy {
              and settings.allowed_commands)"
         )))
     }
+}
+
+/// The subcommand a policy entry `NAME|SUB` matches: the second argument, except for
+/// `COPY src dst … DB n`, whose `DB` option (a copy into another database) is `COPY|DB`.
+fn policy_sub(cmd: &Command, name: &str) -> Option<String> {
+    if name == "COPY" {
+        let into_db = cmd
+            .args
+            .get(3..)
+            .is_some_and(|rest| rest.iter().any(|a| a.eq_ignore_ascii_case(b"DB")));
+        return into_db.then(|| "DB".to_string());
+    }
+    cmd.sub()
 }
 
 impl Policy {

@@ -206,11 +206,11 @@ async fn bulk_insert_then_read_back_equal() {
 #[tokio::test]
 async fn auth_failures_and_slots() {
     let url = env_url("DBPOOL_TEST_INFLUX_AUTH_URL");
-    let good = backend_with(&url, &[], 1).await;
+    let good = backend_with(&url, ADMIN, 1).await;
     good.health_check().await.unwrap();
     let (head, tail) = url.split_once("://").unwrap();
     let (_, host) = tail.rsplit_once('@').unwrap();
-    let wrong = backend_with(&format!("{head}://dbpool_admin:wrong@{host}"), &[], 1).await;
+    let wrong = backend_with(&format!("{head}://dbpool_admin:wrong@{host}"), ADMIN, 1).await;
     assert!(matches!(
         wrong
             .query("SHOW DATABASES", vec![], 10)

@@ -126,3 +126,31 @@ async fn rediss_with_a_private_ca() {
         "{e}"
     );
 }
+
+/// A CA file of the config file that cannot be read: one message whether it is missing
+/// or a directory, naming neither the path nor the reason (those go to the log).
+#[tokio::test]
+async fn an_unreadable_ca_file_does_not_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let mut messages = Vec::new();
+    for path in [missing.as_path(), dir.path()] {
+        let cfg = PoolConfig {
+            url: Some(Secret::new("rediss://127.0.0.1:6379")),
+            settings: [("tls_ca_file".to_string(), path.display().to_string())].into(),
+            ..Default::default()
+        };
+        let e = Factory
+            .create("r", &cfg.resolve("").unwrap())
+            .await
+            .err()
+            .unwrap();
+        let Error::InvalidArgument { field, message } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(field, "settings.tls_ca_file");
+        assert!(!message.contains(&dir.path().display().to_string()), "{message}");
+        messages.push(message);
+    }
+    assert_eq!(messages[0], messages[1]);
+}

@@ -64,8 +64,21 @@ impl Response {
 pub fn parse(bytes: &[u8]) -> Result<Response> {
     serde_json::from_slice(bytes).map_err(|e| {
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+        let head = super::error::excerpt(&head);
         Error::Internal(format!("malformed InfluxDB response ({e}): {head}"))
     })
+}
+
+/// Bytes one response object (a whole body, or one line of a chunked one) may have
+/// when the pool does not set `max_chunk_bytes`.
+pub const DEFAULT_MAX_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+
+/// A response object longer than the pool's `max_chunk_bytes`.
+pub fn too_large(max: usize) -> Error {
+    Error::ResourceExhausted(format!(
+        "an InfluxDB response object is larger than settings.max_chunk_bytes ({max} bytes); \
+         ask for fewer rows per batch (batch_size) or raise the setting"
+    ))
 }
 
 /// Reads a chunked `/query` body line by line.
@@ -74,15 +87,24 @@ pub struct Chunks {
     buf: Vec<u8>,
     /// Bytes of `buf` known to hold no newline.
     scanned: usize,
+    /// Longest line buffered: one endless line must not take all memory.
+    max_line: usize,
 }
 
 impl Chunks {
-    /// Wraps a response body.
+    /// Wraps a response body; lines up to `DEFAULT_MAX_CHUNK_BYTES`.
+    #[cfg(test)]
     pub fn new(body: BoxStream<'static, reqwest::Result<Bytes>>) -> Self {
+        Self::with_max_line(body, DEFAULT_MAX_CHUNK_BYTES)
+    }
+
+    /// Wraps a response body; a line longer than `max_line` bytes is an error.
+    pub fn with_max_line(body: BoxStream<'static, reqwest::Result<Bytes>>, max_line: usize) -> Self {
         Chunks {
             body,
             buf: Vec::new(),
             scanned: 0,
+            max_line,
         }
     }
 
@@ -104,6 +126,9 @@ impl Chunks {
                 }
             }
             self.scanned = self.buf.len();
+            if self.buf.len() > self.max_line {
+                return Err(too_large(self.max_line));
+            }
             match self.body.next().await {
                 Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
                 Some(Err(e)) => return Err(transport(e)),
@@ -152,6 +177,14 @@ mod tests {
         let c = r.next().await.unwrap().unwrap();
         assert!(c.error().is_some());
         assert!(r.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_is_cut_off() {
+        let parts = futures::stream::repeat_with(|| Ok(Bytes::from(vec![b'x'; 1024])));
+        let mut r = Chunks::with_max_line(parts.boxed(), 10_000);
+        assert!(matches!(r.next().await, Err(Error::ResourceExhausted(_))));
+        assert!(r.buf.len() <= 10_000 + 1024);
     }
 
     #[tokio::test]

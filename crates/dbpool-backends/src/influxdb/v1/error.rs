@@ -20,16 +20,46 @@ pub fn transport(e: reqwest::Error) -> Error {
     }
 }
 
-/// The message of an error body: the `error` member of JSON, else the text itself.
+/// Characters of an upstream message a caller sees at most.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// At most `EXCERPT_CHARS` characters of an upstream message, control characters
+/// (newlines, escapes that could forge log lines or terminals) made spaces; `…` marks a
+/// cut. Whatever a server or something posing as one sends, a caller gets no more.
+pub fn excerpt(text: &str) -> String {
+    let mut chars = text
+        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .chars();
+    let mut out: String = chars
+        .by_ref()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The message of an error body: the `error` member of JSON, else the text itself; an
+/// excerpt either way.
 pub fn body_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Body {
         error: String,
     }
     match serde_json::from_slice::<Body>(body) {
-        Ok(b) => b.error,
-        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+        Ok(b) => excerpt(&b.error),
+        Err(_) => excerpt(&String::from_utf8_lossy(body)),
     }
+}
+
+/// A 3xx answer: not followed, so the pool cannot be pointed through to another server.
+pub fn redirect(code: u16) -> Error {
+    Error::Unavailable(format!(
+        "InfluxDB answered HTTP {code}, a redirect, which is not followed: point the pool's \
+         URL at the server itself"
+    ))
 }
 
 /// A non-2xx response: 401/403 are bad credentials or privileges, 4xx the statement's
@@ -52,7 +82,7 @@ pub fn status(code: u16, body: &[u8]) -> Error {
 /// An error InfluxDB put inside a 200 response (`database not found: x`).
 pub fn in_body(message: String) -> Error {
     Error::Database {
-        message,
+        message: excerpt(&message),
         code: None,
     }
 }
@@ -75,5 +105,22 @@ mod tests {
         assert!(
             matches!(status(404, b""), Error::Database { message, .. } if message == "HTTP status 404")
         );
+        assert!(matches!(redirect(307), Error::Unavailable(m) if m.contains("HTTP 307")));
+    }
+
+    #[test]
+    fn excerpts_are_short_and_plain() {
+        let long = format!("a\u{1b}[31mb\r\nc{}", "é".repeat(1000));
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert!(e.starts_with("a [31mb  c"), "{e}");
+        assert!(e.ends_with('…'));
+        assert!(!e.chars().any(char::is_control));
+        assert_eq!(excerpt(" short\n"), "short");
+        let body = format!(r#"{{"error":"{}"}}"#, "x".repeat(5000));
+        let Error::Database { message, .. } = status(400, body.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(message.chars().count(), EXCERPT_CHARS + 1);
     }
 }

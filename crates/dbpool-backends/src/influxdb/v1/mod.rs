@@ -44,6 +44,9 @@ impl Client {
                 env!("CARGO_PKG_VERSION")
             ))
             .connect_timeout(cfg.connect_timeout)
+            // A redirect is an error naming its status: following it would make the pool
+            // a proxy to wherever the server (or whoever answers) points.
+            .redirect(reqwest::redirect::Policy::none())
             // Keep-alive connections: as many as requests may run at once.
             .pool_max_idle_per_host(options.max_connections as usize)
             .pool_idle_timeout(PoolOptions::optional(options.idle_timeout_ms))
@@ -116,14 +119,22 @@ impl Client {
         Ok(req)
     }
 
-    /// Sends `req`; a non-2xx status becomes the error its body describes.
+    /// Sends `req`; a non-2xx status becomes the error its body describes, of which at
+    /// most `ERROR_BODY_CAP` bytes are read; a 3xx is not followed.
     async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(error::transport)?;
         let code = resp.status();
         if code.is_success() {
             return Ok(resp);
         }
-        let body = resp.bytes().await.unwrap_or_default();
+        if code.is_redirection() {
+            return Err(error::redirect(code.as_u16()));
+        }
+        // A failed read leaves what was read: the status still tells what happened.
+        let body = match read_capped(resp, ERROR_BODY_CAP).await {
+            Ok((body, _)) => body,
+            Err(_) => Vec::new(),
+        };
         Err(error::status(code.as_u16(), &body))
     }
 
@@ -171,7 +182,11 @@ impl Client {
     /// Runs InfluxQL with a small result, read whole; errors in the body are errors.
     pub async fn query_all(&self, sql: &str, params: &[Param]) -> Result<Response> {
         let resp = self.post_query(sql, params, None).await?;
-        let body = resp.bytes().await.map_err(error::transport)?;
+        let max = self.cfg.max_chunk_bytes;
+        let (body, complete) = read_capped(resp, max).await?;
+        if !complete {
+            return Err(chunked::too_large(max));
+        }
         let r = chunked::parse(&body)?;
         match r.error() {
             Some(e) => Err(e),
@@ -207,6 +222,24 @@ impl Client {
         Self::send(self.request(reqwest::Method::GET, "ping")?).await?;
         self.query_all("SHOW DATABASES", &[]).await.map(drop)
     }
+}
+
+/// Most bytes of an error response read: enough for any message InfluxDB writes, and
+/// what the caller sees of it is a short excerpt anyway.
+pub const ERROR_BODY_CAP: usize = 64 * 1024;
+
+/// Reads a body chunk by chunk, at most `cap` bytes; whether it ended within them.
+/// The rest is never read: dropping the response closes the connection.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(error::transport)? {
+        if out.len() + chunk.len() > cap {
+            out.extend_from_slice(&chunk[..cap - out.len()]);
+            return Ok((out, false));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out, true))
 }
 
 /// Positional parameters as InfluxQL bound parameters: `$1`, `$2`, … in the query.

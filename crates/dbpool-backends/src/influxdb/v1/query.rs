@@ -32,11 +32,12 @@ pub async fn start(
     if sql.trim().is_empty() {
         return Err(Error::invalid("sql", "is empty"));
     }
+    client.cfg.policy.check(sql)?;
     let batch_size = batch_size.max(1);
     let slot = client.slot().await?;
     // A chunk is at most one batch of rows: memory stays at about two batches.
     let resp = client.post_query(sql, &params, Some(batch_size)).await?;
-    let mut chunks = Chunks::new(resp.bytes_stream().boxed());
+    let mut chunks = Chunks::with_max_line(resp.bytes_stream().boxed(), client.cfg.max_chunk_bytes);
     let mut pending = Vec::new();
     while let Some(r) = chunks.next().await? {
         if let Some(e) = r.error() {

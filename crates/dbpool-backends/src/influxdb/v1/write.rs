@@ -36,8 +36,12 @@ pub async fn execute(client: &Client, text: &str, params: &[Param]) -> Result<u6
     if text.trim().is_empty() {
         return Err(Error::invalid("sql", "is empty"));
     }
+    let influxql = is_influxql(text);
+    if influxql {
+        client.cfg.policy.check(text)?;
+    }
     let _slot = client.slot().await?;
-    if is_influxql(text) {
+    if influxql {
         let r = client.query_all(text, params).await?;
         // SELECT … INTO answers with a `result` series: [time, written].
         let written = r
@@ -137,8 +141,10 @@ pub async fn bulk_insert(
             }
         }
         InsertMode::Replace => {
-            let _slot = client.slot().await?;
             let drop = format!("DROP MEASUREMENT {}", quote_ident(&t.measurement));
+            // The operator may have denied dropping: replace must not get round it.
+            client.cfg.policy.check(&drop)?;
+            let _slot = client.slot().await?;
             client.query_all(&drop, &[]).await?;
         }
     }
