@@ -28,6 +28,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use health::service_name as health_service_name;
 
+/// Entry points for the fuzz target and the IPC mutation test: the decoder DoPut uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::flight::ipc_in::{decode_framed, frame, IpcDecoder, IpcLimits};
+    pub use crate::flight::prepared::open_prepared_statements;
+}
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -129,6 +136,11 @@ pub async fn run(
         ..calls
     };
     let txs = calls.txs.clone();
+    let flight = flight::FlightImpl::new(calls.clone(), &config.server.limits);
+    let prepared = flight.prepared();
+    if let Ok(addr) = listener.local_addr() {
+        flight::prepared::register_server(addr, &prepared);
+    }
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let tx_task = {
         let txs = txs.clone();
@@ -136,8 +148,14 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
-                    Some(peer) = closed_rx.recv() => { txs.owner_gone(&peer).await; }
-                    _ = tick.tick() => { txs.reap_idle().await; }
+                    Some(peer) = closed_rx.recv() => {
+                        txs.owner_gone(&peer).await;
+                        prepared.owner_gone(&peer);
+                    }
+                    _ = tick.tick() => {
+                        txs.reap_idle().await;
+                        prepared.reap_idle();
+                    }
                 }
             }
         })
@@ -146,7 +164,7 @@ pub async fn run(
         PoolServiceServer::new(pool_service::PoolServiceImpl::new(calls.clone(), health))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let flight_service = FlightServiceServer::new(flight::FlightImpl::new(calls))
+    let flight_service = FlightServiceServer::new(flight)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let reflection = || {
