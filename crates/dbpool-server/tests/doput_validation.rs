@@ -70,6 +70,30 @@ async fn put(f: &mut FlightClient, msgs: Vec<FlightData>) -> Result<u64, Status>
         .rows_inserted)
 }
 
+/// Flight SQL ingest of raw messages into `t` of the pool named by the call header.
+async fn ingest(f: &mut FlightClient, mut msgs: Vec<FlightData>) -> Result<i64, Status> {
+    use arrow_flight::sql::{CommandStatementIngest, DoPutUpdateResult, ProstMessageExt};
+    let cmd = CommandStatementIngest {
+        table: "t".into(),
+        ..Default::default()
+    };
+    msgs[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
+    let status = |e: FlightError| match e {
+        FlightError::Tonic(s) => *s,
+        other => panic!("not a status: {other:?}"),
+    };
+    let out: Vec<PutResult> = f
+        .do_put(futures::stream::iter(msgs.into_iter().map(Ok)))
+        .await
+        .map_err(status)?
+        .try_collect()
+        .await
+        .map_err(status)?;
+    Ok(DoPutUpdateResult::decode(out[0].app_metadata.clone())
+        .unwrap()
+        .record_count)
+}
+
 async fn count(server: &TestServer, pool: &str) -> i64 {
     let mut c = server.pools().await;
     let b = query_ipc(&mut c, pool, "SELECT count(*) AS n FROM t", vec![])
@@ -167,6 +191,18 @@ async fn broken_ipc_is_refused_and_writes_nothing() {
                 "{pool} {what}: nothing written"
             );
         }
+        // Flight SQL ingest goes through the same decoder.
+        f.add_header("x-dbpool-pool", pool).unwrap();
+        for (what, msgs) in broken(pool) {
+            let s = ingest(&mut f, msgs).await.unwrap_err();
+            assert_eq!(
+                s.code(),
+                Code::InvalidArgument,
+                "ingest {pool} {what}: {s:?}"
+            );
+            assert!(s.message().contains("flight_data["), "{s:?}");
+        }
+        assert_eq!(count(&server, pool).await, 0, "{pool}: nothing ingested");
         // The server still answers, and a good stream is written whole.
         let n = put(
             &mut f,

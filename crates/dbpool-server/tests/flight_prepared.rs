@@ -3,17 +3,23 @@
 //! handle works only on the connection that created it.
 mod common;
 
+use arrow::array::{ArrayRef, AsArray, Int64Array};
+use arrow::datatypes::Int64Type;
+use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery, ProstMessageExt,
+    ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, DoPutUpdateResult, ProstMessageExt,
 };
 use arrow_flight::{Action, FlightClient, FlightDescriptor, FlightInfo};
 use bytes::Bytes;
 use common::*;
+use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::fuzzing::open_prepared_statements;
 use futures::TryStreamExt;
 use prost::Message;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Code, Status};
 
@@ -159,4 +165,75 @@ async fn closing_the_connection_frees_its_statements() {
     drop(a);
     wait_for_open(&server, 1).await;
     info(&mut b, &kept).await.unwrap();
+}
+
+/// DoPut of parameter rows to a prepared update; the rows it changed, or the status.
+async fn put_params(
+    f: &mut FlightClient,
+    handle: &Bytes,
+    msgs: Vec<arrow_flight::FlightData>,
+) -> Result<i64, Status> {
+    let cmd = CommandPreparedStatementUpdate {
+        prepared_statement_handle: handle.clone(),
+    };
+    let mut msgs = msgs;
+    msgs[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
+    let out: Vec<arrow_flight::PutResult> = f
+        .do_put(futures::stream::iter(msgs.into_iter().map(Ok)))
+        .await
+        .map_err(status)?
+        .try_collect()
+        .await
+        .map_err(status)?;
+    Ok(DoPutUpdateResult::decode(out[0].app_metadata.clone())
+        .unwrap()
+        .record_count)
+}
+
+fn param_rows(values: std::ops::Range<i64>) -> Vec<arrow_flight::FlightData> {
+    let b = RecordBatch::try_from_iter(vec![(
+        "v",
+        Arc::new(Int64Array::from_iter_values(values)) as ArrayRef,
+    )])
+    .unwrap();
+    arrow_flight::utils::batches_to_flight_data(&b.schema(), &[b]).unwrap()
+}
+
+#[tokio::test]
+async fn bound_parameters_are_validated_and_bounded() {
+    let server = TestServer::start_with(&[], |c| c.server.limits.max_batch_statements = 3).await;
+    let mut pools = server.pools().await;
+    let count = |mut pools: PoolServiceClient<tonic::transport::Channel>| async move {
+        let b = query_ipc(&mut pools, "default", "SELECT count(*) FROM p", vec![])
+            .await
+            .unwrap();
+        b[0].column(0).as_primitive::<Int64Type>().value(0)
+    };
+    pools
+        .execute(dbpool_proto::v1::ExecuteRequest {
+            pool_id: "default".into(),
+            sql: "CREATE TABLE p (v INTEGER)".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut f = server.flight().await;
+    let h = prepare(&mut f, "INSERT INTO p (v) VALUES (?)")
+        .await
+        .unwrap();
+    // More rows than max_batch_statements: refused whole.
+    let s = put_params(&mut f, &h, param_rows(0..4)).await.unwrap_err();
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(s.message().contains("max_batch_statements"), "{s:?}");
+    // A truncated parameter batch: INVALID_ARGUMENT naming the message.
+    let mut msgs = param_rows(0..3);
+    let body = msgs[1].data_body.clone();
+    msgs[1].data_body = body.slice(..body.len() / 2);
+    let s = put_params(&mut f, &h, msgs).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("flight_data[1]"), "{s:?}");
+    assert_eq!(count(pools.clone()).await, 0, "nothing inserted");
+    // Within the bound, every row runs.
+    assert_eq!(put_params(&mut f, &h, param_rows(0..3)).await.unwrap(), 3);
+    assert_eq!(count(pools).await, 3);
 }
