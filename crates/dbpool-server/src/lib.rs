@@ -28,6 +28,13 @@ use tokio::net::TcpListener;
 
 pub use health::service_name as health_service_name;
 
+/// Entry points for the fuzz target and the IPC mutation test: the decoder DoPut uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::flight::ipc_in::{decode_framed, frame, IpcDecoder, IpcLimits};
+    pub use crate::flight::prepared::open_prepared_statements;
+}
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -135,6 +142,11 @@ pub async fn run(
         ..calls
     };
     let txs = calls.txs.clone();
+    let flight = flight::FlightImpl::new(calls.clone(), &config.server.limits);
+    let prepared = flight.prepared();
+    if let Ok(addr) = listener.local_addr() {
+        flight::prepared::register_server(addr, &prepared);
+    }
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let tx_task = {
         let txs = txs.clone();
@@ -142,8 +154,14 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
-                    Some(conn) = closed_rx.recv() => { txs.owner_gone(conn).await; }
-                    _ = tick.tick() => { txs.reap_idle().await; }
+                    Some(conn) = closed_rx.recv() => {
+                        txs.owner_gone(conn).await;
+                        prepared.owner_gone(&conn.to_string());
+                    }
+                    _ = tick.tick() => {
+                        txs.reap_idle().await;
+                        prepared.reap_idle();
+                    }
                 }
             }
         })
@@ -155,7 +173,7 @@ pub async fn run(
             .max_encoding_message_size(max_message),
     );
     let flight_service = conn::WithConnId(
-        FlightServiceServer::new(flight::FlightImpl::new(calls))
+        FlightServiceServer::new(flight)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message),
     );

@@ -3,8 +3,9 @@
 mod bulk;
 mod commands;
 mod encode;
+pub(crate) mod ipc_in;
 mod params;
-mod prepared;
+pub(crate) mod prepared;
 mod sql;
 mod sql_meta;
 mod views;
@@ -32,12 +33,17 @@ pub struct FlightImpl {
 }
 
 impl FlightImpl {
-    /// A Flight service over these calls.
-    pub fn new(calls: Calls) -> Self {
+    /// A Flight service over these calls, bounded by `[server.limits]`.
+    pub fn new(calls: Calls, limits: &dbpool_config::Limits) -> Self {
         FlightImpl {
-            sql: Arc::new(sql::SqlService::new(calls.clone())),
+            sql: Arc::new(sql::SqlService::new(calls.clone(), limits)),
             calls,
         }
+    }
+
+    /// The Flight SQL prepared statements, for the cleanup of closed connections.
+    pub fn prepared(&self) -> Arc<prepared::PreparedRegistry> {
+        self.sql.prepared.clone()
     }
 }
 

@@ -51,9 +51,19 @@ fn value(a: &dyn Array, r: usize) -> std::result::Result<Param, String> {
         DataType::Binary => Param::Bytes(a.as_binary::<i32>().value(r).to_vec()),
         DataType::LargeBinary => Param::Bytes(a.as_binary::<i64>().value(r).to_vec()),
         DataType::BinaryView => Param::Bytes(a.as_binary_view().value(r).to_vec()),
+        // Checked: seconds near i64::MAX overflow as microseconds (a panic in debug
+        // builds, a wrong value in release ones).
         DataType::Timestamp(unit, _) => Param::TimestampMicros(match unit {
-            TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(r) * 1_000_000,
-            TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(r) * 1_000,
+            TimeUnit::Second => a
+                .as_primitive::<TimestampSecondType>()
+                .value(r)
+                .checked_mul(1_000_000)
+                .ok_or("timestamp out of range")?,
+            TimeUnit::Millisecond => a
+                .as_primitive::<TimestampMillisecondType>()
+                .value(r)
+                .checked_mul(1_000)
+                .ok_or("timestamp out of range")?,
             TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(r),
             TimeUnit::Nanosecond => a
                 .as_primitive::<TimestampNanosecondType>()

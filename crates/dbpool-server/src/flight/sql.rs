@@ -1,14 +1,13 @@
 //! Flight SQL for stock clients (ADBC, JDBC): statements, prepared statements,
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
+use super::ipc_in::{decode_put, IpcLimits};
 use super::params::rows as param_rows;
-use super::prepared::{Prepared, PreparedRegistry};
+use super::prepared::{client_key, Prepared, PreparedRegistry};
 use super::{flight_stream, Out};
 use crate::calls::Calls;
 use crate::status::to_status;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::*;
@@ -18,7 +17,7 @@ use arrow_flight::{
 };
 use dbpool_core::{BulkInsert, Error, InsertMode, Param, QueryStream, Result, Statement};
 use dbpool_proto::v1::QueryTicket;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use prost::Message;
 use std::sync::Arc;
 use tonic::metadata::MetadataMap;
@@ -30,7 +29,13 @@ pub const POOL_HEADER: &str = "x-dbpool-pool";
 /// The Flight SQL service.
 pub struct SqlService {
     pub(super) calls: Calls,
-    prepared: PreparedRegistry,
+    pub(super) prepared: Arc<PreparedRegistry>,
+    /// Bounds on the Arrow IPC a DoPut may send.
+    pub(super) ipc: IpcLimits,
+    /// Parameter rows one DoPut may bind (`server.limits.max_batch_statements`).
+    max_param_rows: usize,
+    /// Bytes of parameter values one DoPut may bind (`server.limits.max_message_bytes`).
+    max_param_bytes: usize,
     info: SqlInfoData,
 }
 
@@ -79,8 +84,8 @@ fn empty_result() -> Out<FlightData> {
 }
 
 impl SqlService {
-    /// A Flight SQL service over these calls.
-    pub fn new(calls: Calls) -> Self {
+    /// A Flight SQL service over these calls, bounded by `[server.limits]`.
+    pub fn new(calls: Calls, limits: &dbpool_config::Limits) -> Self {
         let mut b = SqlInfoDataBuilder::new();
         b.append(SqlInfo::FlightSqlServerName, "dbpool");
         b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -100,7 +105,13 @@ impl SqlService {
         let info = b.build().expect("static SqlInfo");
         SqlService {
             calls,
-            prepared: PreparedRegistry::default(),
+            prepared: Arc::new(PreparedRegistry::new(
+                limits.max_prepared_statements_per_connection,
+                limits.prepared_statement_idle_timeout(),
+            )),
+            ipc: IpcLimits::from_config(limits),
+            max_param_rows: limits.max_batch_statements,
+            max_param_bytes: limits.max_message_bytes,
             info,
         }
     }
@@ -167,20 +178,32 @@ impl SqlService {
             .sum::<u64>() as i64)
     }
 
-    /// Reads the parameter batches a DoPut carries.
-    async fn read_params(request: Request<PeekableFlightDataStream>) -> Result<Vec<Vec<Param>>> {
-        let stream = FlightRecordBatchStream::new_from_flight_data(
-            request
-                .into_inner()
-                .map_err(|s| FlightError::Tonic(Box::new(s))),
-        );
-        let batches: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(|e| Error::invalid("parameters", e.to_string()))?;
+    /// Reads the parameter batches a DoPut carries: validated IPC, at most
+    /// `max_param_rows` rows and `max_param_bytes` of values (counted as held in memory).
+    async fn read_params(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<Vec<Vec<Param>>> {
+        let (_, mut batches) = decode_put(request.into_inner(), self.ipc).await?;
         let mut rows = Vec::new();
-        for b in &batches {
-            rows.extend(param_rows(b)?);
+        let mut bytes = 0usize;
+        while let Some(b) = batches.next().await {
+            let b = b?;
+            let cells = b.num_rows().saturating_mul(b.num_columns());
+            bytes = bytes
+                .saturating_add(cells.saturating_mul(std::mem::size_of::<Param>()))
+                .saturating_add(b.get_array_memory_size());
+            if rows.len().saturating_add(b.num_rows()) > self.max_param_rows
+                || bytes > self.max_param_bytes
+            {
+                return Err(Error::ResourceExhausted(format!(
+                    "parameters: one DoPut may bind at most {} rows \
+                     (server.limits.max_batch_statements) and {} bytes of values \
+                     (server.limits.max_message_bytes)",
+                    self.max_param_rows, self.max_param_bytes
+                )));
+            }
+            rows.extend(param_rows(&b)?);
         }
         Ok(rows)
     }
@@ -263,25 +286,7 @@ impl SqlService {
                 ))
             }
         };
-        let mut stream = request.into_inner();
-        let first = stream
-            .peek()
-            .await
-            .cloned()
-            .transpose()
-            .map_err(|s| Error::invalid("stream", s.message().to_string()))?;
-        let schema = match first {
-            Some(f) => Arc::new(
-                Schema::try_from(&f)
-                    .map_err(|e| Error::invalid("stream", format!("no Arrow schema: {e}")))?,
-            ),
-            None => return Err(Error::invalid("stream", "ingest sent no data")),
-        };
-        let batches = FlightRecordBatchStream::new_from_flight_data(
-            stream.map_err(|s| FlightError::Tonic(Box::new(s))),
-        )
-        .map_err(|e| Error::invalid("stream", e.to_string()))
-        .boxed();
+        let (schema, batches) = decode_put(request.into_inner(), self.ipc).await?;
         let n = self
             .calls
             .bulk_insert_in(&pool, &tx, BulkInsert { table, mode }, schema, batches)
@@ -411,14 +416,18 @@ impl FlightSqlService for SqlService {
             .schema(&pool, &tx, &q.query, vec![])
             .await
             .map_err(st)?;
+        let owner = client_key(&req);
         let handle = self
             .prepared
-            .open(Prepared {
-                pool_id: pool,
-                tx_id: tx,
-                sql: q.query,
-                params: vec![],
-            })
+            .open(
+                &owner,
+                Prepared {
+                    pool_id: pool,
+                    tx_id: tx,
+                    sql: q.query,
+                    params: vec![],
+                },
+            )
             .map_err(st)?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
@@ -430,10 +439,10 @@ impl FlightSqlService for SqlService {
     async fn do_action_close_prepared_statement(
         &self,
         q: ActionClosePreparedStatementRequest,
-        _: Request<Action>,
+        req: Request<Action>,
     ) -> Result<(), Status> {
         self.prepared
-            .close(&q.prepared_statement_handle)
+            .close(&client_key(&req), &q.prepared_statement_handle)
             .map_err(st)
     }
 
@@ -442,9 +451,14 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let rows = Self::read_params(req).await.map_err(st)?;
+        let owner = client_key(&req);
+        // The handle is checked first: no parameters are decoded for a stranger's handle.
         self.prepared
-            .bind(&q.prepared_statement_handle, rows)
+            .get(&owner, &q.prepared_statement_handle)
+            .map_err(st)?;
+        let rows = self.read_params(req).await.map_err(st)?;
+        self.prepared
+            .bind(&owner, &q.prepared_statement_handle, rows)
             .map_err(st)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(q.prepared_statement_handle),
@@ -458,7 +472,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let p = self
             .prepared
-            .get(&q.prepared_statement_handle)
+            .get(&client_key(&req), &q.prepared_statement_handle)
             .map_err(st)?;
         let info = self
             .prepared_info(&p, req.into_inner(), q.prepared_statement_handle)
@@ -470,11 +484,11 @@ impl FlightSqlService for SqlService {
     async fn do_get_prepared_statement(
         &self,
         q: CommandPreparedStatementQuery,
-        _: Request<Ticket>,
+        req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
         let p = self
             .prepared
-            .get(&q.prepared_statement_handle)
+            .get(&client_key(&req), &q.prepared_statement_handle)
             .map_err(st)?;
         let params = p.params.first().cloned().unwrap_or_default();
         let out = self
@@ -492,9 +506,9 @@ impl FlightSqlService for SqlService {
     ) -> Result<i64, Status> {
         let p = self
             .prepared
-            .get(&q.prepared_statement_handle)
+            .get(&client_key(&req), &q.prepared_statement_handle)
             .map_err(st)?;
-        let rows = Self::read_params(req).await.map_err(st)?;
+        let rows = self.read_params(req).await.map_err(st)?;
         self.run_update(&p, rows).await.map_err(st)
     }
 
