@@ -1,9 +1,9 @@
 //! Arrow Flight on the shared port: our QueryTicket (GetFlightInfo / GetSchema / DoGet),
 //! bulk insert (DoPut) and Flight SQL, dispatched by the command each call carries.
 mod bulk;
-mod commands;
+pub(crate) mod commands;
 mod encode;
-mod params;
+pub(crate) mod params;
 mod prepared;
 mod sql;
 mod sql_meta;
