@@ -74,7 +74,11 @@ async fn answers_normally(ch: &Channel) -> Result<(), String> {
     match tokio::time::timeout(CASE_TIMEOUT, query_text(ch, "SELECT 41 + 1")).await {
         Ok(Ok(v)) if v == "42" => Ok(()),
         Ok(Ok(v)) => Err(format!("SELECT 41 + 1 returned {v}")),
-        Ok(Err(s)) => Err(format!("SELECT 41 + 1 failed: {:?} {}", s.code(), s.message())),
+        Ok(Err(s)) => Err(format!(
+            "SELECT 41 + 1 failed: {:?} {}",
+            s.code(),
+            s.message()
+        )),
         Err(_) => Err("SELECT 41 + 1 timed out".into()),
     }
 }
@@ -115,13 +119,20 @@ async fn every_bad_input_gets_its_status_and_the_daemon_carries_on() {
                     case.name,
                     case.expect,
                     code,
-                    outcome.err().map(|(_, m)| format!(" `{m}`")).unwrap_or_default()
+                    outcome
+                        .err()
+                        .map(|(_, m)| format!(" `{m}`"))
+                        .unwrap_or_default()
                 ));
             }
             // The daemon is up and serves the next call; a crash is a failure of the
             // case, and the rest run against a new daemon.
             if let Some(exit) = d.exited() {
-                failures.push(format!("{}: the daemon died ({exit}): {}", case.name, d.log_tail()));
+                failures.push(format!(
+                    "{}: the daemon died ({exit}): {}",
+                    case.name,
+                    d.log_tail()
+                ));
                 d = Daemon::start(&cfg);
                 ctx.ch = d.channel().await;
                 baseline = 0;

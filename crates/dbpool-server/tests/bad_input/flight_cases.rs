@@ -45,7 +45,10 @@ async fn bulk_insert_messages() -> Vec<FlightData> {
     };
     let batch = RecordBatch::try_from_iter([
         ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
-        ("name", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        (
+            "name",
+            Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+        ),
     ])
     .unwrap();
     FlightDataEncoderBuilder::new()
@@ -60,7 +63,8 @@ async fn bulk_insert_messages() -> Vec<FlightData> {
 async fn do_put(c: &Ctx, messages: Vec<FlightData>, pool: Option<&str>) -> Result<(), Status> {
     let mut req = Request::new(futures::stream::iter(messages));
     if let Some(p) = pool {
-        req.metadata_mut().insert("x-dbpool-pool", p.parse().unwrap());
+        req.metadata_mut()
+            .insert("x-dbpool-pool", p.parse().unwrap());
     }
     let mut results = flight(c).do_put(req).await?.into_inner();
     while results.message().await?.is_some() {}
@@ -68,10 +72,7 @@ async fn do_put(c: &Ctx, messages: Vec<FlightData>, pool: Option<&str>) -> Resul
 }
 
 async fn do_get(c: &Ctx, ticket: Vec<u8>) -> Result<(), Status> {
-    let mut s = flight(c)
-        .do_get(Ticket::new(ticket))
-        .await?
-        .into_inner();
+    let mut s = flight(c).do_get(Ticket::new(ticket)).await?.into_inner();
     while s.message().await?.is_some() {}
     Ok(())
 }
@@ -103,7 +104,9 @@ async fn bind_prepared(c: &Ctx, sql: &str, params: RecordBatch) -> Result<(), St
         prepared_statement_handle: handle.clone(),
     };
     let messages: Vec<FlightData> = FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec())))
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+            cmd.as_any().encode_to_vec(),
+        )))
         .build(futures::stream::iter([Ok(params)]))
         .try_collect()
         .await
@@ -127,33 +130,55 @@ async fn bind_prepared(c: &Ctx, sql: &str, params: RecordBatch) -> Result<(), St
 /// The Flight cases.
 pub fn all() -> Vec<Case> {
     vec![
-        case!("DoPut bulk insert: a valid schema, then a truncated body", [InvalidArgument], |c| {
-            let mut m = bulk_insert_messages().await;
-            let body = m[1].data_body.clone();
-            m[1].data_body = body.slice(..body.len() / 2);
-            do_put(&c, m, None).await
-        }),
-        case!("DoPut bulk insert: a valid schema, then an empty body", [InvalidArgument], |c| {
-            let mut m = bulk_insert_messages().await;
-            m[1].data_body = Default::default();
-            do_put(&c, m, None).await
-        }),
-        case!("DoPut bulk insert: a valid schema, then a header that is no IPC message", [InvalidArgument], |c| {
-            let mut m = bulk_insert_messages().await;
-            m[1].data_header = vec![0xff; 16].into();
-            do_put(&c, m, None).await
-        }),
-        case!("DoGet with a ticket that is no ticket", [InvalidArgument], |c| {
-            do_get(&c, vec![0xff, 0x00, 0x13, 0x37]).await
-        }),
-        case!("DoGet with a QueryTicket whose sql is invalid UTF-8", [InvalidArgument], |c| {
-            let ticket = [bytes_field(1, b"pg"), bytes_field(2, b"SELECT '\xc3\x28'")].concat();
-            do_get(&c, ticket).await
-        }),
-        case!("fuzz: Flight SQL parameter Timestamp(Second, i64::MAX)", [InvalidArgument], |c| {
-            let at = TimestampSecondArray::from(vec![i64::MAX]);
-            let params = RecordBatch::try_from_iter([("p", Arc::new(at) as ArrayRef)]).unwrap();
-            bind_prepared(&c, "SELECT $1::timestamptz", params).await
-        }),
+        case!(
+            "DoPut bulk insert: a valid schema, then a truncated body",
+            [InvalidArgument],
+            |c| {
+                let mut m = bulk_insert_messages().await;
+                let body = m[1].data_body.clone();
+                m[1].data_body = body.slice(..body.len() / 2);
+                do_put(&c, m, None).await
+            }
+        ),
+        case!(
+            "DoPut bulk insert: a valid schema, then an empty body",
+            [InvalidArgument],
+            |c| {
+                let mut m = bulk_insert_messages().await;
+                m[1].data_body = Default::default();
+                do_put(&c, m, None).await
+            }
+        ),
+        case!(
+            "DoPut bulk insert: a valid schema, then a header that is no IPC message",
+            [InvalidArgument],
+            |c| {
+                let mut m = bulk_insert_messages().await;
+                m[1].data_header = vec![0xff; 16].into();
+                do_put(&c, m, None).await
+            }
+        ),
+        case!(
+            "DoGet with a ticket that is no ticket",
+            [InvalidArgument],
+            |c| { do_get(&c, vec![0xff, 0x00, 0x13, 0x37]).await }
+        ),
+        case!(
+            "DoGet with a QueryTicket whose sql is invalid UTF-8",
+            [InvalidArgument],
+            |c| {
+                let ticket = [bytes_field(1, b"pg"), bytes_field(2, b"SELECT '\xc3\x28'")].concat();
+                do_get(&c, ticket).await
+            }
+        ),
+        case!(
+            "fuzz: Flight SQL parameter Timestamp(Second, i64::MAX)",
+            [InvalidArgument],
+            |c| {
+                let at = TimestampSecondArray::from(vec![i64::MAX]);
+                let params = RecordBatch::try_from_iter([("p", Arc::new(at) as ArrayRef)]).unwrap();
+                bind_prepared(&c, "SELECT $1::timestamptz", params).await
+            }
+        ),
     ]
 }
