@@ -7,6 +7,8 @@ mod calls;
 mod conn;
 mod convert;
 mod flight;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod ipc_chunks;
 mod ipc_encode;

@@ -11,7 +11,9 @@ mod bulk;
 mod config;
 mod line;
 pub mod policy;
-mod v1;
+// Public only for the fuzz targets in fuzz/ (chunked JSON and its conversion).
+#[doc(hidden)]
+pub mod v1;
 
 pub use bulk::Target;
 pub use config::InfluxConfig;

@@ -1,10 +1,10 @@
 //! Arrow Flight on the shared port: our QueryTicket (GetFlightInfo / GetSchema / DoGet),
 //! bulk insert (DoPut) and Flight SQL, dispatched by the command each call carries.
 mod bulk;
-mod commands;
+pub(crate) mod commands;
 mod encode;
 pub(crate) mod ipc_in;
-mod params;
+pub(crate) mod params;
 pub(crate) mod prepared;
 mod sql;
 mod sql_meta;

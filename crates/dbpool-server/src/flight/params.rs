@@ -51,25 +51,29 @@ fn value(a: &dyn Array, r: usize) -> std::result::Result<Param, String> {
         DataType::Binary => Param::Bytes(a.as_binary::<i32>().value(r).to_vec()),
         DataType::LargeBinary => Param::Bytes(a.as_binary::<i64>().value(r).to_vec()),
         DataType::BinaryView => Param::Bytes(a.as_binary_view().value(r).to_vec()),
-        // Checked: seconds near i64::MAX overflow as microseconds (a panic in debug
-        // builds, a wrong value in release ones).
-        DataType::Timestamp(unit, _) => Param::TimestampMicros(match unit {
-            TimeUnit::Second => a
-                .as_primitive::<TimestampSecondType>()
-                .value(r)
-                .checked_mul(1_000_000)
-                .ok_or("timestamp out of range")?,
-            TimeUnit::Millisecond => a
-                .as_primitive::<TimestampMillisecondType>()
-                .value(r)
-                .checked_mul(1_000)
-                .ok_or("timestamp out of range")?,
-            TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(r),
-            TimeUnit::Nanosecond => a
-                .as_primitive::<TimestampNanosecondType>()
-                .value(r)
-                .div_euclid(1_000),
-        }),
+        // Seconds and milliseconds beyond ±292,000 years overflow microseconds (found by
+        // the `params` fuzz target: the multiplication panicked in a debug build).
+        DataType::Timestamp(unit, _) => Param::TimestampMicros(
+            match unit {
+                TimeUnit::Second => a
+                    .as_primitive::<TimestampSecondType>()
+                    .value(r)
+                    .checked_mul(1_000_000),
+                TimeUnit::Millisecond => a
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(r)
+                    .checked_mul(1_000),
+                TimeUnit::Microsecond => {
+                    Some(a.as_primitive::<TimestampMicrosecondType>().value(r))
+                }
+                TimeUnit::Nanosecond => Some(
+                    a.as_primitive::<TimestampNanosecondType>()
+                        .value(r)
+                        .div_euclid(1_000),
+                ),
+            }
+            .ok_or("timestamp out of range (microseconds since 1970 must fit int64)")?,
+        ),
         DataType::Decimal128(..) | DataType::Decimal256(..) => Param::Decimal(text()?),
         // Dates, times, durations and the rest: their text, which the database parses.
         DataType::Date32 | DataType::Date64 | DataType::Time32(_) | DataType::Time64(_) => {
@@ -81,4 +85,44 @@ fn value(a: &dyn Array, r: usize) -> std::result::Result<Param, String> {
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, TimestampMillisecondArray, TimestampSecondArray};
+    use std::sync::Arc;
+
+    fn one_column(a: ArrayRef) -> RecordBatch {
+        RecordBatch::try_from_iter([("p", a)]).unwrap()
+    }
+
+    /// The `params` fuzz target's crash: seconds/milliseconds whose microseconds overflow.
+    #[test]
+    fn timestamps_out_of_range_are_invalid_not_a_panic() {
+        for a in [
+            Arc::new(TimestampSecondArray::from(vec![i64::MAX])) as ArrayRef,
+            Arc::new(TimestampSecondArray::from(vec![i64::MIN / 999_999])),
+            Arc::new(TimestampMillisecondArray::from(vec![i64::MIN])),
+        ] {
+            let e = rows(&one_column(a)).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidArgument { field, message }
+                    if field == "parameters[0]" && message.contains("out of range")),
+                "{e:?}"
+            );
+        }
+        let ok = rows(&one_column(Arc::new(TimestampSecondArray::from(vec![
+            -1,
+            9_223_372_036_854,
+        ]))))
+        .unwrap();
+        assert_eq!(
+            ok,
+            vec![
+                vec![Param::TimestampMicros(-1_000_000)],
+                vec![Param::TimestampMicros(9_223_372_036_854_000_000)]
+            ]
+        );
+    }
 }
