@@ -48,8 +48,9 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             if let Ok(req) = pb::CreatePoolRequest::decode(input.rest()) {
-                let cfg = dbpool_server::fuzzing::pool_config(&req);
-                let _ = cfg.resolve("");
+                if let Ok(cfg) = dbpool_server::fuzzing::pool_config(&req) {
+                    let _ = cfg.resolve("");
+                }
             }
         }
     }

@@ -1,6 +1,11 @@
 //! Entry points for the fuzz targets in `fuzz/` (not an API: hidden from the docs and
 //! free to change). They are the request decoders the services run, not copies of them.
 use dbpool_core::{Param, Result};
+
+/// The decoder DoPut uses (the `flight_ipc` target and the IPC mutation test).
+pub use crate::flight::ipc_in::{decode_framed, frame, IpcDecoder, IpcLimits};
+/// Prepared statements open on a server (tests of the per-connection registry).
+pub use crate::flight::prepared::open_prepared_statements;
 use dbpool_proto::v1 as pb;
 
 /// PoolService parameters → core parameters (`convert::params`).
@@ -29,6 +34,6 @@ pub fn bulk_insert(any: &arrow_flight::sql::Any) -> Result<pb::BulkInsertCommand
 }
 
 /// The CreatePool request → pool config mapping (`convert::pool_config`).
-pub fn pool_config(r: &pb::CreatePoolRequest) -> dbpool_config::PoolConfig {
-    crate::convert::pool_config(r)
+pub fn pool_config(r: &pb::CreatePoolRequest) -> Result<dbpool_config::PoolConfig> {
+    crate::convert::pool_config(r, &dbpool_config::Limits::default())
 }

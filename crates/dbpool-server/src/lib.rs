@@ -30,13 +30,6 @@ use tokio::net::TcpListener;
 
 pub use health::service_name as health_service_name;
 
-/// Entry points for the fuzz target and the IPC mutation test: the decoder DoPut uses.
-#[doc(hidden)]
-pub mod fuzzing {
-    pub use crate::flight::ipc_in::{decode_framed, frame, IpcDecoder, IpcLimits};
-    pub use crate::flight::prepared::open_prepared_statements;
-}
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
