@@ -354,9 +354,8 @@ impl<'a> Statements<'a> {
                 Token::Open => parens += 1,
                 Token::Close => parens = parens.saturating_sub(1),
                 Token::Word(w) if parens == 0 && body != Body::None => {
-                    if w.eq_ignore_ascii_case("BEGIN") && self.opens_body(body, prev) {
-                        depth += 1;
-                    } else if depth > 0 && w.eq_ignore_ascii_case("CASE") {
+                    let opens = w.eq_ignore_ascii_case("BEGIN") && self.opens_body(body, prev);
+                    if opens || (depth > 0 && w.eq_ignore_ascii_case("CASE")) {
                         depth += 1;
                     } else if depth > 0 && w.eq_ignore_ascii_case("END") {
                         depth -= 1;

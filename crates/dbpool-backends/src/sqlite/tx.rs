@@ -169,3 +169,45 @@ impl Transaction for SqliteTx {
         self.end(false).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(c: &Connection) -> i64 {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_transaction_left_open_on_a_pooled_connection_is_rolled_back_and_fails_the_call() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a); BEGIN; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let r = close_leftover(&c, Ok(1u64));
+        assert!(matches!(r, Err(Error::TransactionBroken(_))), "{r:?}");
+        assert!(c.is_autocommit());
+        assert_eq!(rows(&c), 0);
+        // Outside a transaction the call's own result passes through.
+        assert_eq!(close_leftover(&c, Ok(7u64)).unwrap(), 7);
+        let e = Error::invalid("sql", "x");
+        assert!(matches!(
+            close_leftover::<u64>(&c, Err(e)),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn a_pinned_connection_whose_transaction_ended_is_broken() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a PRIMARY KEY); BEGIN")
+            .unwrap();
+        assert!(still_open(&c).is_ok());
+        c.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+        // SQLite's own conflict clause rolls back the whole transaction.
+        c.execute_batch("INSERT OR ROLLBACK INTO t VALUES (1)")
+            .unwrap_err();
+        assert!(matches!(still_open(&c), Err(Error::TransactionBroken(_))));
+        assert_eq!(rows(&c), 0);
+    }
+}
