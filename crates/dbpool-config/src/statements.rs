@@ -50,6 +50,9 @@ mod tests {
         assert_eq!(mode("b"), PreparedStatements::Auto);
         let bad = "[pools.a]\nurl = \"postgres://db/app\"\nprepared_statements = \"sometimes\"\n";
         let e = crate::load_str(bad, "test.toml").unwrap_err().to_string();
-        assert!(e.contains("prepared_statements") || e.contains("sometimes"), "{e}");
+        assert!(
+            e.contains("prepared_statements") || e.contains("sometimes"),
+            "{e}"
+        );
     }
 }

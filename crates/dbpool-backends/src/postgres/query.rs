@@ -143,9 +143,8 @@ enum Step {
     Failed(Error, bool),
 }
 
-/// Names, schema and decoders of a result's columns.
+/// Schema and decoders of a result's columns.
 struct Columns {
-    names: Vec<String>,
     schema: SchemaRef,
     decoders: Vec<Decoder>,
 }
@@ -161,7 +160,6 @@ impl Columns {
             })
             .collect::<Result<_>>()?;
         Ok(Columns {
-            names: columns.iter().map(|c| c.name().to_owned()).collect(),
             schema: schema.unwrap_or_else(|| schema_of_columns(columns)),
             decoders,
         })
@@ -224,7 +222,8 @@ impl RowReader {
             for (i, d) in columns.decoders.iter_mut().enumerate() {
                 let raw = row.try_get::<_, Option<Raw>>(i).map(|r| r.map(|r| r.0));
                 if let Err(m) = raw.map_err(|e| e.to_string()).and_then(|raw| d.append(raw)) {
-                    let col = columns.names.get(i).map_or("?", String::as_str);
+                    let fields = columns.schema.fields();
+                    let col = fields.get(i).map_or("?", |f| f.name().as_str());
                     // A value Arrow cannot hold (NaN numeric, infinite timestamp): the
                     // caller can cast it in SQL.
                     let e = Error::invalid("sql", format!("column `{col}`: {m}; cast it in SQL"));

@@ -176,11 +176,10 @@ impl StatementCache {
         } else {
             "ROLLBACK"
         };
-        let ended = client.batch_execute(end).await;
-        let schema = described.map_err(pg)?;
-        ended.map_err(pg)?;
+        client.batch_execute(end).await.map_err(pg)?;
+        // The transaction is over either way: the connection is fit for reuse.
         self.in_describe.store(false, Ordering::Relaxed);
-        Ok(schema)
+        described.map_err(pg)
     }
 
     /// Whether a describe was abandoned with its transaction open.

@@ -232,7 +232,12 @@ fn encode(enc: &Enc, a: &dyn Array, row: usize, out: &mut BytesMut) -> EncResult
                 _ => a.as_primitive::<Float64Type>().value(row),
             };
             if *to_f4 {
-                out.put_f32(v as f32)
+                // A finite double beyond f32's range would silently become ±Infinity.
+                let narrowed = v as f32;
+                if v.is_finite() && narrowed.is_infinite() {
+                    return Err(format!("{v} is out of range for float4"));
+                }
+                out.put_f32(narrowed)
             } else {
                 out.put_f64(v)
             }
@@ -393,6 +398,14 @@ mod tests {
             panic!("40000 into int2 must fail")
         };
         assert!(e.contains("out of range for int2"), "{e}");
+        let f = arrow::array::Float64Array::from(vec![1e300, 0.5]);
+        let Err(e) = encode(&Enc::Float(true), &f, 0, &mut BytesMut::new()) else {
+            panic!("1e300 into float4 must fail, not become Infinity")
+        };
+        assert!(e.contains("out of range for float4"), "{e}");
+        let mut b = BytesMut::new();
+        encode(&Enc::Float(true), &f, 1, &mut b).unwrap();
+        assert_eq!(&b[..], &0.5f32.to_be_bytes());
         assert_eq!(plan(&DataType::Utf8, &Type::INT4), None);
         assert_eq!(plan(&DataType::Utf8, &Type::UUID), Some(Enc::Uuid));
     }
