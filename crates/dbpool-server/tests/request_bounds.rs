@@ -265,7 +265,7 @@ async fn undecodable_requests_are_invalid_argument() {
             .unary::<_, pb::ExecuteResponse, _>(
                 tonic::Request::new(RawBytes(body)),
                 path,
-                RawCodec::default(),
+                RawCodec,
             )
             .await
             .unwrap_err();
