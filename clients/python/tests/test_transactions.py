@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
+
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -24,7 +26,7 @@ from db_pool_rs import (
     TransactionClosedError,
     TransactionNotFoundError,
 )
-from db_pool_rs._proto import pool_pb2
+from db_pool_rs._proto import pool_pb2, pool_pb2_grpc
 
 
 class Boom(Exception):
@@ -128,28 +130,33 @@ def test_concurrent_transactions_are_isolated(db: SyncDatabasePool, pg_items: st
 def test_a_transaction_id_from_another_connection_is_not_found(
     daemon: str, db: SyncDatabasePool, pg_items: str
 ) -> None:
-    """A transaction belongs to the gRPC connection that began it: another client (its
-    own channel, so its own connection) gets NOT_FOUND for the id, worded as for an id
-    that never existed, and changes nothing."""
+    """A transaction belongs to the gRPC connection that began it: another connection gets
+    NOT_FOUND for the id, worded as for an id that never existed, and changes nothing."""
     with db.transaction(pg_items) as tx:
         tx.execute("INSERT INTO items (name) VALUES ('mine')")
         tx_id = tx.transaction_id
         assert tx_id
         unknown = "tx-" + "0" * 32
-        with SyncDatabasePool(daemon, timeout=60) as other:
+        # gRPC shares one connection among a process's channels to one target unless a
+        # channel asks for its own subchannel pool: this one is a second connection.
+        target = daemon.removeprefix("grpc://")
+        with grpc.insecure_channel(target, [("grpc.use_local_subchannel_pool", 1)]) as channel:
+            other = pool_pb2_grpc.PoolServiceStub(channel)
 
-            def steal(transaction_id: str) -> TransactionNotFoundError:
+            def steal(transaction_id: str) -> grpc.RpcError:
                 request = pool_pb2.ExecuteRequest(
                     transaction_id=transaction_id, sql="INSERT INTO items (name) VALUES ('theirs')"
                 )
-                with pytest.raises(TransactionNotFoundError) as e:
-                    other._call("Execute", request, None)
+                with pytest.raises(grpc.RpcError) as e:
+                    other.Execute(request, timeout=60)
+                assert e.value.code() is grpc.StatusCode.NOT_FOUND
                 return e.value
 
             foreign, never = steal(tx_id), steal(unknown)
-            assert foreign.message.replace(tx_id, "ID") == never.message.replace(unknown, "ID")
-            with pytest.raises(TransactionNotFoundError):
-                other._call("Commit", pool_pb2.EndTransactionRequest(transaction_id=tx_id), None)
+            assert foreign.details().replace(tx_id, "ID") == never.details().replace(unknown, "ID")
+            with pytest.raises(grpc.RpcError) as e:
+                other.Commit(pool_pb2.EndTransactionRequest(transaction_id=tx_id), timeout=60)
+            assert e.value.code() is grpc.StatusCode.NOT_FOUND
         # Still open on its own connection, with only its own row.
         assert tx.query("SELECT name FROM items")["name"].to_list() == ["mine"]
     assert _names(db, pg_items) == ["mine"]

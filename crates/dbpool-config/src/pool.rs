@@ -172,14 +172,20 @@ impl PoolOptions {
             ("breaker_cooldown_ms", self.breaker_cooldown_ms),
         ] {
             if v > MAX_DURATION_MS {
-                return Err(Error::invalid(key(name), "must be 0..=604800000 (one week)"));
+                return Err(Error::invalid(
+                    key(name),
+                    "must be 0..=604800000 (one week)",
+                ));
             }
         }
         if self.max_waiters > MAX_WAITERS {
             return Err(Error::invalid(key("max_waiters"), "must be 0..=100000"));
         }
         if self.breaker_threshold > MAX_BREAKER_THRESHOLD {
-            return Err(Error::invalid(key("breaker_threshold"), "must be 0..=1000000"));
+            return Err(Error::invalid(
+                key("breaker_threshold"),
+                "must be 0..=1000000",
+            ));
         }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return Err(Error::invalid(key("batch_size"), "must be 1..=1000000"));

@@ -271,7 +271,9 @@ mod tests {
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let m = m.clone();
-                tokio::spawn(async move { m.create(&format!("p{i}"), &cfg("sqlite:///x"), false).await })
+                tokio::spawn(
+                    async move { m.create(&format!("p{i}"), &cfg("sqlite:///x"), false).await },
+                )
             })
             .collect();
         let mut refused = 0;

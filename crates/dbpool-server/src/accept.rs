@@ -27,7 +27,8 @@ pub fn incoming(
     limits: &Limits,
     closed: mpsc::UnboundedSender<u64>,
 ) -> ReceiverStream<std::io::Result<TrackedStream>> {
-    let keepalive = (limits.tcp_keepalive_ms > 0).then(|| Duration::from_millis(limits.tcp_keepalive_ms));
+    let keepalive =
+        (limits.tcp_keepalive_ms > 0).then(|| Duration::from_millis(limits.tcp_keepalive_ms));
     let mut tcp = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(keepalive);

@@ -90,7 +90,9 @@ mod tests {
         id(&l, "pool_id", &"x".repeat(128)).unwrap();
         batch_size(&l, "batch_size", 0).unwrap();
         batch_size(&l, "batch_size", l.max_batch_rows).unwrap();
-        let m = batch_size(&l, "batch_size", u32::MAX).unwrap_err().to_string();
+        let m = batch_size(&l, "batch_size", u32::MAX)
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("batch_size") && m.contains("1..=65536"), "{m}");
         params(&l, "params", l.max_params).unwrap();
         assert!(params(&l, "params", l.max_params + 1).is_err());

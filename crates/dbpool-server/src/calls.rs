@@ -3,9 +3,9 @@
 use crate::status::code_name;
 use crate::timed::Timed;
 use crate::{bounds, conn};
-use dbpool_config::Limits;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use dbpool_config::Limits;
 use dbpool_core::{
     sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream,
     Result, Statement, TxEntry, TxOptions, TxRegistry,

@@ -194,12 +194,9 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(pool_service)
         .add_service(flight_service)
-        .serve_with_incoming_shutdown(
-            accept::incoming(listener, &limits, closed_tx),
-            async {
-                let _ = stop_rx.await;
-            },
-        );
+        .serve_with_incoming_shutdown(accept::incoming(listener, &limits, closed_tx), async {
+            let _ = stop_rx.await;
+        });
     let mut server = tokio::spawn(server);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let result = tokio::select! {

@@ -183,6 +183,10 @@ mod tests {
             code: None,
         };
         let m = to_status(&e).message().to_string();
-        assert!(m.len() <= MAX_MESSAGE_BYTES && m.ends_with('…'), "{}", m.len());
+        assert!(
+            m.len() <= MAX_MESSAGE_BYTES && m.ends_with('…'),
+            "{}",
+            m.len()
+        );
     }
 }

@@ -57,7 +57,11 @@ async fn connections_over_the_cap_are_closed_while_the_others_work() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let attempt = async {
-            let ch = Channel::from_shared(server.endpoint()).ok()?.connect().await.ok()?;
+            let ch = Channel::from_shared(server.endpoint())
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
             PoolServiceClient::new(ch)
                 .list_pools(pb::ListPoolsRequest {})
                 .await
@@ -66,7 +70,10 @@ async fn connections_over_the_cap_are_closed_while_the_others_work() {
         if attempt.await.is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "no slot came free after a client left");
+        assert!(
+            Instant::now() < deadline,
+            "no slot came free after a client left"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -104,14 +111,26 @@ async fn streams_beyond_the_per_connection_limit_wait_their_turn() {
     .await;
     // Every query blocks on an advisory lock held here until the calls are counted.
     let holder = db.client().await;
-    holder.execute("SELECT pg_advisory_lock(4242)", &[]).await.unwrap();
-    let one = server.pools().await;
+    holder
+        .execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+    let mut one = server.pools().await;
+    // One call first: the client has the server's SETTINGS (the stream limit) before
+    // it opens more streams, so it queues the extra ones instead of having them
+    // refused (REFUSED_STREAM), which HTTP/2 also allows.
+    one.list_pools(pb::ListPoolsRequest {}).await.unwrap();
     let calls: Vec<_> = (0..CALLS)
         .map(|_| {
             let mut c = one.clone();
             tokio::spawn(async move {
-                query_ipc(&mut c, "pg", "SELECT pg_advisory_lock_shared(4242)::text AS x", vec![])
-                    .await
+                query_ipc(
+                    &mut c,
+                    "pg",
+                    "SELECT pg_advisory_lock_shared(4242)::text AS x",
+                    vec![],
+                )
+                .await
             })
         })
         .collect();
@@ -122,7 +141,8 @@ async fn streams_beyond_the_per_connection_limit_wait_their_turn() {
             .await
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE query LIKE '%pg_advisory_lock_shared(4242)%' AND wait_event_type = 'Lock'",
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                 AND query LIKE '%pg_advisory_lock_shared(4242)%'",
                 &[],
             )
             .await
@@ -132,15 +152,24 @@ async fn streams_beyond_the_per_connection_limit_wait_their_turn() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = 0;
     while seen < i64::from(LIMIT) {
-        assert!(Instant::now() < deadline, "only {seen} calls reached the database");
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} calls reached the database"
+        );
         seen = waiting().await;
     }
     // Give extra streams every chance to get through, then check none did.
     for _ in 0..20 {
         let n = waiting().await;
-        assert!(n <= i64::from(LIMIT), "{n} calls ran on one connection, limit {LIMIT}");
+        assert!(
+            n <= i64::from(LIMIT),
+            "{n} calls ran on one connection, limit {LIMIT}"
+        );
     }
-    holder.execute("SELECT pg_advisory_unlock(4242)", &[]).await.unwrap();
+    holder
+        .execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
     // The queued ones then run: every call completes with its row.
     for c in calls {
         let batches = c.await.unwrap().unwrap();

@@ -293,15 +293,16 @@ async fn a_dropped_stream_aborts_the_query() {
         .await
         .unwrap();
     let _drop = DropDb(db.clone());
-    for chunk in 0..POINTS / 50_000 {
-        let lines: Vec<String> = (0..50_000)
+    // Writes of 25,000 lines (~660 KB): under server.limits.max_sql_bytes (1 MiB).
+    for chunk in 0..POINTS / 25_000 {
+        let lines: Vec<String> = (0..25_000)
             .map(|i| {
-                let n = chunk * 50_000 + i;
+                let n = chunk * 25_000 + i;
                 format!("m,t=a v={n}i {}", 1_000_000_000 + n as u64 * 1_000_000)
             })
             .collect();
         let written = execute(&mut c, "influx", &lines.join("\n")).await.unwrap();
-        assert_eq!(written, 50_000);
+        assert_eq!(written, 25_000);
     }
 
     let mut f = server.flight().await;

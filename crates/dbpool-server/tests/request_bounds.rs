@@ -56,14 +56,26 @@ async fn batch_size_params_sql_and_statements_are_bounded() {
     assert!(e.message().contains("1..=65536"), "{}", e.message());
     // In range: 0 (the pool's default) and the maximum both run.
     for ok in [0, 65_536] {
-        let b = query_ipc_req(&mut c, q(ok, 0, "SELECT 1 AS one")).await.unwrap();
+        let b = query_ipc_req(&mut c, q(ok, 0, "SELECT 1 AS one"))
+            .await
+            .unwrap();
         assert_eq!(b.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     }
     let e = query_err(&mut c, q(0, 4, "SELECT ?, ?, ?, ?")).await;
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "params"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "params")
+    );
     let e = query_err(&mut c, q(0, 0, &format!("SELECT '{}'", "x".repeat(200)))).await;
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "sql"));
-    assert!(!e.message().contains("xxx"), "the SQL is not echoed: {}", e.message());
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "sql")
+    );
+    assert!(
+        !e.message().contains("xxx"),
+        "the SQL is not echoed: {}",
+        e.message()
+    );
 
     let stmt = |sql: &str| pb::Statement {
         sql: sql.into(),
@@ -77,7 +89,10 @@ async fn batch_size_params_sql_and_statements_are_bounded() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "statements"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "statements")
+    );
     let e = c
         .execute(pb::ExecuteRequest {
             pool_id: "default".into(),
@@ -87,7 +102,10 @@ async fn batch_size_params_sql_and_statements_are_bounded() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "params"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "params")
+    );
 }
 
 /// Runs a Query and decodes its Arrow IPC result.
@@ -118,7 +136,10 @@ async fn long_ids_are_refused_and_never_echoed_whole() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "pool_id"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "pool_id")
+    );
     assert!(e.message().len() < 200, "{}", e.message());
     let e = c
         .commit(pb::EndTransactionRequest {
@@ -135,7 +156,11 @@ async fn long_ids_are_refused_and_never_echoed_whole() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert!(e.message().contains(&format!("{}…", "q".repeat(64))), "{}", e.message());
+    assert!(
+        e.message().contains(&format!("{}…", "q".repeat(64))),
+        "{}",
+        e.message()
+    );
     assert!(!e.message().contains(&"q".repeat(65)), "{}", e.message());
     // The daemon still answers.
     c.list_pools(pb::ListPoolsRequest {}).await.unwrap();
@@ -158,7 +183,10 @@ async fn narrowing_numbers_and_unknown_enums_are_invalid_argument() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "port"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "port")
+    );
     assert!(e.message().contains("70968"), "{}", e.message());
     // Pool options beyond their ranges (an acquire timeout of 2^64-1 ms).
     let e = c
@@ -174,7 +202,11 @@ async fn narrowing_numbers_and_unknown_enums_are_invalid_argument() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("acquire_timeout_ms"), "{}", e.message());
+    assert!(
+        e.message().contains("acquire_timeout_ms"),
+        "{}",
+        e.message()
+    );
     let e = query_err(
         &mut c,
         pb::QueryRequest {
@@ -185,7 +217,10 @@ async fn narrowing_numbers_and_unknown_enums_are_invalid_argument() {
         },
     )
     .await;
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "format"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "format")
+    );
     let e = c
         .begin_transaction(pb::BeginTransactionRequest {
             pool_id: "default".into(),
@@ -194,7 +229,10 @@ async fn narrowing_numbers_and_unknown_enums_are_invalid_argument() {
         })
         .await
         .unwrap_err();
-    assert_eq!((e.code(), field_of(&e).as_str()), (Code::InvalidArgument, "isolation"));
+    assert_eq!(
+        (e.code(), field_of(&e).as_str()),
+        (Code::InvalidArgument, "isolation")
+    );
     let e = c
         .begin_transaction(pb::BeginTransactionRequest {
             pool_id: "default".into(),
@@ -216,16 +254,18 @@ async fn undecodable_requests_are_invalid_argument() {
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     // QueryRequest with `sql` (field 2) holding bytes that are not UTF-8, then a
     // truncated message: sent raw, as no typed client can.
-    for body in [vec![0x0a, 0x01, b'd', 0x12, 0x02, 0xff, 0xfe], vec![0x12, 0x05, b'a']] {
+    for body in [
+        vec![0x0a, 0x01, b'd', 0x12, 0x02, 0xff, 0xfe],
+        vec![0x12, 0x05, b'a'],
+    ] {
         grpc.ready().await.unwrap();
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-            "/dbpool.v1.PoolService/Execute",
-        );
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::from_static("/dbpool.v1.PoolService/Execute");
         let e = grpc
             .unary::<_, pb::ExecuteResponse, _>(
                 tonic::Request::new(RawBytes(body)),
                 path,
-                RawCodec::default(),
+                RawCodec,
             )
             .await
             .unwrap_err();
@@ -278,16 +318,32 @@ async fn a_transaction_belongs_to_the_connection_that_began_it() {
         pool_id: pool.into(),
         ..Default::default()
     };
-    let tx = owner.begin_transaction(begin("pg")).await.unwrap().into_inner().transaction_id;
+    let tx = owner
+        .begin_transaction(begin("pg"))
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
     let exec = |tx: &str| pb::ExecuteRequest {
         transaction_id: tx.into(),
         sql: "INSERT INTO t VALUES (1)".into(),
         ..Default::default()
     };
-    assert_eq!(owner.execute(exec(&tx)).await.unwrap().into_inner().rows_affected, 1);
+    assert_eq!(
+        owner
+            .execute(exec(&tx))
+            .await
+            .unwrap()
+            .into_inner()
+            .rows_affected,
+        1
+    );
     // From another connection: NOT_FOUND, worded as for an id that never existed.
     let foreign = other.execute(exec(&tx)).await.unwrap_err();
-    let unknown = other.execute(exec("tx-00000000000000000000000000000000")).await.unwrap_err();
+    let unknown = other
+        .execute(exec("tx-00000000000000000000000000000000"))
+        .await
+        .unwrap_err();
     assert_eq!(foreign.code(), Code::NotFound);
     assert_eq!(
         foreign.message().replace(&tx, "ID"),
@@ -309,14 +365,23 @@ async fn a_transaction_belongs_to_the_connection_that_began_it() {
         })
         .await
         .unwrap();
-    let rows = db.client().await.query("SELECT id FROM t", &[]).await.unwrap();
+    let rows = db
+        .client()
+        .await
+        .query("SELECT id FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     // At most two open per connection; another connection still has its own quota.
     let _a = owner.begin_transaction(begin("pg")).await.unwrap();
     let _b = owner.begin_transaction(begin("pg")).await.unwrap();
     let e = owner.begin_transaction(begin("pg")).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(e.message().contains("max_transactions_per_connection"), "{}", e.message());
+    assert!(
+        e.message().contains("max_transactions_per_connection"),
+        "{}",
+        e.message()
+    );
     other.begin_transaction(begin("pg")).await.unwrap();
 }
 
@@ -384,7 +449,9 @@ async fn a_pool_whose_database_is_down_warns_once_not_per_failure() {
         c.pools.insert(
             "down".into(),
             dbpool_config::PoolConfig {
-                url: Some(dbpool_config::Secret::new("postgres://postgres@127.0.0.1:1/postgres")),
+                url: Some(dbpool_config::Secret::new(
+                    "postgres://postgres@127.0.0.1:1/postgres",
+                )),
                 options: dbpool_config::PoolOptions {
                     // Every call tries to connect: no breaker to stop the failures.
                     breaker_threshold: 0,
@@ -412,6 +479,9 @@ async fn a_pool_whose_database_is_down_warns_once_not_per_failure() {
         assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
     }
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    let warned = text.lines().filter(|l| l.contains("connection failed")).count();
+    let warned = text
+        .lines()
+        .filter(|l| l.contains("connection failed"))
+        .count();
     assert_eq!(warned, 1, "{text}");
 }

@@ -65,21 +65,25 @@ async fn accept_errors_back_off_and_the_daemon_recovers() {
     .await;
     let endpoint = format!("http://{addr}");
 
-    // More connections than the daemon has descriptors: the kernel completes them in
-    // the listen backlog, the daemon's accept fails with EMFILE.
+    // More connections than the daemon has descriptors (but not more than the listen
+    // backlog holds): the kernel completes them, the daemon's accept fails with EMFILE.
     let mut held = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..120 {
         held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
     }
     let failed = "accepting a client connection failed";
     wait_for_log(&log, "accept failure", |t| t.contains(failed).then_some(())).await;
+    let first = Instant::now();
     // The window in which a spinning accept loop logged hundreds of thousands of lines.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let text = log_text(&log);
+    let window = first.elapsed();
     let failures = text.lines().filter(|l| l.contains(failed)).count();
+    // One line, then at most one per 5 s (the machine may be slow: count the real window).
+    let allowed = 2 + usize::try_from(window.as_secs() / 5).unwrap();
     assert!(
-        (1..=2).contains(&failures),
-        "{failures} accept-failure lines in 2 s:\n{text}"
+        (1..=allowed).contains(&failures),
+        "{failures} accept-failure lines in {window:?}:\n{text}"
     );
     assert!(text.lines().count() < 100, "log grew to:\n{text}");
 
