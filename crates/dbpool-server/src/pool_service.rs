@@ -56,8 +56,8 @@ impl PoolService for PoolServiceImpl {
         let r = req.into_inner();
         let cfg = convert::pool_config(&r);
         // Command policy and file paths are the operator's (config file), not a caller's.
-        cfg.resolve("")
-            .and_then(|p| dbpool_backends::request_policy::check_request_pool(&p))
+        let resolved = cfg.resolve("").map_err(|e| to_status(&e.into()))?;
+        dbpool_backends::request_policy::check_request_pool(&resolved)
             .map_err(|e| to_status(&e))?;
         let entry = self
             .calls

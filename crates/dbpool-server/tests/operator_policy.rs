@@ -212,26 +212,10 @@ async fn default_influx_pool_refuses_drop_database_and_create_user() {
         assert_eq!(e.code(), Code::PermissionDenied, "{sql}: {e:?}");
     }
     // Nothing of it ran: the database is there, the user is not.
-    let shown = |batches: Vec<arrow::record_batch::RecordBatch>| -> Vec<String> {
-        batches
-            .iter()
-            .flat_map(|b| {
-                let col = b.column(b.num_columns() - 1).as_string::<i32>();
-                (0..col.len()).map(|i| col.value(i).to_string()).collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let dbs = shown(query_ipc(&mut c, "admin", "SHOW DATABASES", vec![]).await.unwrap());
+    let dbs = column(&mut c, "SHOW DATABASES", "name").await;
     assert!(dbs.contains(&db), "{dbs:?}");
     assert!(!dbs.contains(&format!("{db}_other")), "{dbs:?}");
-    let users = query_ipc(&mut c, "admin", "SHOW USERS", vec![]).await.unwrap();
-    let users: Vec<String> = users
-        .iter()
-        .flat_map(|b| {
-            let col = b.column_by_name("user").unwrap().as_string::<i32>();
-            (0..col.len()).map(|i| col.value(i).to_string()).collect::<Vec<_>>()
-        })
-        .collect();
+    let users = column(&mut c, "SHOW USERS", "user").await;
     assert!(!users.contains(&user), "{users:?}");
     // Points are the pool's own: writing and deleting them is allowed.
     assert_eq!(execute(&mut c, "influx", "m v=1 1").await.unwrap(), 1);
@@ -239,6 +223,18 @@ async fn default_influx_pool_refuses_drop_database_and_create_user() {
     execute(&mut c, "admin", &format!("DROP DATABASE {db}"))
         .await
         .unwrap();
+}
+
+/// One text column of an admin query's result.
+async fn column(c: &mut PoolClient, sql: &str, name: &str) -> Vec<String> {
+    let batches = query_ipc(c, "admin", sql, vec![]).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let col = b.column_by_name(name).unwrap_or_else(|| panic!("{name} in {b:?}"));
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        out.extend(col.as_string::<i32>().iter().flatten().map(String::from));
+    }
+    out
 }
 
 /// ListPools redacts every query value not known to be safe (`options=-c …` included)
