@@ -152,7 +152,10 @@ mod tests {
         let r = redact_url("redis://:hunter2@127.0.0.1:6379/0?unknown=hunter3#hunter4");
         assert!(!r.contains("hunter"), "{r}");
         let r = redact_url("mssql://sa:p@h/db?encrypt=on&trust_server_certificate=true");
-        assert_eq!(r, "mssql://sa:***@h/db?encrypt=on&trust_server_certificate=true");
+        assert_eq!(
+            r,
+            "mssql://sa:***@h/db?encrypt=on&trust_server_certificate=true"
+        );
         // A `?` with nothing after it stays harmless.
         assert_eq!(redact_url("postgres://h/db?"), "postgres://h/db");
         assert_eq!(redact_url("not a url: hunter2"), "***");

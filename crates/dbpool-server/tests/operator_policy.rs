@@ -57,10 +57,7 @@ async fn create_pool_refuses_operator_only_settings() {
     let server = TestServer::start(&[]).await;
     let mut c = server.pools().await;
     let redis = redis_url();
-    for (key, value) in [
-        ("denied_commands", ""),
-        ("allowed_commands", "CONFIG,EVAL"),
-    ] {
+    for (key, value) in [("denied_commands", ""), ("allowed_commands", "CONFIG,EVAL")] {
         let e = c
             .create_pool(create("r", &redis, &[(key, value)]))
             .await
@@ -155,7 +152,10 @@ async fn default_redis_pool_refuses_admin_debug_and_data_moving_commands() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     let out = c.execute_batch(batch(false)).await.unwrap().into_inner();
     assert!(out.results[0].ok, "{out:?}");
-    assert!(!out.results[1].ok && out.results[1].error.contains("FLUSHALL"), "{out:?}");
+    assert!(
+        !out.results[1].ok && out.results[1].error.contains("FLUSHALL"),
+        "{out:?}"
+    );
     // A COPY within the database is allowed.
     assert_eq!(
         execute(&mut c, "r", &format!("COPY {key} {key}:copy"))
@@ -181,7 +181,10 @@ async fn default_influx_pool_refuses_drop_database_and_create_user() {
     });
     let db = dbpool_testkit::unique_name("dbpool_t");
     let server = TestServer::start_with(
-        &[("admin", base.as_str()), ("influx", &format!("{base}/{db}"))],
+        &[
+            ("admin", base.as_str()),
+            ("influx", &format!("{base}/{db}")),
+        ],
         |c| {
             let admin = c.pools.get_mut("admin").unwrap();
             admin.settings.insert(
@@ -212,33 +215,33 @@ async fn default_influx_pool_refuses_drop_database_and_create_user() {
         assert_eq!(e.code(), Code::PermissionDenied, "{sql}: {e:?}");
     }
     // Nothing of it ran: the database is there, the user is not.
-    let shown = |batches: Vec<arrow::record_batch::RecordBatch>| -> Vec<String> {
-        batches
-            .iter()
-            .flat_map(|b| {
-                let col = b.column(b.num_columns() - 1).as_string::<i32>();
-                (0..col.len()).map(|i| col.value(i).to_string()).collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let dbs = shown(query_ipc(&mut c, "admin", "SHOW DATABASES", vec![]).await.unwrap());
+    let dbs = column(&mut c, "SHOW DATABASES", "name").await;
     assert!(dbs.contains(&db), "{dbs:?}");
     assert!(!dbs.contains(&format!("{db}_other")), "{dbs:?}");
-    let users = query_ipc(&mut c, "admin", "SHOW USERS", vec![]).await.unwrap();
-    let users: Vec<String> = users
-        .iter()
-        .flat_map(|b| {
-            let col = b.column_by_name("user").unwrap().as_string::<i32>();
-            (0..col.len()).map(|i| col.value(i).to_string()).collect::<Vec<_>>()
-        })
-        .collect();
+    let users = column(&mut c, "SHOW USERS", "user").await;
     assert!(!users.contains(&user), "{users:?}");
     // Points are the pool's own: writing and deleting them is allowed.
     assert_eq!(execute(&mut c, "influx", "m v=1 1").await.unwrap(), 1);
-    execute(&mut c, "influx", "DROP MEASUREMENT m").await.unwrap();
+    execute(&mut c, "influx", "DROP MEASUREMENT m")
+        .await
+        .unwrap();
     execute(&mut c, "admin", &format!("DROP DATABASE {db}"))
         .await
         .unwrap();
+}
+
+/// One text column of an admin query's result.
+async fn column(c: &mut PoolClient, sql: &str, name: &str) -> Vec<String> {
+    let batches = query_ipc(c, "admin", sql, vec![]).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let col = b
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{name} in {b:?}"));
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        out.extend(col.as_string::<i32>().iter().flatten().map(String::from));
+    }
+    out
 }
 
 /// ListPools redacts every query value not known to be safe (`options=-c …` included)

@@ -301,7 +301,11 @@ mod tests {
         assert!(denied(&p, "DROP MEASUREMENT m"));
         assert!(denied(&p, "delete from m"));
         assert!(!denied(&p, "CREATE USER x WITH PASSWORD 'y'"));
-        let p = s(&[("denied_statements", "DROP"), ("allowed_statements", "DROP SERIES")]).unwrap();
+        let p = s(&[
+            ("denied_statements", "DROP"),
+            ("allowed_statements", "DROP SERIES"),
+        ])
+        .unwrap();
         assert!(!denied(&p, "DROP SERIES FROM m"));
         assert!(denied(&p, "DROP MEASUREMENT m"));
         let p = s(&[("denied_statements", "")]).unwrap();

@@ -334,7 +334,9 @@ mod tests {
         let ado = "Server=h;User Id=sa;Password=p;TrustServerCertificate=yes;\
                    TrustServerCertificateCA=/x";
         let e = settings("p", &pool("mssql://h", Some(ado))).unwrap_err();
-        assert!(matches!(&e, Error::InvalidArgument { field, .. } if field.starts_with("settings.ado")));
+        assert!(
+            matches!(&e, Error::InvalidArgument { field, .. } if field.starts_with("settings.ado"))
+        );
     }
 
     fn pool(url: &str, ado: Option<&str>) -> ResolvedPool {

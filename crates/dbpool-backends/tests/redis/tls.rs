@@ -149,7 +149,10 @@ async fn an_unreadable_ca_file_does_not_say_why() {
             panic!("{e}")
         };
         assert_eq!(field, "settings.tls_ca_file");
-        assert!(!message.contains(&dir.path().display().to_string()), "{message}");
+        assert!(
+            !message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
         messages.push(message);
     }
     assert_eq!(messages[0], messages[1]);

@@ -99,7 +99,10 @@ impl Chunks {
     }
 
     /// Wraps a response body; a line longer than `max_line` bytes is an error.
-    pub fn with_max_line(body: BoxStream<'static, reqwest::Result<Bytes>>, max_line: usize) -> Self {
+    pub fn with_max_line(
+        body: BoxStream<'static, reqwest::Result<Bytes>>,
+        max_line: usize,
+    ) -> Self {
         Chunks {
             body,
             buf: Vec::new(),
