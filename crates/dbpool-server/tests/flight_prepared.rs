@@ -237,3 +237,15 @@ async fn bound_parameters_are_validated_and_bounded() {
     assert_eq!(put_params(&mut f, &h, param_rows(0..3)).await.unwrap(), 3);
     assert_eq!(count(pools).await, 3);
 }
+
+#[tokio::test]
+async fn prepared_sql_is_bounded() {
+    let server = TestServer::start_with(&[], |c| c.server.limits.max_sql_bytes = 64).await;
+    let mut f = server.flight().await;
+    let long = format!("SELECT '{}' AS x", "y".repeat(64));
+    let s = prepare(&mut f, &long).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("max_sql_bytes"), "{s:?}");
+    assert_eq!(open_prepared_statements(server.addr), Some(0));
+    prepare(&mut f, "SELECT 1 AS one").await.unwrap();
+}

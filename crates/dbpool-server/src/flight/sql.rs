@@ -36,6 +36,8 @@ pub struct SqlService {
     max_param_rows: usize,
     /// Bytes of parameter values one DoPut may bind (`server.limits.max_message_bytes`).
     max_param_bytes: usize,
+    /// Longest SQL a prepared statement may keep (`server.limits.max_sql_bytes`).
+    max_sql_bytes: usize,
     info: SqlInfoData,
 }
 
@@ -112,6 +114,7 @@ impl SqlService {
             ipc: IpcLimits::from_config(limits),
             max_param_rows: limits.max_batch_statements,
             max_param_bytes: limits.max_message_bytes,
+            max_sql_bytes: limits.max_sql_bytes,
             info,
         }
     }
@@ -409,6 +412,17 @@ impl FlightSqlService for SqlService {
         q: ActionCreatePreparedStatementRequest,
         req: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        if q.query.len() > self.max_sql_bytes {
+            // Held for as long as the statement lives: bounded before anything else.
+            return Err(st(Error::invalid(
+                "query",
+                format!(
+                    "is {} bytes, more than server.limits.max_sql_bytes ({})",
+                    q.query.len(),
+                    self.max_sql_bytes
+                ),
+            )));
+        }
         let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
         let pool = self.target(req.metadata(), &tx).map_err(st)?;
         let schema: SchemaRef = self
