@@ -51,7 +51,8 @@ fn arrow_batch(mut input: Input) {
         fields.push(Field::new(format!("c{c}"), a.data_type().clone(), true));
         arrays.push(a);
     }
-    let Ok(batch) = arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+    let Ok(batch) =
+        arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
     else {
         return;
     };
@@ -84,7 +85,10 @@ fn column(input: &mut Input, rows: usize) -> Option<ArrayRef> {
         .collect();
     Some(match kind {
         0 => Arc::new(NullArray::new(rows)),
-        1 => Arc::new(n.map(|i| opt(i).map(|v| v & 1 == 1)).collect::<BooleanArray>()),
+        1 => Arc::new(
+            n.map(|i| opt(i).map(|v| v & 1 == 1))
+                .collect::<BooleanArray>(),
+        ),
         2 => Arc::new(n.map(|i| opt(i).map(|v| v as i8)).collect::<Int8Array>()),
         3 => Arc::new(n.map(|i| opt(i).map(|v| v as i16)).collect::<Int16Array>()),
         4 => Arc::new(n.map(|i| opt(i).map(|v| v as i32)).collect::<Int32Array>()),
@@ -93,8 +97,14 @@ fn column(input: &mut Input, rows: usize) -> Option<ArrayRef> {
         7 => Arc::new(n.map(|i| opt(i).map(|v| v as u16)).collect::<UInt16Array>()),
         8 => Arc::new(n.map(|i| opt(i).map(|v| v as u32)).collect::<UInt32Array>()),
         9 => Arc::new(n.map(|i| opt(i).map(|v| v as u64)).collect::<UInt64Array>()),
-        10 => Arc::new(n.map(|i| opt(i).map(|v| f64::from_bits(v as u64) as f32)).collect::<Float32Array>()),
-        11 => Arc::new(n.map(|i| opt(i).map(|v| f64::from_bits(v as u64))).collect::<Float64Array>()),
+        10 => Arc::new(
+            n.map(|i| opt(i).map(|v| f64::from_bits(v as u64) as f32))
+                .collect::<Float32Array>(),
+        ),
+        11 => Arc::new(
+            n.map(|i| opt(i).map(|v| f64::from_bits(v as u64)))
+                .collect::<Float64Array>(),
+        ),
         12 => Arc::new(StringArray::from(strs)),
         13 => Arc::new(LargeStringArray::from(strs)),
         14 => Arc::new(StringViewArray::from(strs)),
@@ -104,16 +114,30 @@ fn column(input: &mut Input, rows: usize) -> Option<ArrayRef> {
         18 => {
             let tz = (input.u8() & 1 == 1).then(|| "UTC");
             match input.u8() % 4 {
-                0 => Arc::new(TimestampSecondArray::from(n.map(opt).collect::<Vec<_>>()).with_timezone_opt(tz)),
-                1 => Arc::new(TimestampMillisecondArray::from(n.map(opt).collect::<Vec<_>>()).with_timezone_opt(tz)),
-                2 => Arc::new(TimestampMicrosecondArray::from(n.map(opt).collect::<Vec<_>>()).with_timezone_opt(tz)),
-                _ => Arc::new(TimestampNanosecondArray::from(n.map(opt).collect::<Vec<_>>()).with_timezone_opt(tz)),
+                0 => Arc::new(
+                    TimestampSecondArray::from(n.map(opt).collect::<Vec<_>>())
+                        .with_timezone_opt(tz),
+                ),
+                1 => Arc::new(
+                    TimestampMillisecondArray::from(n.map(opt).collect::<Vec<_>>())
+                        .with_timezone_opt(tz),
+                ),
+                2 => Arc::new(
+                    TimestampMicrosecondArray::from(n.map(opt).collect::<Vec<_>>())
+                        .with_timezone_opt(tz),
+                ),
+                _ => Arc::new(
+                    TimestampNanosecondArray::from(n.map(opt).collect::<Vec<_>>())
+                        .with_timezone_opt(tz),
+                ),
             }
         }
         19 => {
             let precision = 1 + input.u8() % 38;
             let scale = input.u8() as i8;
-            let a = n.map(|i| opt(i).map(|v| v as i128 * v as i128)).collect::<Decimal128Array>();
+            let a = n
+                .map(|i| opt(i).map(|v| v as i128 * v as i128))
+                .collect::<Decimal128Array>();
             Arc::new(a.with_precision_and_scale(precision, scale).ok()?)
         }
         20 => {
@@ -127,8 +151,14 @@ fn column(input: &mut Input, rows: usize) -> Option<ArrayRef> {
         21 => Arc::new(n.map(|i| opt(i).map(|v| v as i32)).collect::<Date32Array>()),
         22 => Arc::new(n.map(opt).collect::<Date64Array>()),
         _ => match input.u8() % 5 {
-            0 => Arc::new(n.map(|i| opt(i).map(|v| v as i32)).collect::<Time32SecondArray>()),
-            1 => Arc::new(n.map(|i| opt(i).map(|v| v as i32)).collect::<Time32MillisecondArray>()),
+            0 => Arc::new(
+                n.map(|i| opt(i).map(|v| v as i32))
+                    .collect::<Time32SecondArray>(),
+            ),
+            1 => Arc::new(
+                n.map(|i| opt(i).map(|v| v as i32))
+                    .collect::<Time32MillisecondArray>(),
+            ),
             2 => Arc::new(n.map(opt).collect::<Time64MicrosecondArray>()),
             3 => Arc::new(n.map(opt).collect::<Time64NanosecondArray>()),
             // A type the decoder refuses.

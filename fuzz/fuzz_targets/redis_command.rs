@@ -40,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
     // Never fewer arguments than the line has words plus appended parameters, never none.
     assert!(!cmd.args.is_empty());
     assert!(cmd.args.len() <= line.len() + n_params);
-    let _ = (cmd.name(), cmd.sub(), cmd.has_flag("WITHSCORES"), cmd.to_cmd());
+    let _ = (
+        cmd.name(),
+        cmd.sub(),
+        cmd.has_flag("WITHSCORES"),
+        cmd.to_cmd(),
+    );
     if let Ok(s) = Settings::parse(&settings, &PoolOptions::default()) {
         let _ = s.policy.check(&cmd);
     }

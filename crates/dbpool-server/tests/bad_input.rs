@@ -112,7 +112,7 @@ async fn every_bad_input_gets_its_status_and_the_daemon_carries_on() {
                 Ok(Err(s)) => Err((s.code(), short(s.message()))),
                 Err(_) => Err((Code::DeadlineExceeded, "the case timed out".to_string())),
             };
-            let code = *outcome.as_ref().map_or_else(|(c, _)| c, |c| c);
+            let code = *outcome.as_ref().unwrap_or_else(|(c, _)| c);
             if round == 0 && !case.expect.contains(&code) {
                 failures.push(format!(
                     "{}: expected {:?}, got {:?}{}",
