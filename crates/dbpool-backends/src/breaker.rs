@@ -1,7 +1,7 @@
 //! A per-pool circuit breaker: after `threshold` consecutive connection failures calls
 //! fail fast for `cooldown`, then one probe may try the database again.
 use dbpool_core::{CircuitState, Error};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl Breaker {
 
     /// Lets a call through, or refuses it while the circuit is open.
     pub fn admit(&self) -> Result<(), Error> {
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock();
         match &*s {
             State::Closed { .. } => Ok(()),
             State::Open { until, last } => {
@@ -59,7 +59,7 @@ impl Breaker {
     /// An admitted call ended without learning anything (its caller went away, or it
     /// timed out waiting): if it was the half-open probe, the next call may probe.
     pub fn abandon(&self) {
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock();
         if let State::HalfOpen { probing: true } = *s {
             *s = State::HalfOpen { probing: false };
         }
@@ -67,7 +67,7 @@ impl Breaker {
 
     /// A connection was obtained: close the circuit.
     pub fn success(&self) {
-        *self.state.lock().expect("breaker lock") = State::Closed { failures: 0 };
+        *self.state.lock() = State::Closed { failures: 0 };
     }
 
     /// Connecting failed with `e`.
@@ -75,7 +75,7 @@ impl Breaker {
         if self.threshold == 0 {
             return;
         }
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock();
         let open = match &mut *s {
             State::Closed { failures } => {
                 *failures += 1;
@@ -95,7 +95,7 @@ impl Breaker {
 
     /// The state for status, health and metrics.
     pub fn state(&self) -> CircuitState {
-        match &*self.state.lock().expect("breaker lock") {
+        match &*self.state.lock() {
             State::Closed { .. } => CircuitState::Closed,
             State::Open { until, .. } if Instant::now() < *until => CircuitState::Open,
             State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,

@@ -12,7 +12,8 @@ use dbpool_core::{
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use std::sync::{Arc, Mutex, Weak};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// PostgreSQL's SQLSTATE for "cannot execute … in a read-only transaction".
@@ -177,17 +178,16 @@ impl Inner {
     /// Reads skip the primary while it is known down and its breaker fails calls fast
     /// anyway; the background probe (or a write, or a health check) finds it back.
     fn skip_primary(&self) -> bool {
-        self.mode.lock().expect("failover lock").down.is_some()
-            && self.primary.state().circuit != CircuitState::Closed
+        self.mode.lock().down.is_some() && self.primary.state().circuit != CircuitState::Closed
     }
 
     fn cause(&self) -> String {
-        let mode = self.mode.lock().expect("failover lock");
+        let mode = self.mode.lock();
         mode.down.clone().unwrap_or_else(|| "unknown".into())
     }
 
     fn primary_down(self: &Arc<Self>, e: &Error) {
-        let mut mode = self.mode.lock().expect("failover lock");
+        let mut mode = self.mode.lock();
         if mode.down.is_none() {
             tracing::warn!(pool = %self.pool_id, error = %e, "primary unavailable: read-only degraded mode, reads go to the backups");
             mode.serving = Serving::None;
@@ -200,7 +200,7 @@ impl Inner {
     }
 
     fn primary_up(&self) {
-        let mut mode = self.mode.lock().expect("failover lock");
+        let mut mode = self.mode.lock();
         if mode.down.take().is_some() {
             tracing::info!(pool = %self.pool_id, "primary is back: reads and writes go to it again");
         }
@@ -208,7 +208,7 @@ impl Inner {
     }
 
     fn served_by(&self, serving: Serving) {
-        let mut mode = self.mode.lock().expect("failover lock");
+        let mut mode = self.mode.lock();
         if mode.down.is_some() {
             mode.serving = serving;
         }
@@ -216,7 +216,7 @@ impl Inner {
 
     /// The read-only error; `refused` is what a backup said when a write reached it.
     fn read_only(&self, cause: String, refused: Option<(usize, &Error)>) -> Error {
-        let reads = match (refused, self.mode.lock().expect("failover lock").serving) {
+        let reads = match (refused, self.mode.lock().serving) {
             (Some((n, e)), _) => {
                 format!("backup {n} serves reads only and refused the statement: {e}")
             }
@@ -249,7 +249,7 @@ async fn probe(inner: Weak<Inner>, every: Duration) {
             return;
         };
         {
-            let mut mode = inner.mode.lock().expect("failover lock");
+            let mut mode = inner.mode.lock();
             if mode.down.is_none() {
                 mode.probing = false;
                 return;
@@ -257,7 +257,7 @@ async fn probe(inner: Weak<Inner>, every: Duration) {
         }
         if inner.primary.health_check().await.is_ok() {
             inner.primary_up();
-            inner.mode.lock().expect("failover lock").probing = false;
+            inner.mode.lock().probing = false;
             return;
         }
     }
@@ -397,7 +397,7 @@ impl Backend for FailoverBackend {
     }
 
     fn failover(&self) -> Option<Failover> {
-        let mode = self.inner.mode.lock().expect("failover lock");
+        let mode = self.inner.mode.lock();
         Some(Failover {
             degraded: mode.down.is_some(),
             serving: mode.serving,

@@ -4,8 +4,9 @@
 use crate::breaker::Breaker;
 use dbpool_config::PoolOptions;
 use dbpool_core::{Error, LogLimiter, PoolState, Result};
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
@@ -117,7 +118,7 @@ impl<E: Send + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
             tracing::warn!(error = %classified, suppressed_since_last_log = suppressed, "connection failed");
         }
         if let ManagedError::Connect(_) = error {
-            *self.watch.last.lock().expect("watch lock") = Some(classified);
+            *self.watch.last.lock() = Some(classified);
             self.watch.generation.send_modify(|g| *g += 1);
         }
     }
@@ -292,7 +293,6 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
                 .watch
                 .last
                 .lock()
-                .expect("watch lock")
                 .clone()
                 .unwrap_or_else(|| Error::Unavailable("connect failed".into()))),
         };

@@ -1,6 +1,6 @@
 //! Rate-limited logging and echo clipping: what keeps a hostile or broken peer from
 //! turning the daemon's log or error headers into an unbounded sink.
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 /// Lets a repeated event be logged once, then at most once per `interval`, and counts
@@ -37,7 +37,7 @@ impl LogLimiter {
 
     /// [`check`](Self::check) at a given instant (tests drive the clock).
     pub fn check_at(&self, now: Instant) -> Option<u64> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.state.lock();
         let due = s
             .last
             .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
@@ -52,7 +52,7 @@ impl LogLimiter {
 
     /// Forgets the history: the next event is logged (e.g. after the condition cleared).
     pub fn reset(&self) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = LimiterState::default();
+        *self.state.lock() = LimiterState::default();
     }
 }
 

@@ -1,9 +1,10 @@
 //! `PoolManager`: the named pools of the daemon, created and removed at runtime.
 use crate::{Backend, BackendFactory, Error, PoolCounters, PoolSnapshot, Result};
 use dbpool_config::{validate_pool_id, PoolConfig, ResolvedPool};
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One named pool: its backend, config and counters.
@@ -84,8 +85,8 @@ impl PoolManager {
         validate_pool_id(id).map_err(|m| Error::invalid("pool_id", m))?;
         let resolved = config.resolve("")?;
         {
-            let pools = self.pools.read().expect("pool map lock");
-            let mut creating = self.creating.lock().expect("creating lock");
+            let pools = self.pools.read();
+            let mut creating = self.creating.lock();
             if pools.contains_key(id) || creating.contains(id) {
                 return Err(Error::PoolExists(crate::clip(id)));
             }
@@ -99,8 +100,8 @@ impl PoolManager {
             creating.insert(id.to_string());
         }
         let result = self.build(id, resolved, check).await;
-        let mut pools = self.pools.write().expect("pool map lock");
-        self.creating.lock().expect("creating lock").remove(id);
+        let mut pools = self.pools.write();
+        self.creating.lock().remove(id);
         let entry = result?;
         pools.insert(id.to_string(), entry.clone());
         tracing::info!(pool = id, backend = entry.config.kind.name(), url = %entry.config.redacted_url(), "pool created");
@@ -126,7 +127,7 @@ impl PoolManager {
 
     /// Removes a pool; in-flight calls keep their `Arc` and finish.
     pub fn remove(&self, id: &str) -> Result<Arc<PoolEntry>> {
-        let removed = self.pools.write().expect("pool map lock").remove(id);
+        let removed = self.pools.write().remove(id);
         let entry = removed.ok_or_else(|| Error::PoolNotFound(crate::clip(id)))?;
         tracing::info!(pool = id, "pool removed");
         Ok(entry)
@@ -139,7 +140,6 @@ impl PoolManager {
         }
         self.pools
             .read()
-            .expect("pool map lock")
             .get(id)
             .cloned()
             .ok_or_else(|| Error::PoolNotFound(crate::clip(id)))
@@ -147,17 +147,12 @@ impl PoolManager {
 
     /// Every pool, ordered by id.
     pub fn list(&self) -> Vec<Arc<PoolEntry>> {
-        self.pools
-            .read()
-            .expect("pool map lock")
-            .values()
-            .cloned()
-            .collect()
+        self.pools.read().values().cloned().collect()
     }
 
     /// Removes every pool (at shutdown).
     pub fn clear(&self) -> Vec<Arc<PoolEntry>> {
-        let mut pools = self.pools.write().expect("pool map lock");
+        let mut pools = self.pools.write();
         std::mem::take(&mut *pools).into_values().collect()
     }
 }

@@ -1,9 +1,9 @@
 //! Per-pool counters and latency histograms: the one source of the GetMetrics RPC and the
 //! Prometheus endpoint.
 use crate::PoolState;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// What kind of call a counter records.
@@ -120,12 +120,7 @@ impl PoolCounters {
 
     /// Counts one failed call by its status code name (e.g. `INVALID_ARGUMENT`).
     pub fn record_error(&self, code: &'static str) {
-        *self
-            .errors
-            .lock()
-            .expect("error counters")
-            .entry(code)
-            .or_default() += 1;
+        *self.errors.lock().entry(code).or_default() += 1;
     }
 
     /// Counts rows and Arrow bytes sent to a client.
@@ -136,7 +131,7 @@ impl PoolCounters {
 
     /// A copy of the counters together with the pool state.
     pub fn snapshot(&self, state: PoolState, acquire_wait: HistogramSnapshot) -> PoolSnapshot {
-        let errors = self.errors.lock().expect("error counters").clone();
+        let errors = self.errors.lock().clone();
         PoolSnapshot {
             state,
             calls: CallKind::ALL

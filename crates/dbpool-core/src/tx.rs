@@ -2,8 +2,9 @@
 //! finds them by id, rolls back idle ones and those of clients that went away.
 use crate::{Error, Param, PoolEntry, QueryStream, Result};
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Isolation levels; a backend rejects the ones it does not have.
@@ -81,10 +82,10 @@ pub struct TxEntry {
 impl TxEntry {
     /// Marks the transaction used now.
     pub fn touch(&self) {
-        *self.last_used.lock().expect("tx clock") = Instant::now();
+        *self.last_used.lock() = Instant::now();
     }
     fn idle_for(&self) -> Duration {
-        self.last_used.lock().expect("tx clock").elapsed()
+        self.last_used.lock().elapsed()
     }
 }
 
@@ -122,7 +123,7 @@ impl TxRegistry {
     /// Refuses with RESOURCE_EXHAUSTED when `owner` holds its maximum already; asked
     /// before a connection is taken from the pool for a new transaction.
     pub fn check_room(&self, owner: Owner) -> Result<()> {
-        let open = self.open.lock().expect("tx map");
+        let open = self.open.lock();
         if owner.is_some() && Self::owned_by(&open, owner) >= self.max_per_owner {
             return Err(Error::ResourceExhausted(format!(
                 "this client connection holds {} open transactions, the most \
@@ -156,7 +157,7 @@ impl TxRegistry {
             idle_timeout,
             last_used: Mutex::new(Instant::now()),
         });
-        self.open.lock().expect("tx map").insert(id.clone(), entry);
+        self.open.lock().insert(id.clone(), entry);
         Ok(id)
     }
 
@@ -167,7 +168,6 @@ impl TxRegistry {
         let entry = self
             .open
             .lock()
-            .expect("tx map")
             .get(id)
             .filter(|e| e.owner == owner)
             .cloned()
@@ -179,7 +179,7 @@ impl TxRegistry {
     /// Ends a transaction `owner` began: commit or roll back, then forget it.
     pub async fn end(&self, id: &str, commit: bool, owner: Owner) -> Result<()> {
         let entry = {
-            let mut open = self.open.lock().expect("tx map");
+            let mut open = self.open.lock();
             match open.get(id) {
                 Some(e) if e.owner == owner => open.remove(id),
                 _ => None,
@@ -195,7 +195,7 @@ impl TxRegistry {
 
     /// Number of open transactions.
     pub fn len(&self) -> usize {
-        self.open.lock().expect("tx map").len()
+        self.open.lock().len()
     }
 
     /// Whether no transaction is open.
@@ -204,7 +204,7 @@ impl TxRegistry {
     }
 
     fn take_where(&self, pred: impl Fn(&Arc<TxEntry>) -> bool) -> Vec<Arc<TxEntry>> {
-        let mut open = self.open.lock().expect("tx map");
+        let mut open = self.open.lock();
         let ids: Vec<String> = open
             .values()
             .filter(|e| pred(e))

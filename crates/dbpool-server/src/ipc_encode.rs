@@ -9,8 +9,9 @@ use arrow::ipc::writer::{
 };
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 /// Schemas kept at most; the map starts over beyond it.
 const SCHEMA_CACHE_SIZE: usize = 1024;
@@ -24,7 +25,7 @@ static SCHEMA_MESSAGES: LazyLock<Mutex<HashMap<SchemaRef, Bytes>>> =
 /// Only for schemas without dictionary columns (see [`has_dictionary`]): those need a
 /// dictionary tracker that lives with the stream.
 pub fn schema_message(schema: &SchemaRef) -> Bytes {
-    if let Some(m) = SCHEMA_MESSAGES.lock().expect("schema cache").get(schema) {
+    if let Some(m) = SCHEMA_MESSAGES.lock().get(schema) {
         return m.clone();
     }
     let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
@@ -33,7 +34,7 @@ pub fn schema_message(schema: &SchemaRef) -> Bytes {
         &IpcWriteOptions::default(),
     );
     let bytes = Bytes::from(encoded.ipc_message);
-    let mut cache = SCHEMA_MESSAGES.lock().expect("schema cache");
+    let mut cache = SCHEMA_MESSAGES.lock();
     if cache.len() >= SCHEMA_CACHE_SIZE {
         cache.clear();
     }

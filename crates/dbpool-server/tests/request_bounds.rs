@@ -262,11 +262,7 @@ async fn undecodable_requests_are_invalid_argument() {
         let path =
             tonic::codegen::http::uri::PathAndQuery::from_static("/dbpool.v1.PoolService/Execute");
         let e = grpc
-            .unary::<_, pb::ExecuteResponse, _>(
-                tonic::Request::new(RawBytes(body)),
-                path,
-                RawCodec,
-            )
+            .unary::<_, pb::ExecuteResponse, _>(tonic::Request::new(RawBytes(body)), path, RawCodec)
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());

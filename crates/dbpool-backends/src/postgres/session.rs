@@ -18,8 +18,9 @@ use bb8_postgres::PostgresConnectionManager;
 use dbpool_config::PreparedStatements;
 use dbpool_core::{Error, Param, Result};
 use hashlink::LruCache;
+use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient, NoTls, Statement};
 
@@ -101,7 +102,7 @@ impl StatementCache {
         // A panic elsewhere while the lock was held leaves a cache that is still
         // consistent (every operation on it is one call): keep using it.
         let lock = self.statements.as_ref()?;
-        Some(lock.lock().unwrap_or_else(PoisonError::into_inner))
+        Some(lock.lock())
     }
 
     fn get(&self, sql: &str) -> Option<Prepared> {

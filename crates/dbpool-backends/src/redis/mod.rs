@@ -25,9 +25,9 @@ use dbpool_core::{
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use parking_lot::Mutex;
 use redis::{FromRedisValue, Value};
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// A Redis pool.
 pub struct RedisBackend {
@@ -72,7 +72,7 @@ impl RedisBackend {
     /// Whether the server flags `name` read-only; unknown commands count as read-only
     /// (running them yields the server's own error).
     async fn is_readonly(&self, conn: &mut Conn<RedisManager>, name: &str) -> Result<bool> {
-        if let Some(r) = self.readonly.lock().expect("cache lock").get(name) {
+        if let Some(r) = self.readonly.lock().get(name) {
             return Ok(*r);
         }
         let mut info = redis::cmd("COMMAND");
@@ -92,10 +92,7 @@ impl RedisBackend {
             }),
             _ => true,
         };
-        self.readonly
-            .lock()
-            .expect("cache lock")
-            .insert(name.to_string(), readonly);
+        self.readonly.lock().insert(name.to_string(), readonly);
         Ok(readonly)
     }
 }

@@ -3,9 +3,10 @@
 //! `prepared_statement_idle_timeout_ms` is closed, and so are all of a connection's when
 //! it goes away. Handles are random, and only the owning connection can use one.
 use dbpool_core::{Error, Param, Result};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use std::time::Instant;
 use tonic::Request;
@@ -17,7 +18,9 @@ pub type ConnKey = String;
 /// The connection a request came on (empty when the transport has no peer address).
 pub fn client_key<T>(req: &Request<T>) -> ConnKey {
     let _ = req;
-    crate::conn::current().map(|id| id.to_string()).unwrap_or_default()
+    crate::conn::current()
+        .map(|id| id.to_string())
+        .unwrap_or_default()
 }
 
 /// A prepared statement: where it runs, its SQL and the parameter rows bound last.
@@ -55,9 +58,9 @@ impl PreparedRegistry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnKey, HashMap<Vec<u8>, Slot>>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<ConnKey, HashMap<Vec<u8>, Slot>>> {
         // A panic while holding the lock leaves a consistent map (no multi-step updates).
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+        self.open.lock()
     }
 
     /// Registers a statement for `owner`; returns its handle.
@@ -194,7 +197,7 @@ static SERVERS: Mutex<Vec<(SocketAddr, Weak<PreparedRegistry>)>> = Mutex::new(Ve
 
 /// Makes a server's registry visible to [`open_prepared_statements`].
 pub fn register_server(addr: SocketAddr, registry: &Arc<PreparedRegistry>) {
-    let mut servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut servers = SERVERS.lock();
     servers.retain(|(a, w)| w.strong_count() > 0 && *a != addr);
     servers.push((addr, Arc::downgrade(registry)));
 }
@@ -203,7 +206,7 @@ pub fn register_server(addr: SocketAddr, registry: &Arc<PreparedRegistry>) {
 /// running in this process). For tests that watch statements being freed.
 #[doc(hidden)]
 pub fn open_prepared_statements(addr: SocketAddr) -> Option<usize> {
-    let servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
+    let servers = SERVERS.lock();
     servers
         .iter()
         .find(|(a, _)| *a == addr)
