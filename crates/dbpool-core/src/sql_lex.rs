@@ -79,6 +79,14 @@ pub struct TxControl {
 pub fn find_tx_control(sql: &str, dialect: Dialect, in_transaction: bool) -> Option<TxControl> {
     let refused = |c: &TxControl| c.kind == TxControlKind::Transaction || !in_transaction;
     match dialect {
+        // Fast path, the common case: without a `;` there is one statement, judged by
+        // its leading words; the rest of the text need not be lexed.
+        Dialect::Postgres | Dialect::Sqlite if !sql.as_bytes().contains(&b';') => {
+            statements(sql, dialect)
+                .read_lead()
+                .and_then(|(lead, _)| classify_leading(&lead, dialect))
+                .filter(refused)
+        }
         Dialect::Postgres | Dialect::Sqlite => statements(sql, dialect)
             .filter_map(|lead| classify_leading(&lead, dialect))
             .find(refused),
@@ -319,10 +327,19 @@ impl<'a> Iterator for Statements<'a> {
     type Item = Lead<'a>;
 
     fn next(&mut self) -> Option<Lead<'a>> {
+        let (lead, pending) = self.read_lead()?;
+        self.skip_rest(&lead, pending);
+        Some(lead)
+    }
+}
+
+impl<'a> Statements<'a> {
+    /// The next statement's leading words, and the token after them (`None` at the
+    /// end); empty statements (`;;`) are skipped.
+    fn read_lead(&mut self) -> Option<(Lead<'a>, Option<Token<'a>>)> {
         let mut lead = Lead::default();
         let mut n = 0;
-        // Leading words; empty statements (`;;`) are skipped.
-        let pending = loop {
+        loop {
             match self.lex.next() {
                 None if n == 0 => return None,
                 Some(Token::Semi) if n == 0 => continue,
@@ -330,15 +347,11 @@ impl<'a> Iterator for Statements<'a> {
                     lead.words[n] = Some(w);
                     n += 1;
                 }
-                other => break other,
+                other => return Some((lead, other)),
             }
-        };
-        self.skip_rest(&lead, pending);
-        Some(lead)
+        }
     }
-}
 
-impl<'a> Statements<'a> {
     /// Consumes the rest of the statement up to its top-level `;`. In a CREATE
     /// FUNCTION/PROCEDURE (`BEGIN ATOMIC … END`) or an SQLite CREATE TRIGGER
     /// (`BEGIN … END`) the body's `;` do not end the statement.
