@@ -79,6 +79,14 @@ pub struct TxControl {
 pub fn find_tx_control(sql: &str, dialect: Dialect, in_transaction: bool) -> Option<TxControl> {
     let refused = |c: &TxControl| c.kind == TxControlKind::Transaction || !in_transaction;
     match dialect {
+        // Fast path, the common case: without a `;` there is one statement, judged by
+        // its leading words; the rest of the text need not be lexed.
+        Dialect::Postgres | Dialect::Sqlite if !sql.as_bytes().contains(&b';') => {
+            statements(sql, dialect)
+                .read_lead()
+                .and_then(|(lead, _)| classify_leading(&lead, dialect))
+                .filter(refused)
+        }
         Dialect::Postgres | Dialect::Sqlite => statements(sql, dialect)
             .filter_map(|lead| classify_leading(&lead, dialect))
             .find(refused),
@@ -319,10 +327,19 @@ impl<'a> Iterator for Statements<'a> {
     type Item = Lead<'a>;
 
     fn next(&mut self) -> Option<Lead<'a>> {
+        let (lead, pending) = self.read_lead()?;
+        self.skip_rest(&lead, pending);
+        Some(lead)
+    }
+}
+
+impl<'a> Statements<'a> {
+    /// The next statement's leading words, and the token after them (`None` at the
+    /// end); empty statements (`;;`) are skipped.
+    fn read_lead(&mut self) -> Option<(Lead<'a>, Option<Token<'a>>)> {
         let mut lead = Lead::default();
         let mut n = 0;
-        // Leading words; empty statements (`;;`) are skipped.
-        let pending = loop {
+        loop {
             match self.lex.next() {
                 None if n == 0 => return None,
                 Some(Token::Semi) if n == 0 => continue,
@@ -330,15 +347,11 @@ impl<'a> Iterator for Statements<'a> {
                     lead.words[n] = Some(w);
                     n += 1;
                 }
-                other => break other,
+                other => return Some((lead, other)),
             }
-        };
-        self.skip_rest(&lead, pending);
-        Some(lead)
+        }
     }
-}
 
-impl<'a> Statements<'a> {
     /// Consumes the rest of the statement up to its top-level `;`. In a CREATE
     /// FUNCTION/PROCEDURE (`BEGIN ATOMIC … END`) or an SQLite CREATE TRIGGER
     /// (`BEGIN … END`) the body's `;` do not end the statement.
@@ -469,114 +482,9 @@ fn classify_leading(lead: &Lead<'_>, dialect: Dialect) -> Option<TxControl> {
     }
 }
 
-/// T-SQL words that end a statement where a savepoint name could stand.
-const TSQL_STATEMENT_WORDS: [&str; 24] = [
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "MERGE",
-    "IF",
-    "ELSE",
-    "END",
-    "BEGIN",
-    "COMMIT",
-    "ROLLBACK",
-    "SAVE",
-    "SET",
-    "DECLARE",
-    "EXEC",
-    "EXECUTE",
-    "WHILE",
-    "RETURN",
-    "PRINT",
-    "RAISERROR",
-    "THROW",
-    "WITH",
-    "CREATE",
-    "DROP",
-];
-
-/// The first refused transaction-control statement anywhere in a T-SQL batch.
-fn find_tsql(
-    sql: &str,
-    in_transaction: bool,
-    refused: impl Fn(&TxControl) -> bool,
-) -> Option<TxControl> {
-    let mut lex = Lexer::new(sql, Dialect::Mssql);
-    let mut first = true;
-    while let Some(t) = lex.next() {
-        let Token::Word(w) = t else {
-            first = false;
-            continue;
-        };
-        let mut ahead = lex.clone();
-        let mut next_word = || match ahead.next() {
-            Some(Token::Word(w)) => Some(w),
-            _ => None,
-        };
-        let kw = |k: &str| w.eq_ignore_ascii_case(k);
-        if first && (kw("CREATE") || kw("ALTER")) {
-            // A module's body is the rest of the batch; defining it runs nothing.
-            let mut next = next_word();
-            if is(next, "OR") {
-                next_word();
-                next = next_word();
-            }
-            if ["PROC", "PROCEDURE", "FUNCTION", "TRIGGER"]
-                .iter()
-                .any(|k| is(next, k))
-            {
-                return None;
-            }
-        }
-        first = false;
-        let found = if kw("BEGIN") {
-            let n = next_word();
-            (is(n, "TRAN") || is(n, "TRANSACTION") || is(n, "DISTRIBUTED")).then_some(TxControl {
-                statement: "BEGIN TRANSACTION",
-                kind: TxControlKind::Transaction,
-            })
-        } else if kw("COMMIT") {
-            tx("COMMIT TRANSACTION")
-        } else if kw("ROLLBACK") {
-            let n = next_word();
-            let named = (is(n, "TRAN") || is(n, "TRANSACTION"))
-                && next_word().is_some_and(|name| {
-                    !TSQL_STATEMENT_WORDS
-                        .iter()
-                        .any(|k| name.eq_ignore_ascii_case(k))
-                });
-            // Inside a transaction the daemon began without a name, a named rollback
-            // can only go back to a savepoint.
-            if named && in_transaction {
-                savepoint("ROLLBACK TRANSACTION TO SAVEPOINT")
-            } else {
-                tx("ROLLBACK TRANSACTION")
-            }
-        } else if kw("SAVE") {
-            let n = next_word();
-            (is(n, "TRAN") || is(n, "TRANSACTION")).then_some(TxControl {
-                statement: "SAVE TRANSACTION",
-                kind: TxControlKind::Savepoint,
-            })
-        } else if kw("SET") {
-            // Implicit transactions leave every later statement's transaction open.
-            let (opt, on) = (next_word(), next_word());
-            ((is(opt, "IMPLICIT_TRANSACTIONS") || is(opt, "ANSI_DEFAULTS")) && is(on, "ON"))
-                .then_some(TxControl {
-                    statement: "SET IMPLICIT_TRANSACTIONS ON",
-                    kind: TxControlKind::Transaction,
-                })
-        } else {
-            None
-        };
-        if found.as_ref().is_some_and(&refused) {
-            return found;
-        }
-    }
-    None
-}
+#[path = "sql_lex_tsql.rs"]
+mod tsql;
+use tsql::find_tsql;
 
 #[cfg(test)]
 #[path = "sql_lex_tests.rs"]
