@@ -172,7 +172,10 @@ fn from_url(url: &url::Url, connect_timeout: Duration) -> Result<Settings> {
                     s.config.trust_cert();
                 }
             }
-            "trust_server_certificate_ca" => s.config.trust_cert_ca(v.to_string()),
+            "trust_server_certificate_ca" => {
+                check_ca_file(&key, &v)?;
+                s.config.trust_cert_ca(v.to_string())
+            }
             "instance" | "instance_name" => {
                 s.config.instance_name(v.to_string());
                 s.named_instance = true;
@@ -198,6 +201,25 @@ fn from_url(url: &url::Url, connect_timeout: Duration) -> Result<Settings> {
     // without one the SQL Server Browser (UDP 1434) tells the instance's port.
     s.named_instance &= url.port().is_none();
     Ok(s)
+}
+
+/// The CA file must be readable when the pool is created (the driver reads it at each
+/// connect and would report its own reason). One message whether it is missing,
+/// unreadable or not a file: a caller must not learn which paths exist; the log says why.
+fn check_ca_file(field: &str, path: &str) -> Result<()> {
+    let readable = std::fs::File::open(path)
+        .and_then(|f| f.metadata())
+        .and_then(|m| match m.is_file() {
+            true => Ok(()),
+            false => Err(std::io::Error::other("not a regular file")),
+        });
+    readable.map_err(|e| {
+        tracing::warn!(path, error = %e, "{field}: the CA file cannot be read");
+        Error::invalid(
+            field,
+            "the CA file cannot be read (the daemon's log says why)",
+        )
+    })
 }
 
 fn seconds(v: &str, key: &str) -> Result<Duration> {
@@ -270,6 +292,9 @@ fn from_ado(ado: &str, url: &url::Url, connect_timeout: Duration) -> Result<Sett
             "cannot be combined with TrustServerCertificate=true",
         ));
     }
+    if let Some(ca) = get(&["trustservercertificateca"]) {
+        check_ca_file("settings.ado (TrustServerCertificateCA)", &ca)?;
+    }
     // The driver panics on some combinations it does not report as errors (both trust
     // settings, which the check above catches when our reading of the string agrees
     // with its parser's): a panic here must not take down the caller's request.
@@ -337,6 +362,36 @@ mod tests {
         assert!(
             matches!(&e, Error::InvalidArgument { field, .. } if field.starts_with("settings.ado"))
         );
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_does_not_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "pem").unwrap();
+        let url = |p: &std::path::Path| {
+            format!(
+                "mssql://sa:p@h/db?trust_server_certificate_ca={}",
+                p.display()
+            )
+        };
+        settings("p", &pool(&url(&ca), None)).unwrap();
+        let missing = dir.path().join("missing.pem");
+        let messages: Vec<String> = [missing.as_path(), dir.path()]
+            .iter()
+            .map(|p| settings("p", &pool(&url(p), None)).unwrap_err().to_string())
+            .collect();
+        assert_eq!(messages[0], messages[1]);
+        assert!(
+            !messages[0].contains(&dir.path().display().to_string()),
+            "{messages:?}"
+        );
+        let ado = format!(
+            "Server=h;User Id=sa;Password=p;TrustServerCertificateCA={}",
+            missing.display()
+        );
+        let e = settings("p", &pool("mssql://h", Some(&ado))).unwrap_err();
+        assert!(e.to_string().contains("cannot be read"), "{e}");
     }
 
     fn pool(url: &str, ado: Option<&str>) -> ResolvedPool {
