@@ -36,7 +36,14 @@ pub async fn do_put(
             format!("the first message must carry the Arrow schema: {e}"),
         ))
     })?);
-    let mode = match cmd.mode() {
+    // An unknown mode is refused, not read as the default (append).
+    let mode = pb::InsertMode::try_from(cmd.mode).map_err(|_| {
+        st(Error::invalid(
+            "mode",
+            format!("{} is not a known insert mode", cmd.mode),
+        ))
+    })?;
+    let mode = match mode {
         pb::InsertMode::AppendUnspecified => InsertMode::Append,
         pb::InsertMode::Create => InsertMode::Create,
         pb::InsertMode::Replace => InsertMode::Replace,
