@@ -21,7 +21,14 @@ pub async fn do_put(
     let st = |e: Error| to_status(&e);
     let cmd = commands::bulk_insert(&message).map_err(st)?;
     let (schema, batches) = decode_put(req.into_inner(), svc.ipc).await.map_err(st)?;
-    let mode = match cmd.mode() {
+    // An unknown mode is refused, not read as the default (append).
+    let mode = pb::InsertMode::try_from(cmd.mode).map_err(|_| {
+        st(Error::invalid(
+            "mode",
+            format!("{} is not a known insert mode", cmd.mode),
+        ))
+    })?;
+    let mode = match mode {
         pb::InsertMode::AppendUnspecified => InsertMode::Append,
         pb::InsertMode::Create => InsertMode::Create,
         pb::InsertMode::Replace => InsertMode::Replace,
