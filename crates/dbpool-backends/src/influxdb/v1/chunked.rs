@@ -68,21 +68,34 @@ pub fn parse(bytes: &[u8]) -> Result<Response> {
     })
 }
 
+/// Largest chunk (one line of a chunked body) read: a chunk holds one batch of rows, so
+/// a line longer than this is a body that is no InfluxDB response (or a URL pointing at
+/// something else), refused instead of buffered until memory runs out.
+pub const MAX_CHUNK_BYTES: usize = 256 * 1024 * 1024;
+
 /// Reads a chunked `/query` body line by line.
 pub struct Chunks {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     buf: Vec<u8>,
     /// Bytes of `buf` known to hold no newline.
     scanned: usize,
+    /// Longest line accepted (`MAX_CHUNK_BYTES` but in tests).
+    limit: usize,
 }
 
 impl Chunks {
     /// Wraps a response body.
     pub fn new(body: BoxStream<'static, reqwest::Result<Bytes>>) -> Self {
+        Self::with_limit(body, MAX_CHUNK_BYTES)
+    }
+
+    /// Wraps a response body whose lines may be at most `limit` bytes.
+    pub fn with_limit(body: BoxStream<'static, reqwest::Result<Bytes>>, limit: usize) -> Self {
         Chunks {
             body,
             buf: Vec::new(),
             scanned: 0,
+            limit,
         }
     }
 
@@ -104,6 +117,13 @@ impl Chunks {
                 }
             }
             self.scanned = self.buf.len();
+            if self.buf.len() > self.limit {
+                self.buf = Vec::new();
+                return Err(Error::Internal(format!(
+                    "malformed InfluxDB response: a chunk longer than {} bytes",
+                    self.limit
+                )));
+            }
             match self.body.next().await {
                 Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
                 Some(Err(e)) => return Err(transport(e)),
@@ -152,6 +172,29 @@ mod tests {
         let c = r.next().await.unwrap().unwrap();
         assert!(c.error().is_some());
         assert!(r.next().await.unwrap().is_none());
+    }
+
+    /// A body without newlines is refused at the limit, not buffered to its end.
+    #[tokio::test]
+    async fn an_endless_line_is_refused_at_the_limit() {
+        let line = futures::stream::repeat_with(|| Ok(Bytes::from_static(&[b'x'; 1000])));
+        let mut r = Chunks::with_limit(line.boxed(), 10_000);
+        let e = r.next().await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Internal(m) if m.contains("longer than 10000 bytes")),
+            "{e:?}"
+        );
+        assert!(r.buf.capacity() == 0);
+        // Lines up to the limit are read.
+        let mut ok = Chunks::with_limit(
+            futures::stream::iter([Ok(Bytes::from(format!(
+                "{{\"error\":\"{}\"}}\n",
+                "y".repeat(9_000)
+            )))])
+            .boxed(),
+            10_000,
+        );
+        assert!(ok.next().await.unwrap().unwrap().error.is_some());
     }
 
     #[tokio::test]
