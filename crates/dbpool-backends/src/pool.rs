@@ -370,7 +370,7 @@ mod tests {
             let (p, order) = (pool.clone(), order.clone());
             waiters.push(tokio::spawn(async move {
                 let _conn = p.acquire().await.unwrap();
-                order.lock().unwrap().push(i);
+                order.lock().push(i);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }));
             // Each one queued before the next arrives.
@@ -380,12 +380,12 @@ mod tests {
         }
         drop(held);
         let again = pool.acquire().await.unwrap();
-        order.lock().unwrap().push(0);
+        order.lock().push(0);
         drop(again);
         for w in waiters {
             w.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec![1, 2, 3, 0]);
+        assert_eq!(*order.lock(), vec![1, 2, 3, 0]);
         assert_eq!(pool.state().waiters, 0);
     }
 
