@@ -182,7 +182,6 @@ mod tests {
         assert!(r.next().await.unwrap().is_none());
     }
 
-
     #[tokio::test]
     async fn an_endless_line_is_cut_off() {
         let parts = futures::stream::repeat_with(|| Ok(Bytes::from(vec![b'x'; 1024])));
