@@ -56,15 +56,21 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// The redacted form of a URL with a password shows neither that password nor fails.
+/// The redacted form of a URL with a password never shows that password, unless the
+/// rest of the URL (its query, say) holds the same text, which redaction keeps.
 fn redacts(url: &str) {
     let shown = redact_url(url);
-    if let Ok(u) = url::Url::parse(url) {
-        if let Some(p) = u.password() {
-            // Short passwords (`a`) can occur elsewhere in the URL by chance.
-            if p.len() >= 8 && !url.replacen(p, "", 1).contains(p) {
-                assert!(!shown.contains(p), "password shown: {url} → {shown}");
-            }
-        }
+    let Ok(mut u) = url::Url::parse(url) else {
+        return;
+    };
+    let Some(p) = u.password().map(str::to_string) else {
+        return;
+    };
+    if u.set_password(None).is_err() {
+        return;
+    }
+    // Short passwords (`a`) occur elsewhere by chance; compare with the URL without one.
+    if p.len() >= 8 && !redact_url(u.as_str()).contains(&p) {
+        assert!(!shown.contains(&p), "password shown: {url} → {shown}");
     }
 }

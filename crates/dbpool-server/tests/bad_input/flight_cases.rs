@@ -172,7 +172,7 @@ pub fn all() -> Vec<Case> {
             }
         ),
         case!(
-            "fuzz: Flight SQL parameter Timestamp(Second, i64::MAX)",
+            "Flight SQL parameter Timestamp(Second, i64::MAX): overflowed into a panic",
             [InvalidArgument],
             |c| {
                 let at = TimestampSecondArray::from(vec![i64::MAX]);
