@@ -2,6 +2,7 @@
 mod error;
 mod file;
 mod limits;
+mod options;
 mod pool;
 mod redact;
 mod statements;

@@ -8,6 +8,7 @@ pub(crate) mod params;
 pub(crate) mod prepared;
 mod sql;
 mod sql_meta;
+mod sql_support;
 mod views;
 
 use crate::calls::Calls;

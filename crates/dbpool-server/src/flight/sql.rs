@@ -1,26 +1,22 @@
 //! Flight SQL for stock clients (ADBC, JDBC): statements, prepared statements,
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
-use super::ipc_in::{decode_put, IpcLimits};
-use super::params::rows as param_rows;
+use super::ipc_in::IpcLimits;
 use super::prepared::{client_key, Prepared, PreparedRegistry};
+use super::sql_support::{empty_result, info, schema_bytes, st, statement_ticket, tx_id, utf8};
 use super::{flight_stream, Out};
 use crate::calls::Calls;
-use crate::status::to_status;
-use arrow::datatypes::{Schema, SchemaRef};
-use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow::datatypes::SchemaRef;
+use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::*;
 use arrow_flight::{
-    Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
-    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
+    Action, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use dbpool_core::{BulkInsert, Error, InsertMode, Param, QueryStream, Result, Statement};
+use dbpool_core::{Error, Result};
 use dbpool_proto::v1::QueryTicket;
 use futures::StreamExt;
 use prost::Message;
 use std::sync::Arc;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The call header that picks the pool of a Flight SQL call.
@@ -33,269 +29,12 @@ pub struct SqlService {
     /// Bounds on the Arrow IPC a DoPut may send.
     pub(super) ipc: IpcLimits,
     /// Parameter rows one DoPut may bind (`server.limits.max_batch_statements`).
-    max_param_rows: usize,
+    pub(super) max_param_rows: usize,
     /// Bytes of parameter values one DoPut may bind (`server.limits.max_message_bytes`).
-    max_param_bytes: usize,
+    pub(super) max_param_bytes: usize,
     /// Longest SQL a prepared statement may keep (`server.limits.max_sql_bytes`).
-    max_sql_bytes: usize,
-    info: SqlInfoData,
-}
-
-fn st(e: Error) -> Status {
-    to_status(&e)
-}
-
-fn utf8(bytes: &[u8], field: &str) -> Result<String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| Error::invalid(field, "is not UTF-8"))
-}
-
-fn tx_id(bytes: Option<&bytes::Bytes>) -> Result<String> {
-    bytes
-        .map(|b| utf8(b, "transaction_id"))
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
-
-fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes> {
-    let IpcMessage(b) = SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into()?;
-    Ok(b)
-}
-
-/// A FlightInfo with one endpoint whose ticket is `ticket`.
-fn info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo> {
-    Ok(FlightInfo::new()
-        .try_with_schema(schema)?
-        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
-        .with_descriptor(descriptor)
-        .with_ordered(true))
-}
-
-fn statement_ticket(t: &QueryTicket) -> Vec<u8> {
-    TicketStatementQuery {
-        statement_handle: t.encode_to_vec().into(),
-    }
-    .as_any()
-    .encode_to_vec()
-}
-
-fn empty_result() -> Out<FlightData> {
-    flight_stream(QueryStream {
-        schema: Arc::new(Schema::empty()),
-        batches: futures::stream::empty().boxed(),
-    })
-}
-
-impl SqlService {
-    /// A Flight SQL service over these calls, bounded by `[server.limits]`.
-    pub fn new(calls: Calls, limits: &dbpool_config::Limits) -> Self {
-        let mut b = SqlInfoDataBuilder::new();
-        b.append(SqlInfo::FlightSqlServerName, "dbpool");
-        b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-        b.append(SqlInfo::FlightSqlServerArrowVersion, "60");
-        b.append(SqlInfo::FlightSqlServerReadOnly, false);
-        b.append(SqlInfo::FlightSqlServerSql, true);
-        b.append(SqlInfo::FlightSqlServerSubstrait, false);
-        b.append(
-            SqlInfo::FlightSqlServerTransaction,
-            SqlSupportedTransaction::Transaction as i32,
-        );
-        b.append(SqlInfo::FlightSqlServerCancel, false);
-        b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
-        b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
-        b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-        b.append(SqlInfo::SqlDdlTable, true);
-        let info = b.build().expect("static SqlInfo");
-        SqlService {
-            calls,
-            prepared: Arc::new(PreparedRegistry::new(
-                limits.max_prepared_statements_per_connection,
-                limits.prepared_statement_idle_timeout(),
-            )),
-            ipc: IpcLimits::from_config(limits),
-            max_param_rows: limits.max_batch_statements,
-            max_param_bytes: limits.max_message_bytes,
-            max_sql_bytes: limits.max_sql_bytes,
-            info,
-        }
-    }
-
-    /// The pool a call addresses: the `x-dbpool-pool` header, else `default`, else the
-    /// only pool.
-    pub(super) fn pool_of(&self, md: &MetadataMap) -> Result<String> {
-        if let Some(v) = md.get(POOL_HEADER) {
-            return v
-                .to_str()
-                .map(str::to_string)
-                .map_err(|_| Error::invalid(POOL_HEADER, "is not ASCII"));
-        }
-        let pools = self.calls.manager.list();
-        if pools.iter().any(|p| p.id == "default") {
-            return Ok("default".into());
-        }
-        match pools.as_slice() {
-            [only] => Ok(only.id.clone()),
-            _ => Err(Error::invalid(
-                POOL_HEADER,
-                "several pools exist and no default: set the header to a pool id",
-            )),
-        }
-    }
-
-    /// The pool for a call, or none when it runs in a transaction (which knows its pool).
-    fn target(&self, md: &MetadataMap, tx: &str) -> Result<String> {
-        if tx.is_empty() {
-            self.pool_of(md)
-        } else {
-            Ok(String::new())
-        }
-    }
-
-    /// Runs each parameter row of an update (one run without parameters when none are
-    /// bound); outside a transaction several rows are one all-or-nothing batch.
-    async fn run_update(&self, p: &Prepared, rows: Vec<Vec<Param>>) -> Result<i64> {
-        let rows = if rows.is_empty() { vec![vec![]] } else { rows };
-        if !p.tx_id.is_empty() || rows.len() == 1 {
-            let mut total = 0;
-            for params in rows {
-                total += self
-                    .calls
-                    .execute(&p.pool_id, &p.tx_id, &p.sql, params)
-                    .await?;
-            }
-            return Ok(total as i64);
-        }
-        let statements = rows
-            .into_iter()
-            .map(|params| Statement {
-                sql: p.sql.clone(),
-                params,
-            })
-            .collect();
-        let out = self
-            .calls
-            .execute_batch(&p.pool_id, statements, true)
-            .await?;
-        Ok(out
-            .iter()
-            .map(|r| *r.outcome.as_ref().unwrap_or(&0))
-            .sum::<u64>() as i64)
-    }
-
-    /// Reads the parameter batches a DoPut carries: validated IPC, at most
-    /// `max_param_rows` rows and `max_param_bytes` of values (counted as held in memory).
-    async fn read_params(
-        &self,
-        request: Request<PeekableFlightDataStream>,
-    ) -> Result<Vec<Vec<Param>>> {
-        let (_, mut batches) = decode_put(request.into_inner(), self.ipc).await?;
-        let mut rows = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(b) = batches.next().await {
-            let b = b?;
-            let cells = b.num_rows().saturating_mul(b.num_columns());
-            bytes = bytes
-                .saturating_add(cells.saturating_mul(std::mem::size_of::<Param>()))
-                .saturating_add(b.get_array_memory_size());
-            if rows.len().saturating_add(b.num_rows()) > self.max_param_rows
-                || bytes > self.max_param_bytes
-            {
-                return Err(Error::ResourceExhausted(format!(
-                    "parameters: one DoPut may bind at most {} rows \
-                     (server.limits.max_batch_statements) and {} bytes of values \
-                     (server.limits.max_message_bytes)",
-                    self.max_param_rows, self.max_param_bytes
-                )));
-            }
-            rows.extend(param_rows(&b)?);
-        }
-        Ok(rows)
-    }
-
-    async fn prepared_info(
-        &self,
-        p: &Prepared,
-        descriptor: FlightDescriptor,
-        handle: bytes::Bytes,
-    ) -> Result<FlightInfo> {
-        if p.params.len() > 1 {
-            return Err(Error::invalid(
-                "parameters",
-                "a prepared query takes one parameter row",
-            ));
-        }
-        let params = p.params.first().cloned().unwrap_or_default();
-        let schema = self
-            .calls
-            .schema(&p.pool_id, &p.tx_id, &p.sql, params)
-            .await?;
-        if schema.fields().is_empty() {
-            // Not a query: run it now, so clients that never fetch still execute it.
-            self.run_update(p, p.params.clone()).await?;
-            let done = QueryTicket::default();
-            return info(&schema, statement_ticket(&done), descriptor);
-        }
-        let ticket = CommandPreparedStatementQuery {
-            prepared_statement_handle: handle,
-        }
-        .as_any()
-        .encode_to_vec();
-        info(&schema, ticket, descriptor)
-    }
-
-    async fn ingest(
-        &self,
-        cmd: CommandStatementIngest,
-        md: &MetadataMap,
-        request: Request<PeekableFlightDataStream>,
-    ) -> Result<i64> {
-        use arrow_flight::sql::{TableExistsOption as E, TableNotExistOption as N};
-        let tx = tx_id(cmd.transaction_id.as_ref())?;
-        let pool = self.target(md, &tx)?;
-        let table = match &cmd.schema {
-            Some(s) if !s.is_empty() => format!("{}.{}", s, cmd.table),
-            _ => cmd.table.clone(),
-        };
-        let opts = cmd.table_definition_options.unwrap_or_default();
-        let (if_not_exist, if_exists) = (opts.if_not_exist(), opts.if_exists());
-        let exists = || async {
-            self.calls
-                .table_exists(&pool, &tx, cmd.schema.as_deref().unwrap_or(""), &cmd.table)
-                .await
-        };
-        let mode = match (if_not_exist, if_exists) {
-            (N::Create, E::Fail | E::Unspecified) => InsertMode::Create,
-            (N::Create, E::Replace) => InsertMode::Replace,
-            (N::Create, E::Append) => {
-                if exists().await? {
-                    InsertMode::Append
-                } else {
-                    InsertMode::Create
-                }
-            }
-            (N::Fail | N::Unspecified, E::Append | E::Unspecified) => InsertMode::Append,
-            (N::Fail | N::Unspecified, E::Replace) => {
-                if !exists().await? {
-                    return Err(Error::invalid(
-                        "table",
-                        format!("table `{table}` does not exist"),
-                    ));
-                }
-                InsertMode::Replace
-            }
-            (N::Fail | N::Unspecified, E::Fail) => {
-                return Err(Error::invalid(
-                    "table_definition_options",
-                    "fails whether or not the table exists",
-                ))
-            }
-        };
-        let (schema, batches) = decode_put(request.into_inner(), self.ipc).await?;
-        let n = self
-            .calls
-            .bulk_insert_in(&pool, &tx, BulkInsert { table, mode }, schema, batches)
-            .await?;
-        Ok(n as i64)
-    }
+    pub(super) max_sql_bytes: usize,
+    pub(super) info: SqlInfoData,
 }
 
 #[tonic::async_trait]
