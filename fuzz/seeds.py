@@ -3,7 +3,8 @@
 and tickets as clients send them (hand-encoded: no protobuf package needed), config
 files, pool URLs, Redis command lines and InfluxDB chunked bodies. Rerun after changing
 an input shape of a target; the files are committed. Inputs the fuzzers found worth
-keeping (corpus/config/password_in_query: a URL whose query repeats its password) are
+keeping (corpus/config/password_in_query: a URL whose query repeats its password;
+corpus/params/timestamp_second_overflow: the Flight parameter overflow it found) are
 committed beside these and not generated here."""
 import os
 import struct

@@ -97,7 +97,8 @@ mod tests {
         RecordBatch::try_from_iter([("p", a)]).unwrap()
     }
 
-    /// The `params` fuzz target's crash: seconds/milliseconds whose microseconds overflow.
+    /// The `params` fuzz target's crash (fuzz/corpus/params/timestamp_second_overflow):
+    /// seconds/milliseconds whose microseconds overflow.
     #[test]
     fn timestamps_out_of_range_are_invalid_not_a_panic() {
         for a in [

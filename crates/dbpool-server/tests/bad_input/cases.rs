@@ -1,6 +1,6 @@
 //! The bad-input table: each case one hostile request (PoolService or Flight) and the
 //! gRPC status code(s) it must get: the requests issue 15 lists, and what writing and
-//! running the fuzz targets of fuzz/ turned up (flight_cases.rs).
+//! running the fuzz targets of fuzz/ turned up (cases named `fuzz (<target>)`).
 use super::raw::{bytes_field, unary, varint_field};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
