@@ -47,6 +47,25 @@ async fn database() -> PgDb {
     db
 }
 
+/// A private PgBouncer, a [`database`] behind it, and a backend through it in `mode`
+/// (keep the first two alive while the backend is used).
+async fn behind_bouncer(mode: PreparedStatements) -> (PgBouncer, PgDb, Arc<PgBackend>) {
+    let bouncer = PgBouncer::start();
+    let db = database().await;
+    let b = backend(&bouncer.url(&db.name), mode);
+    (bouncer, db, b)
+}
+
+/// Asserts that no call of a [`load`] failed.
+fn assert_none_failed(failures: &[Error]) {
+    assert!(
+        failures.is_empty(),
+        "{} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}
+
 /// TASKS × QUERIES calls with parameters (every tenth an UPDATE), each result checked;
 /// returns the failures.
 async fn load(b: Arc<PgBackend>) -> Vec<Error> {
@@ -87,40 +106,24 @@ async fn load(b: Arc<PgBackend>) -> Vec<Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unnamed_statements_never_fail() {
-    let bouncer = PgBouncer::start();
-    let db = database().await;
-    let b = backend(&bouncer.url(&db.name), PreparedStatements::Unnamed);
+    let (_bouncer, _db, b) = behind_bouncer(PreparedStatements::Unnamed).await;
     let failures = load(b.clone()).await;
-    assert!(
-        failures.is_empty(),
-        "{} failed, first: {:?}",
-        failures.len(),
-        failures.first()
-    );
+    assert_none_failed(&failures);
     assert_eq!(b.statement_mode(), "unnamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auto_detects_the_pooler_without_failing_a_call() {
-    let bouncer = PgBouncer::start();
-    let db = database().await;
-    let b = backend(&bouncer.url(&db.name), PreparedStatements::Auto);
+    let (_bouncer, _db, b) = behind_bouncer(PreparedStatements::Auto).await;
     assert_eq!(b.statement_mode(), "named");
     let failures = load(b.clone()).await;
-    assert!(
-        failures.is_empty(),
-        "{} failed, first: {:?}",
-        failures.len(),
-        failures.first()
-    );
+    assert_none_failed(&failures);
     assert_eq!(b.statement_mode(), "unnamed", "auto switched to unnamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn named_statements_fail_behind_the_pooler() {
-    let bouncer = PgBouncer::start();
-    let db = database().await;
-    let b = backend(&bouncer.url(&db.name), PreparedStatements::Named);
+    let (_bouncer, _db, b) = behind_bouncer(PreparedStatements::Named).await;
     let failures = load(b.clone()).await;
     assert!(
         !failures.is_empty(),
@@ -143,9 +146,7 @@ async fn named_statements_fail_behind_the_pooler() {
 
 #[tokio::test]
 async fn unnamed_mode_transactions_empty_results_and_schemas() {
-    let bouncer = PgBouncer::start();
-    let db = database().await;
-    let b = backend(&bouncer.url(&db.name), PreparedStatements::Unnamed);
+    let (_bouncer, _db, b) = behind_bouncer(PreparedStatements::Unnamed).await;
     // No rows: the schema still comes back (described inside a transaction).
     let sql = "SELECT k, v FROM kv WHERE k = $1";
     let r = rows(&*b, sql, vec![Param::Int64(-1)]).await.unwrap();

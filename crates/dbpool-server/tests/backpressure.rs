@@ -4,19 +4,19 @@
 //! memory stays flat; dropping the stream cancels the query on the server and gives the
 //! connection back. Memory is the daemon process's own (`/proc/<pid>/status`), measured
 //! on `target/debug/dbpool` (or `$DBPOOL_BIN`) run as a child process.
+#[path = "common/daemon.rs"]
+mod daemon;
+
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow_flight::{FlightClient, Ticket};
+use daemon::Daemon;
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_testkit::PgDb;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -30,108 +30,6 @@ const MORE_BATCHES: usize = 200;
 /// Growth of the daemon's peak resident memory over its baseline that counts as flat.
 /// Buffering the result would take hundreds of MiB (320 MB of Arrow data).
 const FLAT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The daemon binary: `$DBPOOL_BIN`, else `dbpool` beside this test's `deps/` folder.
-fn binary() -> PathBuf {
-    if let Ok(b) = std::env::var("DBPOOL_BIN") {
-        return PathBuf::from(b);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    profile.join("dbpool")
-}
-
-/// `target/debug/dbpool serve` on a free port, killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let bin = binary();
-        assert!(
-            bin.is_file(),
-            "{} not found: build it with `cargo build -p dbpool` (or set DBPOOL_BIN)",
-            bin.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("DBPOOL_LOG", "info")
-            .env_remove("DBPOOL_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        // Reads the log to its end (a full pipe would stall the daemon), keeping it for
-        // failure messages; the "dbpool serving" line tells the port.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("dbpool serving") {
-                    if let Some(a) = line.split("addr=").nth(1) {
-                        let _ = addr_tx.send(a.split_whitespace().next().unwrap_or("").into());
-                    }
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("dbpool did not start: {:?}", log.lock().unwrap()));
-        Daemon {
-            child,
-            addr,
-            log,
-            _dir: dir,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    /// A field of `/proc/<pid>/status` in bytes: `VmRSS` now, `VmHWM` the peak so far.
-    fn memory(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_else(|e| panic!("dbpool is gone ({e}): {:?}", self.log.lock().unwrap()));
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"));
-        kib * 1024
-    }
-
-    /// Resets the peak (`VmHWM`) to the current resident memory and returns that: the
-    /// baseline of what follows.
-    fn baseline(&self) -> u64 {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
-            .expect("reset the peak resident memory (clear_refs)");
-        self.memory("VmRSS")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Creates pool `big` (two connections) on the test's database.
 async fn big_pool(ch: &Channel, db: &PgDb) {
@@ -300,7 +198,7 @@ async fn warm_up(f: &mut FlightClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_flight_consumer_keeps_the_daemon_flat() {
     let db = PgDb::create().await;
-    let d = Daemon::start();
+    let d = Daemon::start(None);
     let started = d.memory("VmRSS");
     let ch = d.channel().await;
     big_pool(&ch, &db).await;
@@ -326,7 +224,7 @@ async fn slow_flight_consumer_keeps_the_daemon_flat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_grpc_query_consumer_keeps_the_daemon_flat() {
     let db = PgDb::create().await;
-    let d = Daemon::start();
+    let d = Daemon::start(None);
     let started = d.memory("VmRSS");
     let ch = d.channel().await;
     big_pool(&ch, &db).await;

@@ -5,7 +5,7 @@
 //! Needs PostgreSQL and Redis (the test services) and `target/debug/dbpool`.
 #[path = "bad_input/cases.rs"]
 mod cases;
-#[path = "bad_input/daemon.rs"]
+#[path = "common/daemon.rs"]
 mod daemon;
 #[path = "bad_input/flight_cases.rs"]
 mod flight_cases;
@@ -97,7 +97,7 @@ async fn every_bad_input_gets_its_status_and_the_daemon_carries_on() {
     let db = PgDb::create().await;
     db.exec("CREATE TABLE t (id int8, name text)").await;
     let cfg = config(&db.url);
-    let mut d = Daemon::start(&cfg);
+    let mut d = Daemon::start(Some(&cfg));
     let mut ctx = Ctx {
         ch: d.channel().await,
     };
@@ -133,7 +133,7 @@ async fn every_bad_input_gets_its_status_and_the_daemon_carries_on() {
                     case.name,
                     d.log_tail()
                 ));
-                d = Daemon::start(&cfg);
+                d = Daemon::start(Some(&cfg));
                 ctx.ch = d.channel().await;
                 baseline = 0;
             } else if let Err(e) = answers_normally(&ctx.ch).await {

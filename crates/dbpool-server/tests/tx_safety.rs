@@ -59,6 +59,42 @@ async fn begin(c: &mut Client, pool: &str) -> String {
     .transaction_id
 }
 
+/// Runs `sql` inside transaction `tx`; it must succeed.
+async fn run(c: &mut Client, tx: &str, sql: &str) {
+    exec(c, "", tx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+/// A fresh database with an empty table `t`, a daemon, and its pool `pg` with one
+/// connection, on the database's URL followed by `url_tail`.
+async fn pg_setup(url_tail: &str) -> (PgDb, TestServer, Client) {
+    let db = PgDb::create().await;
+    db.exec("CREATE TABLE t (id int8)").await;
+    let server = TestServer::start(&[]).await;
+    let mut c = server.pools().await;
+    create(&mut c, "pg", &format!("{}{url_tail}", db.url)).await;
+    (db, server, c)
+}
+
+/// Another caller's write on `pool` counts one row and survives removing the pool
+/// and recreating it on `url`: it is the only row of `t`.
+async fn write_survives_recreate(c: &mut Client, pool: &str, url: &str) {
+    assert_eq!(
+        exec(c, pool, "", "INSERT INTO t VALUES (1)").await.unwrap(),
+        1
+    );
+    remove(c, pool).await;
+    create(c, pool, url).await;
+    assert_eq!(ids(c, pool).await, vec![1]);
+}
+
+/// Commits `tx`; afterwards `t` on `pool` holds exactly `want`.
+async fn commit_keeps(c: &mut Client, tx: &str, pool: &str, want: &[i64]) {
+    c.commit(end(tx)).await.unwrap();
+    assert_eq!(ids(c, pool).await, want);
+}
+
 fn end(tx: &str) -> pb::EndTransactionRequest {
     pb::EndTransactionRequest {
         transaction_id: tx.into(),
@@ -136,11 +172,7 @@ const PG_REFUSED: &[&str] = &[
 /// connection survives removing and recreating the pool.
 #[tokio::test]
 async fn transaction_statements_are_refused_and_no_write_is_lost_on_postgres() {
-    let db = PgDb::create().await;
-    db.exec("CREATE TABLE t (id int8)").await;
-    let server = TestServer::start(&[]).await;
-    let mut c = server.pools().await;
-    create(&mut c, "pg", &db.url).await;
+    let (db, server, mut c) = pg_setup("").await;
     for sql in PG_REFUSED {
         assert_refused(exec(&mut c, "pg", "", sql).await, sql, "sql");
         assert_refused(query_ipc(&mut c, "pg", sql, vec![]).await, sql, "sql");
@@ -174,61 +206,36 @@ async fn transaction_statements_are_refused_and_no_write_is_lost_on_postgres() {
     assert!(e.to_string().contains("BeginTransaction"), "{e}");
     // Nothing ran: the one connection is outside any transaction.
     assert_eq!(idle_in_transaction(&db).await, 0);
-    assert_eq!(
-        exec(&mut c, "pg", "", "INSERT INTO t VALUES (1)")
-            .await
-            .unwrap(),
-        1
-    );
-    remove(&mut c, "pg").await;
-    create(&mut c, "pg", &db.url).await;
-    assert_eq!(ids(&mut c, "pg").await, vec![1]);
+    write_survives_recreate(&mut c, "pg", &db.url).await;
 }
 
 /// COMMIT/ROLLBACK/BEGIN inside an interactive transaction are refused and the
 /// statements after them still run inside it; savepoints work.
 #[tokio::test]
 async fn interactive_transactions_keep_their_statements_on_postgres() {
-    let db = PgDb::create().await;
-    db.exec("CREATE TABLE t (id int8)").await;
-    let server = TestServer::start(&[]).await;
-    let mut c = server.pools().await;
-    create(&mut c, "pg", &db.url).await;
+    let (_db, _server, mut c) = pg_setup("").await;
     let tx = begin(&mut c, "pg").await;
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (1)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "INSERT INTO t VALUES (1)").await;
     for sql in ["COMMIT", "ROLLBACK", "END", "BEGIN", "SELECT 1; COMMIT"] {
         assert_refused(exec(&mut c, "", &tx, sql).await, sql, "sql");
     }
-    exec(&mut c, "", &tx, "SAVEPOINT s").await.unwrap();
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (2)")
-        .await
-        .unwrap();
-    exec(&mut c, "", &tx, "ROLLBACK TO SAVEPOINT s")
-        .await
-        .unwrap();
-    exec(&mut c, "", &tx, "RELEASE SAVEPOINT s").await.unwrap();
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (3)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "SAVEPOINT s").await;
+    run(&mut c, &tx, "INSERT INTO t VALUES (2)").await;
+    run(&mut c, &tx, "ROLLBACK TO SAVEPOINT s").await;
+    run(&mut c, &tx, "RELEASE SAVEPOINT s").await;
+    run(&mut c, &tx, "INSERT INTO t VALUES (3)").await;
     // The refused COMMIT did not commit: rolling back keeps nothing.
     c.rollback(end(&tx)).await.unwrap();
     assert_eq!(ids(&mut c, "pg").await, Vec::<i64>::new());
     let tx = begin(&mut c, "pg").await;
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (1)")
-        .await
-        .unwrap();
-    exec(
+    run(&mut c, &tx, "INSERT INTO t VALUES (1)").await;
+    run(
         &mut c,
-        "",
         &tx,
         "SAVEPOINT s; INSERT INTO t VALUES (2); ROLLBACK TO s",
     )
-    .await
-    .unwrap();
-    c.commit(end(&tx)).await.unwrap();
-    assert_eq!(ids(&mut c, "pg").await, vec![1]);
+    .await;
+    commit_keeps(&mut c, &tx, "pg", &[1]).await;
     assert_eq!(in_use(&mut c, "pg").await, 0);
 }
 
@@ -236,15 +243,9 @@ async fn interactive_transactions_keep_their_statements_on_postgres() {
 /// not answer OK. After ROLLBACK TO a savepoint the transaction is healthy again.
 #[tokio::test]
 async fn commit_after_a_failed_statement_is_an_error_on_postgres() {
-    let db = PgDb::create().await;
-    db.exec("CREATE TABLE t (id int8)").await;
-    let server = TestServer::start(&[]).await;
-    let mut c = server.pools().await;
-    create(&mut c, "pg", &db.url).await;
+    let (db, _server, mut c) = pg_setup("").await;
     let tx = begin(&mut c, "pg").await;
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (1)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "INSERT INTO t VALUES (1)").await;
     let e = exec(&mut c, "", &tx, "SELECT 1/0").await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_rolled_back(c.commit(end(&tx)).await, "commit of an aborted transaction");
@@ -252,19 +253,12 @@ async fn commit_after_a_failed_statement_is_an_error_on_postgres() {
     assert_eq!(idle_in_transaction(&db).await, 0);
     // Recovered through a savepoint, the transaction commits.
     let tx = begin(&mut c, "pg").await;
-    exec(&mut c, "", &tx, "SAVEPOINT s").await.unwrap();
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (1)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "SAVEPOINT s").await;
+    run(&mut c, &tx, "INSERT INTO t VALUES (1)").await;
     exec(&mut c, "", &tx, "SELECT 1/0").await.unwrap_err();
-    exec(&mut c, "", &tx, "ROLLBACK TO SAVEPOINT s")
-        .await
-        .unwrap();
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (2)")
-        .await
-        .unwrap();
-    c.commit(end(&tx)).await.unwrap();
-    assert_eq!(ids(&mut c, "pg").await, vec![2]);
+    run(&mut c, &tx, "ROLLBACK TO SAVEPOINT s").await;
+    run(&mut c, &tx, "INSERT INTO t VALUES (2)").await;
+    commit_keeps(&mut c, &tx, "pg", &[2]).await;
     assert_eq!(in_use(&mut c, "pg").await, 0);
 }
 
@@ -298,24 +292,12 @@ async fn do_blocks_and_function_bodies_still_run_on_postgres() {
 /// fails; the next caller's write is kept.
 #[tokio::test]
 async fn a_script_that_leaves_a_transaction_open_is_rolled_back_on_postgres() {
-    let db = PgDb::create().await;
-    db.exec("CREATE TABLE t (id int8)").await;
-    let url = format!("{}?options=-c%20standard_conforming_strings%3Doff", db.url);
-    let server = TestServer::start(&[]).await;
-    let mut c = server.pools().await;
-    create(&mut c, "pg", &url).await;
+    let off = "?options=-c%20standard_conforming_strings%3Doff";
+    let (db, _server, mut c) = pg_setup(off).await;
     let sneaky = r"SELECT 1; SELECT '\' , ' ; BEGIN ; INSERT INTO t VALUES (5); SELECT 'x'";
     assert_rolled_back(exec(&mut c, "pg", "", sneaky).await, "hidden BEGIN");
     assert_eq!(idle_in_transaction(&db).await, 0);
-    assert_eq!(
-        exec(&mut c, "pg", "", "INSERT INTO t VALUES (1)")
-            .await
-            .unwrap(),
-        1
-    );
-    remove(&mut c, "pg").await;
-    create(&mut c, "pg", &db.url).await;
-    assert_eq!(ids(&mut c, "pg").await, vec![1]);
+    write_survives_recreate(&mut c, "pg", &db.url).await;
 }
 
 /// SQLite: the same refusals, another caller's write survives, and a transaction
@@ -347,37 +329,22 @@ async fn sqlite_refuses_transaction_statements_and_detects_a_lost_transaction() 
     ] {
         assert_refused(exec(&mut c, "lite", "", sql).await, sql, "sql");
     }
-    assert_eq!(
-        exec(&mut c, "lite", "", "INSERT INTO t VALUES (1)")
-            .await
-            .unwrap(),
-        1
-    );
-    remove(&mut c, "lite").await;
-    create(&mut c, "lite", &url).await;
-    assert_eq!(ids(&mut c, "lite").await, vec![1]);
+    write_survives_recreate(&mut c, "lite", &url).await;
     // Inside a transaction: COMMIT refused, savepoints work.
     let tx = begin(&mut c, "lite").await;
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (2)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "INSERT INTO t VALUES (2)").await;
     assert_refused(exec(&mut c, "", &tx, "COMMIT").await, "COMMIT", "sql");
-    exec(
+    run(
         &mut c,
-        "",
         &tx,
         "SAVEPOINT s; INSERT INTO t VALUES (3); ROLLBACK TO s; RELEASE s",
     )
-    .await
-    .unwrap();
-    c.commit(end(&tx)).await.unwrap();
-    assert_eq!(ids(&mut c, "lite").await, vec![1, 2]);
+    .await;
+    commit_keeps(&mut c, &tx, "lite", &[1, 2]).await;
     // A conflict clause that rolls back the whole transaction ends it behind the
     // daemon's back: the call, later calls and Commit fail; nothing is kept.
     let tx = begin(&mut c, "lite").await;
-    exec(&mut c, "", &tx, "INSERT INTO t VALUES (4)")
-        .await
-        .unwrap();
+    run(&mut c, &tx, "INSERT INTO t VALUES (4)").await;
     let r = exec(&mut c, "", &tx, "INSERT OR ROLLBACK INTO t VALUES (1)").await;
     assert_rolled_back(r, "INSERT OR ROLLBACK");
     let r = exec(&mut c, "", &tx, "INSERT INTO t VALUES (5)").await;

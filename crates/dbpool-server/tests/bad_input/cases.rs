@@ -46,6 +46,7 @@ macro_rules! case {
         }
     };
 }
+pub(crate) use case;
 
 async fn query(c: &Ctx, r: pb::QueryRequest) -> Result<(), Status> {
     let mut s = c.pools().query(r).await?.into_inner();
@@ -73,23 +74,43 @@ async fn execute(c: &Ctx, pool: &str, sql: &str, tx: &str) -> Result<(), Status>
         .map(drop)
 }
 
-/// Runs `sql` inside a fresh interactive transaction on `pg`, then rolls it back.
-async fn in_transaction(c: &Ctx, sql: &str) -> Result<(), Status> {
-    let tx = c
-        .pools()
-        .begin_transaction(pb::BeginTransactionRequest {
-            pool_id: "pg".into(),
-            ..Default::default()
-        })
+/// BeginTransaction on `pg` with the fields of `r`; the transaction's id.
+async fn begin(c: &Ctx, r: pb::BeginTransactionRequest) -> Result<String, Status> {
+    let r = pb::BeginTransactionRequest {
+        pool_id: "pg".into(),
+        ..r
+    };
+    Ok(c.pools()
+        .begin_transaction(r)
         .await?
         .into_inner()
-        .transaction_id;
+        .transaction_id)
+}
+
+/// Rolls `tx` back, whatever that answers (cleanup only).
+async fn roll_back(c: &Ctx, tx: String) {
+    let r = pb::EndTransactionRequest { transaction_id: tx };
+    let _ = c.pools().rollback(r).await;
+}
+
+/// BeginTransaction on `pg` with the fields of `r`; rolled back if it began.
+async fn begin_and_roll_back(c: &Ctx, r: pb::BeginTransactionRequest) -> Result<(), Status> {
+    let tx = begin(c, r).await?;
+    roll_back(c, tx).await;
+    Ok(())
+}
+
+/// Runs `sql` inside a fresh interactive transaction on `pg`, then rolls it back.
+async fn in_transaction(c: &Ctx, sql: &str) -> Result<(), Status> {
+    let tx = begin(c, Default::default()).await?;
     let r = execute(c, "pg", sql, &tx).await;
-    let _ = c
-        .pools()
-        .rollback(pb::EndTransactionRequest { transaction_id: tx })
-        .await;
+    roll_back(c, tx).await;
     r
+}
+
+/// Sends a hand-encoded request `body` to PoolService method `path`.
+async fn raw(c: &Ctx, path: &'static str, body: Vec<u8>) -> Result<(), Status> {
+    unary(&c.ch, path, body).await.map(drop)
 }
 
 /// CreatePool, then RemovePool whatever happened (a case must not leave pools behind).
@@ -116,6 +137,12 @@ fn redis_pool(id: &str, url: &str, settings: &[(&str, &str)]) -> pb::CreatePoolR
             .collect(),
         ..Default::default()
     }
+}
+
+/// CreatePool (then RemovePool) of a lazy Redis pool `id` with one setting.
+async fn create_redis(c: &Ctx, id: &str, setting: (&str, &str)) -> Result<(), Status> {
+    let r = redis_pool(id, "redis://127.0.0.1:6379/0", &[setting]);
+    create_pool(c, r).await.map(drop)
 }
 
 fn param() -> pb::Param {
@@ -221,22 +248,11 @@ pub fn all() -> Vec<Case> {
             "BeginTransaction idle_timeout_ms 18446744073709551615",
             [InvalidArgument],
             |c| {
-                let r = c
-                    .pools()
-                    .begin_transaction(pb::BeginTransactionRequest {
-                        pool_id: "pg".into(),
-                        idle_timeout_ms: u64::MAX,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner();
-                let _ = c
-                    .pools()
-                    .rollback(pb::EndTransactionRequest {
-                        transaction_id: r.transaction_id,
-                    })
-                    .await;
-                Ok(())
+                let r = pb::BeginTransactionRequest {
+                    idle_timeout_ms: u64::MAX,
+                    ..Default::default()
+                };
+                begin_and_roll_back(&c, r).await
             }
         ),
         case!(
@@ -263,9 +279,7 @@ pub fn all() -> Vec<Case> {
             [InvalidArgument],
             |c| {
                 let body = [bytes_field(1, b"pg"), bytes_field(2, b"SELECT '\xff\xfe'")].concat();
-                unary(&c.ch, "/dbpool.v1.PoolService/Execute", body)
-                    .await
-                    .map(drop)
+                raw(&c, "/dbpool.v1.PoolService/Execute", body).await
             }
         ),
         case!(
@@ -278,9 +292,7 @@ pub fn all() -> Vec<Case> {
                     varint_field(10, 1),
                 ]
                 .concat();
-                unary(&c.ch, "/dbpool.v1.PoolService/CreatePool", body)
-                    .await
-                    .map(drop)
+                raw(&c, "/dbpool.v1.PoolService/CreatePool", body).await
             }
         ),
         case!(
@@ -288,22 +300,19 @@ pub fn all() -> Vec<Case> {
             [InvalidArgument],
             |c| {
                 let body = vec![0x12, 0xff, 0xff, 0xff, 0x0f, b'S'];
-                unary(&c.ch, "/dbpool.v1.PoolService/Execute", body)
-                    .await
-                    .map(drop)
+                raw(&c, "/dbpool.v1.PoolService/Execute", body).await
             }
         ),
         case!(
             "BeginTransaction with undecodable protobuf (wire type 7)",
             [InvalidArgument],
             |c| {
-                unary(
-                    &c.ch,
+                raw(
+                    &c,
                     "/dbpool.v1.PoolService/BeginTransaction",
                     vec![0x0f, 0x01],
                 )
                 .await
-                .map(drop)
             }
         ),
         case!("Query with format = 99", [InvalidArgument], |c| {
@@ -320,47 +329,22 @@ pub fn all() -> Vec<Case> {
             "BeginTransaction with isolation = 42",
             [InvalidArgument],
             |c| {
-                let r = c
-                    .pools()
-                    .begin_transaction(pb::BeginTransactionRequest {
-                        pool_id: "pg".into(),
-                        isolation: 42,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner();
-                let _ = c
-                    .pools()
-                    .rollback(pb::EndTransactionRequest {
-                        transaction_id: r.transaction_id,
-                    })
-                    .await;
-                Ok(())
+                let r = pb::BeginTransactionRequest {
+                    isolation: 42,
+                    ..Default::default()
+                };
+                begin_and_roll_back(&c, r).await
             }
         ),
         case!(
             "CreatePool Redis with settings.denied_commands = \"\"",
             [InvalidArgument],
-            |c| {
-                let r = redis_pool(
-                    "r_deny_none",
-                    "redis://127.0.0.1:6379/0",
-                    &[("denied_commands", "")],
-                );
-                create_pool(&c, r).await.map(drop)
-            }
+            |c| { create_redis(&c, "r_deny_none", ("denied_commands", "")).await }
         ),
         case!(
             "CreatePool Redis with settings.allowed_commands = \"CONFIG\"",
             [InvalidArgument],
-            |c| {
-                let r = redis_pool(
-                    "r_allow_cfg",
-                    "redis://127.0.0.1:6379/0",
-                    &[("allowed_commands", "CONFIG")],
-                );
-                create_pool(&c, r).await.map(drop)
-            }
+            |c| { create_redis(&c, "r_allow_cfg", ("allowed_commands", "CONFIG")).await }
         ),
         case!(
             "Execute FLUSHALL on a default Redis pool",

@@ -1,6 +1,6 @@
 //! The Flight part of the bad-input table: DoPut bodies that end early, tickets that
 //! are no ticket, Flight SQL parameters that do not fit.
-use super::cases::{Case, Ctx};
+use super::cases::{case, Case, Ctx};
 use super::raw::bytes_field;
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampSecondArray};
 use arrow::record_batch::RecordBatch;
@@ -16,16 +16,6 @@ use prost::Message;
 use std::sync::Arc;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-
-macro_rules! case {
-    ($name:expr, [$($code:ident),+], |$c:ident| $body:block) => {
-        Case {
-            name: $name,
-            expect: &[$(Code::$code),+],
-            run: |$c: Ctx| Box::pin(async move $body),
-        }
-    };
-}
 
 fn flight(c: &Ctx) -> FlightServiceClient<Channel> {
     FlightServiceClient::new(c.ch.clone())

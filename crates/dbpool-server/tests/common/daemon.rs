@@ -1,5 +1,7 @@
-//! `target/debug/dbpool serve --config <file>` as a child process, killed on drop, with
-//! its resident memory read from `/proc/<pid>/status`.
+//! `target/debug/dbpool serve` (optionally with `--config <file>`) as a child process,
+//! killed on drop, with its memory read from `/proc/<pid>/status`. Shared by the tests
+//! that run the real binary (`bad_input`, `backpressure`) through `#[path]`.
+#![allow(dead_code)]
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,8 +31,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon with this TOML config (`listen` and `data_dir` are set here).
-    pub fn start(config: &str) -> Daemon {
+    /// Starts the daemon on a free port, with this TOML config if any (`listen` and
+    /// `data_dir` are set here).
+    pub fn start(config: Option<&str>) -> Daemon {
         let bin = binary();
         assert!(
             bin.is_file(),
@@ -38,11 +41,14 @@ impl Daemon {
             bin.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("dbpool.toml");
-        std::fs::write(&file, config).unwrap();
-        let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&file)
+        let mut cmd = Command::new(&bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        if let Some(config) = config {
+            let file = dir.path().join("dbpool.toml");
+            std::fs::write(&file, config).unwrap();
+            cmd.arg("--config").arg(file);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(dir.path())
             .env("DBPOOL_LOG", "info")
@@ -100,14 +106,27 @@ impl Daemon {
 
     /// Resident memory now (`VmRSS` of `/proc/<pid>/status`), in bytes.
     pub fn rss(&self) -> u64 {
+        self.memory("VmRSS")
+    }
+
+    /// A field of `/proc/<pid>/status` in bytes: `VmRSS` now, `VmHWM` the peak so far.
+    pub fn memory(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_else(|e| panic!("dbpool is gone ({e}): {}", self.log_tail()));
         let kib: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status");
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"));
         kib * 1024
+    }
+
+    /// Resets the peak (`VmHWM`) to the current resident memory and returns that: the
+    /// baseline of what follows.
+    pub fn baseline(&self) -> u64 {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .expect("reset the peak resident memory (clear_refs)");
+        self.rss()
     }
 }
 
