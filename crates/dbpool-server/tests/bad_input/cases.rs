@@ -389,6 +389,9 @@ pub fn all() -> Vec<Case> {
                         a.code(),
                         b.code()
                     ))),
+                    (Ok(_), Err(_)) | (Err(_), Ok(_)) => Err(check_failed(
+                        "one CA file was refused, the other accepted".into(),
+                    )),
                     (a, b) => a.and(b).map(drop),
                 }
             }
