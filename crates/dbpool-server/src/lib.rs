@@ -151,7 +151,7 @@ pub async fn run(
                 tokio::select! {
                     Some(conn) = closed_rx.recv() => {
                         txs.owner_gone(conn).await;
-                        prepared.owner_gone(&conn.to_string());
+                        prepared.owner_gone(conn);
                     }
                     _ = tick.tick() => {
                         txs.reap_idle().await;

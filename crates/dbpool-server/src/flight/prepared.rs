@@ -9,18 +9,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use std::time::Instant;
-use tonic::Request;
 
-/// Identifies a client connection. Today the peer address, as the closed-connection
-/// channel reports it; switching to a per-connection id changes only [`client_key`].
-pub type ConnKey = String;
+/// Identifies a client connection: the never-reused id `conn` gives each one, the same
+/// id the closed-connection channel reports.
+pub type ConnKey = u64;
 
-/// The connection a request came on (empty when the transport has no peer address).
-pub fn client_key<T>(req: &Request<T>) -> ConnKey {
-    let _ = req;
-    crate::conn::current()
-        .map(|id| id.to_string())
-        .unwrap_or_default()
+/// The connection the current call came on (0 outside a connection, e.g. in unit tests).
+pub fn client_key() -> ConnKey {
+    crate::conn::current().unwrap_or_default()
 }
 
 /// A prepared statement: where it runs, its SQL and the parameter rows bound last.
@@ -71,7 +67,7 @@ impl PreparedRegistry {
     fn open_at(&self, owner: &ConnKey, p: Prepared, now: Instant) -> Result<Vec<u8>> {
         let handle = new_handle()?;
         let mut open = self.lock();
-        let mine = open.entry(owner.clone()).or_default();
+        let mine = open.entry(*owner).or_default();
         mine.retain(|_, s| now.duration_since(s.last_used) < self.idle);
         if mine.len() >= self.max_per_conn {
             return Err(Error::ResourceExhausted(format!(
@@ -133,8 +129,8 @@ impl PreparedRegistry {
     }
 
     /// Closes every statement of a connection that went away; returns how many.
-    pub fn owner_gone(&self, owner: &str) -> usize {
-        self.lock().remove(owner).map_or(0, |m| m.len())
+    pub fn owner_gone(&self, owner: ConnKey) -> usize {
+        self.lock().remove(&owner).map_or(0, |m| m.len())
     }
 
     /// Closes the statements unused for the idle timeout; returns how many.
@@ -230,7 +226,7 @@ mod tests {
     #[test]
     fn cap_is_per_connection_and_handles_are_owned() {
         let r = PreparedRegistry::new(2, Duration::from_secs(60));
-        let (a, b) = ("a".to_string(), "b".to_string());
+        let (a, b): (ConnKey, ConnKey) = (1, 2);
         let h1 = r.open(&a, stmt()).unwrap();
         r.open(&a, stmt()).unwrap();
         let e = r.open(&a, stmt()).unwrap_err();
@@ -243,14 +239,14 @@ mod tests {
         assert_eq!(r.get(&a, &h1).unwrap().sql, "SELECT 1");
         r.close(&a, &h1).unwrap();
         r.open(&a, stmt()).unwrap();
-        assert_eq!(r.owner_gone("a"), 2);
+        assert_eq!(r.owner_gone(a), 2);
         assert_eq!(r.len(), 1);
     }
 
     #[test]
     fn idle_statements_expire_and_use_keeps_them() {
         let r = PreparedRegistry::new(4, Duration::from_millis(1000));
-        let a = "a".to_string();
+        let a: ConnKey = 1;
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let used = r.open_at(&a, stmt(), t0).unwrap();

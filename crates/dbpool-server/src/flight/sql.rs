@@ -169,7 +169,7 @@ impl FlightSqlService for SqlService {
             .schema(&pool, &tx, &q.query, vec![])
             .await
             .map_err(st)?;
-        let owner = client_key(&req);
+        let owner = client_key();
         let handle = self
             .prepared
             .open(
@@ -192,10 +192,10 @@ impl FlightSqlService for SqlService {
     async fn do_action_close_prepared_statement(
         &self,
         q: ActionClosePreparedStatementRequest,
-        req: Request<Action>,
+        _req: Request<Action>,
     ) -> Result<(), Status> {
         self.prepared
-            .close(&client_key(&req), &q.prepared_statement_handle)
+            .close(&client_key(), &q.prepared_statement_handle)
             .map_err(st)
     }
 
@@ -204,7 +204,7 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let owner = client_key(&req);
+        let owner = client_key();
         // The handle is checked first: no parameters are decoded for a stranger's handle.
         self.prepared
             .get(&owner, &q.prepared_statement_handle)
@@ -225,7 +225,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let p = self
             .prepared
-            .get(&client_key(&req), &q.prepared_statement_handle)
+            .get(&client_key(), &q.prepared_statement_handle)
             .map_err(st)?;
         let info = self
             .prepared_info(&p, req.into_inner(), q.prepared_statement_handle)
@@ -237,11 +237,11 @@ impl FlightSqlService for SqlService {
     async fn do_get_prepared_statement(
         &self,
         q: CommandPreparedStatementQuery,
-        req: Request<Ticket>,
+        _req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
         let p = self
             .prepared
-            .get(&client_key(&req), &q.prepared_statement_handle)
+            .get(&client_key(), &q.prepared_statement_handle)
             .map_err(st)?;
         let params = p.params.first().cloned().unwrap_or_default();
         let out = self
@@ -259,7 +259,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<i64, Status> {
         let p = self
             .prepared
-            .get(&client_key(&req), &q.prepared_statement_handle)
+            .get(&client_key(), &q.prepared_statement_handle)
             .map_err(st)?;
         let rows = self.read_params(req).await.map_err(st)?;
         self.run_update(&p, rows).await.map_err(st)
