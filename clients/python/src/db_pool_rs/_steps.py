@@ -1,8 +1,8 @@
 """The steps a plan of the sans-io core asks its client to perform.
 
 Every operation of the clients (create a pool, run a query, commit a transaction...) is
-written once, in :mod:`._core` and :mod:`._tx_core`, as a *plan*: a generator that builds
-the requests, ``yield``\\ s each step it needs performed (a PoolService call, a blocking
+written once, in :mod:`._core` and :mod:`._transaction`, as a *plan*: a generator that
+builds the requests, yields each step it needs performed (a PoolService call, a blocking
 Arrow Flight read, a transaction's query stream), receives the step's result (or has the
 step's exception raised at the ``yield``) and returns the operation's result. The
 blocking client performs the steps in the calling thread, the asyncio client awaits them;

@@ -62,11 +62,11 @@ class DatabasePool(ClientBase):
         max_workers: int = 16,
         propagate_trace: bool = True,
     ) -> None:
+        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="dbpool-flight")
         self._channel: Optional[grpc.aio.Channel] = None
         self._channel_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stub: Any = None
-        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
 
     def _get_stub(self) -> Any:
         # grpc.aio channels belong to the loop that created them: create on first use.
