@@ -1,5 +1,6 @@
-//! A pool's options (`[pools.<id>]` sizing, timing, breaker, statement cache): their
-//! defaults and the ranges `validate` enforces.
+//! A pool's options (`[pools.<id>]` sizing, timing, breaker, statement cache): the one
+//! table of their names, types and defaults (`pool_options!`), the struct made from it,
+//! and the ranges `validate` enforces.
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::time::Duration;
