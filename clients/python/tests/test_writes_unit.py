@@ -16,6 +16,7 @@ from db_pool_rs import (
     ParamTypeError,
     PoolNotFoundError,
     SyncDatabasePool,
+    Transaction,
     TransactionClosedError,
     TransactionNotFoundError,
 )
@@ -30,7 +31,7 @@ from db_pool_rs._requests import (
     to_arrow_table,
 )
 from db_pool_rs._status import from_flight_error, make_error, parse_status_details
-from db_pool_rs._transaction import Transaction, _not_found
+from db_pool_rs._transaction import _not_found
 
 
 def test_bulk_insert_command_is_an_any() -> None:

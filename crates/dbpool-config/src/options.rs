@@ -1,98 +1,96 @@
-//! A pool's options (`[pools.<id>]` sizing, timing, breaker, statement cache): their
-//! defaults and the ranges `validate` enforces.
+//! A pool's options (`[pools.<id>]` sizing, timing, breaker, statement cache): the one
+//! table of their names, types and defaults (`pool_options!`), the struct made from it,
+//! and the ranges `validate` enforces.
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// Pool sizing and timing. Every field has a default.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolOptions {
-    /// Largest number of open connections.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-    /// Idle connections kept open.
-    #[serde(default)]
-    pub min_connections: u32,
-    /// How long a call waits for a free connection, in milliseconds.
-    #[serde(default = "default_acquire_timeout_ms")]
-    pub acquire_timeout_ms: u64,
-    /// Idle connections older than this are closed, in milliseconds (0: never).
-    #[serde(default = "default_idle_timeout_ms")]
-    pub idle_timeout_ms: u64,
-    /// Connections older than this are replaced, in milliseconds (0: never).
-    #[serde(default = "default_max_lifetime_ms")]
-    pub max_lifetime_ms: u64,
-    /// Server-side statement timeout in milliseconds where supported (0: none).
-    #[serde(default)]
-    pub statement_timeout_ms: u64,
-    /// Rows per Arrow record batch of a streamed result.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u32,
-    /// Calls that may wait for a connection at once; more are refused at once with
-    /// RESOURCE_EXHAUSTED instead of piling up.
-    #[serde(default = "default_max_waiters")]
-    pub max_waiters: u32,
-    /// Consecutive connection failures that open the circuit breaker (0: never).
-    #[serde(default = "default_breaker_threshold")]
-    pub breaker_threshold: u32,
-    /// Milliseconds an open breaker fails calls fast before one probe may try again.
-    #[serde(default = "default_breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
-    /// Prepared statements kept per connection, least recently used evicted first
-    /// (0: prepare every statement anew). PostgreSQL only.
-    #[serde(default = "default_statement_cache_size")]
-    pub statement_cache_size: u32,
-    /// Named (cached) or unnamed statements, or named until a transaction-mode pooler
-    /// is detected. PostgreSQL only.
-    #[serde(default)]
-    pub prepared_statements: crate::PreparedStatements,
-}
-
-fn default_max_connections() -> u32 {
-    10
-}
-fn default_acquire_timeout_ms() -> u64 {
-    30_000
-}
-fn default_idle_timeout_ms() -> u64 {
-    600_000
-}
-fn default_max_lifetime_ms() -> u64 {
-    1_800_000
-}
-fn default_batch_size() -> u32 {
-    8192
-}
-fn default_max_waiters() -> u32 {
-    256
-}
-fn default_breaker_threshold() -> u32 {
-    5
-}
-fn default_breaker_cooldown_ms() -> u64 {
-    2_000
-}
-fn default_statement_cache_size() -> u32 {
-    256
-}
-
-impl Default for PoolOptions {
-    fn default() -> Self {
-        PoolOptions {
-            max_connections: default_max_connections(),
-            min_connections: 0,
-            acquire_timeout_ms: default_acquire_timeout_ms(),
-            idle_timeout_ms: default_idle_timeout_ms(),
-            max_lifetime_ms: default_max_lifetime_ms(),
-            statement_timeout_ms: 0,
-            batch_size: default_batch_size(),
-            max_waiters: default_max_waiters(),
-            breaker_threshold: default_breaker_threshold(),
-            breaker_cooldown_ms: default_breaker_cooldown_ms(),
-            statement_cache_size: default_statement_cache_size(),
-            prepared_statements: crate::PreparedStatements::Auto,
+/// The pool options, each written once: doc, name, type and default. Calls
+/// `$callback! { $( #[doc = "…"] name: Type = default; )+ }`. [`PoolOptions`] (the
+/// `[pools.<id>]` keys, with their defaults) is made from it here, and dbpool-server's
+/// proto conversion from it there; crates/dbpool-server/tests/pool_options.rs checks
+/// the proto, the Python client and docs/configuration.md against [`PoolOptions::NAMES`]
+/// and [`PoolOptions::entries`].
+#[macro_export]
+macro_rules! pool_options {
+    ($callback:ident) => {
+        $callback! {
+            /// Largest number of open connections.
+            max_connections: u32 = 10;
+            /// Idle connections kept open.
+            min_connections: u32 = 0;
+            /// How long a call waits for a free connection, in milliseconds.
+            acquire_timeout_ms: u64 = 30_000;
+            /// Idle connections older than this are closed, in milliseconds (0: never).
+            idle_timeout_ms: u64 = 600_000;
+            /// Connections older than this are replaced, in milliseconds (0: never).
+            max_lifetime_ms: u64 = 1_800_000;
+            /// Server-side statement timeout in milliseconds where supported (0: none).
+            statement_timeout_ms: u64 = 0;
+            /// Rows per Arrow record batch of a streamed result.
+            batch_size: u32 = 8192;
+            /// Calls that may wait for a connection at once; more are refused at once with
+            /// RESOURCE_EXHAUSTED instead of piling up.
+            max_waiters: u32 = 256;
+            /// Consecutive connection failures that open the circuit breaker (0: never).
+            breaker_threshold: u32 = 5;
+            /// Milliseconds an open breaker fails calls fast before one probe may try again.
+            breaker_cooldown_ms: u64 = 2_000;
+            /// Prepared statements kept per connection, least recently used evicted first
+            /// (0: prepare every statement anew). PostgreSQL only.
+            statement_cache_size: u32 = 256;
+            /// Named (cached) or unnamed statements, or named until a transaction-mode pooler
+            /// is detected. PostgreSQL only.
+            prepared_statements: $crate::PreparedStatements = $crate::PreparedStatements::Auto;
         }
+    };
+}
+
+/// Makes [`PoolOptions`] from the table of [`pool_options!`].
+macro_rules! define_pool_options {
+    ($( $(#[$doc:meta])+ $name:ident: $ty:ty = $default:expr; )+) => {
+        /// Pool sizing and timing. Every field has a default.
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct PoolOptions {
+            $( $(#[$doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for PoolOptions {
+            fn default() -> Self {
+                PoolOptions { $( $name: $default, )+ }
+            }
+        }
+
+        impl PoolOptions {
+            /// Every option's name (its config key and proto field), in table order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),+];
+
+            /// Every option's name and value as it is written in the config file
+            /// (`10`, `"auto"`), in table order.
+            pub fn entries(&self) -> Vec<(&'static str, String)> {
+                vec![$( (stringify!($name), OptionValue::written(&self.$name)) ),+]
+            }
+        }
+    };
+}
+
+pool_options!(define_pool_options);
+
+/// A value of an option as the config file writes it.
+trait OptionValue {
+    fn written(&self) -> String;
+}
+
+impl<T: std::fmt::Display> OptionValue for T {
+    fn written(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OptionValue for crate::PreparedStatements {
+    fn written(&self) -> String {
+        format!("\"{}\"", self.name())
     }
 }
 

@@ -84,8 +84,6 @@ fn check_pool_request(r: &pb::CreatePoolRequest, l: &Limits) -> Result<()> {
 /// when the pool is created).
 pub fn pool_config(r: &pb::CreatePoolRequest, l: &Limits) -> Result<PoolConfig> {
     check_pool_request(r, l)?;
-    let d = PoolOptions::default();
-    let o = r.options.unwrap_or_default();
     let port = opt(r.port)
         .map(|p| {
             u16::try_from(p)
@@ -103,20 +101,7 @@ pub fn pool_config(r: &pb::CreatePoolRequest, l: &Limits) -> Result<PoolConfig> 
         password_env: None,
         settings: r.settings.clone().into_iter().collect(),
         backup_urls: r.backup_urls.iter().cloned().map(Secret::new).collect(),
-        options: PoolOptions {
-            max_connections: opt(o.max_connections).unwrap_or(d.max_connections),
-            min_connections: o.min_connections,
-            acquire_timeout_ms: opt(o.acquire_timeout_ms).unwrap_or(d.acquire_timeout_ms),
-            idle_timeout_ms: opt(o.idle_timeout_ms).unwrap_or(d.idle_timeout_ms),
-            max_lifetime_ms: opt(o.max_lifetime_ms).unwrap_or(d.max_lifetime_ms),
-            statement_timeout_ms: o.statement_timeout_ms,
-            batch_size: opt(o.batch_size).unwrap_or(d.batch_size),
-            max_waiters: opt(o.max_waiters).unwrap_or(d.max_waiters),
-            breaker_threshold: opt(o.breaker_threshold).unwrap_or(d.breaker_threshold),
-            breaker_cooldown_ms: opt(o.breaker_cooldown_ms).unwrap_or(d.breaker_cooldown_ms),
-            statement_cache_size: o.statement_cache_size.unwrap_or(d.statement_cache_size),
-            prepared_statements: prepared_statements(o.prepared_statements)?,
-        },
+        options: pool_options(&r.options.unwrap_or_default())?,
     })
 }
 
@@ -134,28 +119,70 @@ fn prepared_statements(v: i32) -> Result<PreparedStatements> {
     }
 }
 
-/// Options → proto.
-pub fn options(o: &PoolOptions) -> pb::PoolOptions {
-    pb::PoolOptions {
-        max_connections: o.max_connections,
-        min_connections: o.min_connections,
-        acquire_timeout_ms: o.acquire_timeout_ms,
-        idle_timeout_ms: o.idle_timeout_ms,
-        max_lifetime_ms: o.max_lifetime_ms,
-        statement_timeout_ms: o.statement_timeout_ms,
-        batch_size: o.batch_size,
-        max_waiters: o.max_waiters,
-        breaker_threshold: o.breaker_threshold,
-        breaker_cooldown_ms: o.breaker_cooldown_ms,
-        statement_cache_size: Some(o.statement_cache_size),
-        prepared_statements: match o.prepared_statements {
+/// One option's proto field ↔ its config value; a zero or unset field is the default.
+trait WireOption<T>: Sized {
+    /// The config value of a field of a CreatePool request.
+    fn to_option(self, default: T) -> Result<T>;
+    /// The field of a reply.
+    fn from_option(v: &T) -> Self;
+}
+
+impl<T: Copy + Default + PartialEq> WireOption<T> for T {
+    fn to_option(self, default: T) -> Result<T> {
+        Ok(opt(self).unwrap_or(default))
+    }
+    fn from_option(v: &T) -> Self {
+        *v
+    }
+}
+
+/// A proto `optional`: unset is the default, zero is zero (`statement_cache_size` 0 is
+/// "no cache").
+impl WireOption<u32> for Option<u32> {
+    fn to_option(self, default: u32) -> Result<u32> {
+        Ok(self.unwrap_or(default))
+    }
+    fn from_option(v: &u32) -> Self {
+        Some(*v)
+    }
+}
+
+impl WireOption<PreparedStatements> for i32 {
+    /// The enum's number; one this build does not know is refused.
+    fn to_option(self, _: PreparedStatements) -> Result<PreparedStatements> {
+        prepared_statements(self)
+    }
+    fn from_option(v: &PreparedStatements) -> Self {
+        match v {
             PreparedStatements::Auto => pb::PreparedStatements::AutoUnspecified,
             PreparedStatements::Named => pb::PreparedStatements::Named,
             PreparedStatements::Unnamed => pb::PreparedStatements::Unnamed,
         }
-        .into(),
+        .into()
     }
 }
+
+/// The two directions of every pool option, made from dbpool-config's option table.
+macro_rules! option_conversions {
+    ($( $(#[$doc:meta])+ $name:ident: $ty:ty = $default:expr; )+) => {
+        /// A CreatePool request's options → config options (zero or unset: the default).
+        fn pool_options(o: &pb::PoolOptions) -> Result<PoolOptions> {
+            let d = PoolOptions::default();
+            Ok(PoolOptions {
+                $( $name: WireOption::to_option(o.$name, d.$name)?, )+
+            })
+        }
+
+        /// Options → proto.
+        pub fn options(o: &PoolOptions) -> pb::PoolOptions {
+            pb::PoolOptions {
+                $( $name: WireOption::from_option(&o.$name), )+
+            }
+        }
+    };
+}
+
+dbpool_config::pool_options!(option_conversions);
 
 /// A pool's live status → proto.
 pub fn status(e: &PoolEntry) -> pb::PoolStatus {

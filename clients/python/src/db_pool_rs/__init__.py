@@ -11,8 +11,7 @@ asyncio client, :class:`SyncDatabasePool` the blocking, thread-safe one::
 """
 
 from ._flight import BatchStream
-from ._transaction import AsyncTransaction, Transaction
-from .async_client import DatabasePool
+from .async_client import AsyncTransaction, DatabasePool
 from .errors import (
     AuthenticationError,
     DbPoolError,
@@ -28,7 +27,7 @@ from .errors import (
     TransactionNotFoundError,
 )
 from .models import Metrics, PoolInfo, PoolOptions, PoolStatus, StatementResult
-from .sync_client import SyncDatabasePool
+from .sync_client import SyncDatabasePool, Transaction
 
 __version__ = "0.1.0"
 

@@ -6,19 +6,23 @@ Keeping this in one place means :class:`~db_pool_rs.SyncDatabasePool` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import grpc
 import polars as pl
 import pyarrow as pa
 from google.protobuf import any_pb2
 
+from ._options import CONNECTION_NAMES, POOL_OPTION_NAMES, CreatePoolArgs, check_keywords
 from ._params import to_params
 from ._proto import flight_pb2, pool_pb2
 from ._status import make_error
 from .errors import InvalidArgumentError, ParamTypeError
 from .models import StatementResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: A statement of ``execute_batch``: plain SQL, or SQL with its parameters.
 StatementLike = Union[str, tuple[str, Optional[Sequence[Any]]]]
@@ -46,68 +50,37 @@ _PREPARED_STATEMENTS = {
 def _prepared_statements(mode: Any) -> int:
     """``"auto"``, ``"named"`` or ``"unnamed"`` as the proto enum value."""
     if not isinstance(mode, str) or mode not in _PREPARED_STATEMENTS:
-        raise _invalid(
-            f"prepared_statements must be 'auto', 'named' or 'unnamed', not {mode!r}"
-        )
+        raise _invalid(f"prepared_statements must be 'auto', 'named' or 'unnamed', not {mode!r}")
     return _PREPARED_STATEMENTS[mode]
 
 
+def _option(name: str, value: Any) -> Any:
+    return _prepared_statements(value) if name == "prepared_statements" else value
+
+
 def create_pool_request(
-    pool_id: str,
-    *,
-    url: Optional[str] = None,
-    db_type: Optional[str] = None,
-    host: Optional[str] = None,
-    port: Optional[int] = None,
-    database: Optional[str] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    max_connections: Optional[int] = None,
-    min_connections: Optional[int] = None,
-    acquire_timeout_ms: Optional[int] = None,
-    idle_timeout_ms: Optional[int] = None,
-    max_lifetime_ms: Optional[int] = None,
-    statement_timeout_ms: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    max_waiters: Optional[int] = None,
-    breaker_threshold: Optional[int] = None,
-    breaker_cooldown_ms: Optional[int] = None,
-    statement_cache_size: Optional[int] = None,
-    prepared_statements: Optional[str] = None,
-    backup_urls: Optional[Sequence[str]] = None,
-    settings: Optional[Mapping[str, str]] = None,
-    lazy: bool = False,
+    pool_id: str, url: Optional[str] = None, **fields: Unpack[CreatePoolArgs]
 ) -> pool_pb2.CreatePoolRequest:
-    """Builds a CreatePoolRequest; None leaves a field to the server's default."""
-    options = pool_pb2.PoolOptions(
-        max_connections=max_connections or 0,
-        min_connections=min_connections or 0,
-        acquire_timeout_ms=acquire_timeout_ms or 0,
-        idle_timeout_ms=idle_timeout_ms or 0,
-        max_lifetime_ms=max_lifetime_ms or 0,
-        statement_timeout_ms=statement_timeout_ms or 0,
-        batch_size=batch_size or 0,
-        max_waiters=max_waiters or 0,
-        breaker_threshold=breaker_threshold or 0,
-        breaker_cooldown_ms=breaker_cooldown_ms or 0,
-    )
-    if statement_cache_size is not None:  # 0 is meaningful: caching off
-        options.statement_cache_size = statement_cache_size
-    if prepared_statements is not None:
-        options.prepared_statements = _prepared_statements(prepared_statements)
+    """Builds a CreatePoolRequest; None leaves a field to the server's default.
+
+    An option given as 0 is sent as 0: for ``statement_cache_size`` (a proto
+    ``optional``) that means caching off, for the others the server's default.
+    """
+    check_keywords(fields)
+    given: Mapping[str, Any] = fields
+    options = pool_pb2.PoolOptions()
+    for name in POOL_OPTION_NAMES:
+        if given.get(name) is not None:
+            setattr(options, name, _option(name, given[name]))
+    connection = {name: given[name] for name in CONNECTION_NAMES if given.get(name)}
     return pool_pb2.CreatePoolRequest(
         pool_id=pool_id,
         url=url or "",
-        db_type=db_type or "",
-        host=host or "",
-        port=port or 0,
-        database=database or "",
-        username=username or "",
-        password=password or "",
         options=options,
-        backup_urls=list(backup_urls or ()),
-        settings=dict(settings or {}),
-        lazy=lazy,
+        backup_urls=list(given.get("backup_urls") or ()),
+        settings=dict(given.get("settings") or {}),
+        lazy=given.get("lazy", False),
+        **connection,
     )
 
 

@@ -2,7 +2,8 @@
 
 PoolService calls go over ``grpc.aio``. pyarrow.flight has no asyncio API, so Flight
 reads run in a small thread pool owned by the client (pyarrow releases the GIL while it
-waits) and batches are handed to the event loop one at a time as they arrive.
+waits) and batches are handed to the event loop one at a time as they arrive. Every
+operation is a plan of the sans-io core (``_core.py``); this shell awaits its steps.
 """
 
 from __future__ import annotations
@@ -11,29 +12,30 @@ import asyncio
 import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 import grpc
 import grpc.aio
 import pyarrow as pa
 
-from ._base import CHANNEL_OPTIONS, STRING_VIEWS, ClientBase, Frame, to_polars
-from ._proto import pool_pb2, pool_pb2_grpc
-from ._requests import (
-    StatementLike,
-    TableLike,
-    batch_results,
-    bulk_insert_command,
-    create_pool_request,
-    execute_batch_request,
-    execute_request,
-    to_arrow_table,
-)
-from ._status import from_grpc_error, past_deadline
-from ._transaction import AsyncTransaction
+from ._base import ClientBase
+from ._core import Frame, Params
+from ._ipc_query import open_async
+from ._options import spelled_out
+from ._proto import pool_pb2_grpc
+from ._requests import StatementLike, TableLike
+from ._steps import Blocking, Plan, Rpc, Step, advance
+from ._transaction import TransactionCore
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._flight import FlightStream
+    from ._ipc_query import IpcStream
+    from ._options import CreatePoolArgs
 
 T = TypeVar("T")
 
@@ -70,25 +72,10 @@ class DatabasePool(ClientBase):
         # grpc.aio channels belong to the loop that created them: create on first use.
         loop = asyncio.get_running_loop()
         if self._channel is None or self._channel_loop is not loop:
-            target = self._endpoint.grpc_target
-            self._channel = (
-                grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
-                if self._endpoint.tls
-                else grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
-            )
+            self._channel = self._open_channel(grpc.aio)
             self._channel_loop = loop
             self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
         return self._stub
-
-    async def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
-        stub = self._get_stub()
-        deadline = self._deadline(timeout)
-        started = time.monotonic()
-        try:
-            return await getattr(stub, method)(request, timeout=deadline, metadata=self._metadata())
-        except grpc.RpcError as e:
-            error = from_grpc_error(e)
-            raise past_deadline(error, deadline, started, time.monotonic()) from None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # The worker runs in a copy of the caller's context, so Flight calls carry the
@@ -97,145 +84,37 @@ class DatabasePool(ClientBase):
         context = contextvars.copy_context()
         return await loop.run_in_executor(self._executor, functools.partial(context.run, fn, *args))
 
-    # -- pools -----------------------------------------------------------------------
+    async def _perform(self, step: Step) -> Any:
+        if isinstance(step, Blocking):
+            return await self._run(step.fn, *step.args)
+        stub = self._get_stub()
+        if isinstance(step, Rpc):
+            started = time.monotonic()
+            try:
+                rpc = getattr(stub, step.method)
+                return await rpc(step.request, timeout=step.deadline, metadata=self._metadata())
+            except grpc.RpcError as e:
+                raise step.failed(e, started) from None
+        call = stub.Query(step.request, timeout=step.deadline, metadata=self._metadata())
+        # The IPC reader blocks on each message: it runs in a worker thread while this
+        # loop fetches the messages.
+        return await self._run(open_async, call, asyncio.get_running_loop(), step.deadline)
 
-    async def create_pool(
-        self,
-        pool_id: str,
-        url: Optional[str] = None,
-        *,
-        db_type: Optional[str] = None,
-        host: Optional[str] = None,
-        port: Optional[int] = None,
-        database: Optional[str] = None,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
-        max_connections: Optional[int] = None,
-        min_connections: Optional[int] = None,
-        acquire_timeout_ms: Optional[int] = None,
-        idle_timeout_ms: Optional[int] = None,
-        max_lifetime_ms: Optional[int] = None,
-        statement_timeout_ms: Optional[int] = None,
-        batch_size: Optional[int] = None,
-        max_waiters: Optional[int] = None,
-        breaker_threshold: Optional[int] = None,
-        breaker_cooldown_ms: Optional[int] = None,
-        statement_cache_size: Optional[int] = None,
-        prepared_statements: Optional[str] = None,
-        backup_urls: Optional[Sequence[str]] = None,
-        settings: Optional[Mapping[str, str]] = None,
-        lazy: bool = False,
-        timeout: Optional[float] = None,
-    ) -> PoolInfo:
-        """Creates a pool and returns it as the daemon sees it.
+    async def _drive(self, plan: Plan[T]) -> T:
+        """Runs a plan of the core, awaiting each of its steps."""
+        step, result = advance(plan)
+        while step is not None:
+            try:
+                value, error = await self._perform(step), None
+            except BaseException as e:  # raised in the plan, at the step's yield
+                value, error = None, e
+            step, result = advance(plan, value, error)
+        return result  # type: ignore[return-value]
 
-        Same arguments as :meth:`SyncDatabasePool.create_pool`: a ``url`` or ``db_type``
-        with connection fields, pool options, and ``lazy`` to skip the connection check.
-        """
-        request = create_pool_request(
-            pool_id,
-            url=url,
-            db_type=db_type,
-            host=host,
-            port=port,
-            database=database,
-            username=username,
-            password=password,
-            max_connections=max_connections,
-            min_connections=min_connections,
-            acquire_timeout_ms=acquire_timeout_ms,
-            idle_timeout_ms=idle_timeout_ms,
-            max_lifetime_ms=max_lifetime_ms,
-            statement_timeout_ms=statement_timeout_ms,
-            batch_size=batch_size,
-            max_waiters=max_waiters,
-            breaker_threshold=breaker_threshold,
-            breaker_cooldown_ms=breaker_cooldown_ms,
-            statement_cache_size=statement_cache_size,
-            prepared_statements=prepared_statements,
-            backup_urls=backup_urls,
-            settings=settings,
-            lazy=lazy,
-        )
-        return PoolInfo.from_proto((await self._call("CreatePool", request, timeout)).pool)
-
-    async def remove_pool(self, pool_id: str, *, timeout: Optional[float] = None) -> None:
-        """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
-        await self._call("RemovePool", pool_pb2.RemovePoolRequest(pool_id=pool_id), timeout)
-
-    async def list_pools(self, *, timeout: Optional[float] = None) -> list[PoolInfo]:
-        """Lists every pool with its redacted configuration and status."""
-        reply = await self._call("ListPools", pool_pb2.ListPoolsRequest(), timeout)
-        return [PoolInfo.from_proto(p) for p in reply.pools]
-
-    async def pool_status(self, pool_id: str, *, timeout: Optional[float] = None) -> PoolStatus:
-        """Returns the live status of one pool. Raises PoolNotFoundError."""
-        request = pool_pb2.GetPoolStatusRequest(pool_id=pool_id)
-        return PoolStatus.from_proto(await self._call("GetPoolStatus", request, timeout))
-
-    async def metrics(self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None) -> Metrics:
-        """Returns the counters of every pool, or of ``pool_id`` only."""
-        request = pool_pb2.GetMetricsRequest(pool_id=pool_id or "")
-        return Metrics.from_proto(await self._call("GetMetrics", request, timeout))
-
-    # -- queries ---------------------------------------------------------------------
-
-    async def query_arrow(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]] = None,
-        *,
-        timeout: Optional[float] = None,
-        batch_size: Optional[int] = None,
-    ) -> pa.Table:
-        """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
-        return await self._read_table(pool_id, sql, params, timeout, batch_size, False)
-
-    async def _read_table(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]],
-        timeout: Optional[float],
-        batch_size: Optional[int],
-        string_view: bool,
-    ) -> pa.Table:
-        ticket = self._ticket(pool_id, sql, params, batch_size, string_view)
-        return await self._run(self._flight.read_table, ticket, self._deadline(timeout))
-
-    async def query(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]] = None,
-        *,
-        timeout: Optional[float] = None,
-        lazy: bool = False,
-        batch_size: Optional[int] = None,
-    ) -> Frame:
-        """Runs a query and returns a polars DataFrame (a LazyFrame with ``lazy=True``).
-
-        The frame wraps the Arrow buffers received from the daemon without copying them.
-        """
-        table = await self._read_table(pool_id, sql, params, timeout, batch_size, STRING_VIEWS)
-        return to_polars(table, lazy)
-
-    async def query_batches(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]] = None,
-        *,
-        timeout: Optional[float] = None,
-        batch_size: Optional[int] = None,
-    ) -> AsyncIterator[pa.RecordBatch]:
-        """Yields the result's pyarrow RecordBatches as they arrive (``async for``).
-
-        Memory stays bounded by a batch; leaving the loop early cancels the stream.
-        """
-        ticket = self._ticket(pool_id, sql, params, batch_size)
-        stream = await self._run(self._flight.open, ticket, self._deadline(timeout))
+    async def _batches(self, opened: Plan[Union[FlightStream, IpcStream]]) -> AsyncIterator[pa.RecordBatch]:
+        """Yields the record batches of the stream ``opened`` returns, as they arrive;
+        leaving the loop early cancels the stream."""
+        stream = await self._drive(opened)
         done = False
         try:
             while True:
@@ -248,19 +127,94 @@ class DatabasePool(ClientBase):
             if not done:
                 stream.cancel()
 
-    # -- writes ----------------------------------------------------------------------
+    # -- pools -----------------------------------------------------------------------
 
-    async def execute(
+    @spelled_out
+    async def create_pool(
+        self,
+        pool_id: str,
+        url: Optional[str] = None,
+        *,
+        timeout: Optional[float] = None,
+        **fields: Unpack[CreatePoolArgs],
+    ) -> PoolInfo:
+        """Creates a pool and returns it as the daemon sees it.
+
+        Same arguments as :meth:`SyncDatabasePool.create_pool`: a ``url`` or ``db_type``
+        with connection fields, pool options, and ``lazy`` to skip the connection check.
+        """
+        return await self._drive(self._core.create_pool(pool_id, url, timeout, fields))
+
+    async def remove_pool(self, pool_id: str, *, timeout: Optional[float] = None) -> None:
+        """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
+        await self._drive(self._core.remove_pool(pool_id, timeout))
+
+    async def list_pools(self, *, timeout: Optional[float] = None) -> list[PoolInfo]:
+        """Lists every pool with its redacted configuration and status."""
+        return await self._drive(self._core.list_pools(timeout))
+
+    async def pool_status(self, pool_id: str, *, timeout: Optional[float] = None) -> PoolStatus:
+        """Returns the live status of one pool. Raises PoolNotFoundError."""
+        return await self._drive(self._core.pool_status(pool_id, timeout))
+
+    async def metrics(self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None) -> Metrics:
+        """Returns the counters of every pool, or of ``pool_id`` only."""
+        return await self._drive(self._core.metrics(pool_id, timeout))
+
+    # -- queries ---------------------------------------------------------------------
+
+    async def query_arrow(
         self,
         pool_id: str,
         sql: str,
-        params: Optional[Iterable[Any]] = None,
+        params: Params = None,
         *,
         timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> pa.Table:
+        """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
+        return await self._drive(self._core.read_table(pool_id, sql, params, timeout, batch_size))
+
+    async def query(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        lazy: bool = False,
+        batch_size: Optional[int] = None,
+    ) -> Frame:
+        """Runs a query and returns a polars DataFrame (a LazyFrame with ``lazy=True``).
+
+        The frame wraps the Arrow buffers received from the daemon without copying them.
+        """
+        return await self._drive(
+            self._core.query(pool_id, sql, params, timeout=timeout, lazy=lazy, batch_size=batch_size)
+        )
+
+    def query_batches(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """Yields the result's pyarrow RecordBatches as they arrive (``async for``).
+
+        Memory stays bounded by a batch; leaving the loop early cancels the stream.
+        """
+        return self._batches(self._core.open_batches(pool_id, sql, params, timeout, batch_size))
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def execute(
+        self, pool_id: str, sql: str, params: Params = None, *, timeout: Optional[float] = None
     ) -> int:
         """Runs one statement that returns no rows; returns the rows it affected."""
-        reply = await self._call("Execute", execute_request(pool_id, sql, params), timeout)
-        return int(reply.rows_affected)
+        return await self._drive(self._core.execute(pool_id, sql, params, timeout))
 
     async def execute_batch(
         self,
@@ -275,8 +229,7 @@ class DatabasePool(ClientBase):
         ``transaction=True``: all-or-nothing, returns rows affected per statement or
         raises the first failure. ``transaction=False``: one StatementResult each.
         """
-        request = execute_batch_request(pool_id, statements, transaction)
-        return batch_results(await self._call("ExecuteBatch", request, timeout), transaction)
+        return await self._drive(self._core.execute_batch(pool_id, statements, transaction, timeout))
 
     async def bulk_insert(
         self,
@@ -292,9 +245,7 @@ class DatabasePool(ClientBase):
         All rows or none; ``mode`` is ``"append"``, ``"create"`` or ``"replace"``. Same
         as :meth:`SyncDatabasePool.bulk_insert`; returns the rows inserted.
         """
-        command = bulk_insert_command(pool_id, table, mode)
-        arrow = to_arrow_table(data)
-        return await self._run(self._flight.bulk_insert, command, arrow, self._deadline(timeout))
+        return await self._drive(self._core.bulk_insert(pool_id, table, data, mode, timeout))
 
     # -- transactions ----------------------------------------------------------------
 
@@ -338,3 +289,76 @@ class DatabasePool(ClientBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncTransaction(TransactionCore):
+    """An interactive transaction of :class:`~db_pool_rs.DatabasePool`.
+
+    ``async with db.transaction("pg") as tx:`` begins it, commits at the end of the block
+    and rolls back (re-raising) when the block raises. ``tx = await db.transaction("pg")``
+    begins it without a block; then ``await tx.commit()`` or ``await tx.rollback()``.
+    """
+
+    _client: DatabasePool
+
+    async def begin(self) -> AsyncTransaction:
+        """Begins the transaction; returns self."""
+        await self._client._drive(self._begin())
+        return self
+
+    def __await__(self) -> Generator[Any, None, AsyncTransaction]:
+        return self.begin().__await__()
+
+    async def execute(self, sql: str, params: Params = None, *, timeout: Optional[float] = None) -> int:
+        """Runs one statement inside the transaction; returns the rows it affected."""
+        return await self._client._drive(self._execute(sql, params, timeout))
+
+    async def query_arrow(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> pa.Table:
+        """Runs a query inside the transaction; returns a pyarrow Table."""
+        return await self._client._drive(self._read_table(sql, params, timeout, batch_size))
+
+    async def query(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        lazy: bool = False,
+        batch_size: Optional[int] = None,
+    ) -> Frame:
+        """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
+        return await self._client._drive(self._query(sql, params, timeout, lazy, batch_size))
+
+    def query_batches(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """Yields a query's record batches inside the transaction (``async for``)."""
+        return self._client._batches(self._open(sql, params, timeout, batch_size))
+
+    async def commit(self, *, timeout: Optional[float] = None) -> None:
+        """Commits. Raises TransactionNotFoundError if the daemon already rolled it back."""
+        await self._client._drive(self._end("Commit", "committed", timeout))
+
+    async def rollback(self, *, timeout: Optional[float] = None) -> None:
+        """Rolls back and returns the connection to the pool."""
+        await self._client._drive(self._end("Rollback", "rolled back", timeout))
+
+    async def __aenter__(self) -> AsyncTransaction:
+        if self._state == "new":
+            await self.begin()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self._client._drive(self._exit(exc_type))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, TypeVar
 
 from ._proto import pool_pb2
 
@@ -15,6 +15,15 @@ _PREPARED_STATEMENTS = {
 }
 
 __all__ = ["Metrics", "PoolInfo", "PoolOptions", "PoolStatus", "StatementResult"]
+
+D = TypeVar("D")
+
+
+def _copy(cls: type[D], msg: Any, **given: Any) -> D:
+    """An instance of the dataclass ``cls`` with each field read from the same-named
+    field of ``msg``, but those in ``given``."""
+    copied = {f.name: getattr(msg, f.name) for f in fields(cls) if f.name not in given}  # type: ignore[arg-type]
+    return cls(**copied, **given)
 
 
 @dataclass(frozen=True)
@@ -38,22 +47,8 @@ class PoolOptions:
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolOptions) -> PoolOptions:
         """Copies a ``dbpool.v1.PoolOptions`` message."""
-        return cls(
-            max_connections=msg.max_connections,
-            min_connections=msg.min_connections,
-            acquire_timeout_ms=msg.acquire_timeout_ms,
-            idle_timeout_ms=msg.idle_timeout_ms,
-            max_lifetime_ms=msg.max_lifetime_ms,
-            statement_timeout_ms=msg.statement_timeout_ms,
-            batch_size=msg.batch_size,
-            max_waiters=msg.max_waiters,
-            breaker_threshold=msg.breaker_threshold,
-            breaker_cooldown_ms=msg.breaker_cooldown_ms,
-            statement_cache_size=msg.statement_cache_size,
-            prepared_statements=_PREPARED_STATEMENTS.get(
-                msg.prepared_statements, str(msg.prepared_statements)
-            ),
-        )
+        mode = msg.prepared_statements
+        return _copy(cls, msg, prepared_statements=_PREPARED_STATEMENTS.get(mode, str(mode)))
 
 
 @dataclass(frozen=True)
@@ -76,20 +71,7 @@ class PoolStatus:
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolStatus) -> PoolStatus:
         """Copies a ``dbpool.v1.PoolStatus`` message."""
-        return cls(
-            pool_id=msg.pool_id,
-            size=msg.size,
-            idle=msg.idle,
-            in_use=msg.in_use,
-            waiters=msg.waiters,
-            max_connections=msg.max_connections,
-            healthy=msg.healthy,
-            queries_total=msg.queries_total,
-            executes_total=msg.executes_total,
-            errors_total=msg.errors_total,
-            connections_created_total=msg.connections_created_total,
-            acquire_timeouts_total=msg.acquire_timeouts_total,
-        )
+        return _copy(cls, msg)
 
 
 @dataclass(frozen=True)
@@ -105,13 +87,8 @@ class PoolInfo:
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolInfo) -> PoolInfo:
         """Copies a ``dbpool.v1.PoolInfo`` message."""
-        return cls(
-            pool_id=msg.pool_id,
-            backend=msg.backend,
-            redacted_url=msg.redacted_url,
-            options=PoolOptions.from_proto(msg.options),
-            status=PoolStatus.from_proto(msg.status) if msg.HasField("status") else None,
-        )
+        status = PoolStatus.from_proto(msg.status) if msg.HasField("status") else None
+        return _copy(cls, msg, options=PoolOptions.from_proto(msg.options), status=status)
 
 
 @dataclass(frozen=True)
@@ -144,10 +121,4 @@ class StatementResult:
     @classmethod
     def from_proto(cls, msg: pool_pb2.StatementResult) -> StatementResult:
         """Copies a ``dbpool.v1.StatementResult`` message."""
-        return cls(
-            index=msg.index,
-            ok=msg.ok,
-            rows_affected=msg.rows_affected,
-            error=msg.error or None,
-            code=msg.code or None,
-        )
+        return _copy(cls, msg, error=msg.error or None, code=msg.code or None)

@@ -1,34 +1,37 @@
 """SyncDatabasePool: the blocking client, safe to share between threads.
 
 One ``grpc.Channel`` carries the PoolService calls and one Arrow Flight client the
-queries; both are thread-safe, so a single instance serves a whole application.
+queries; both are thread-safe, so a single instance serves a whole application. Every
+operation is a plan of the sans-io core (``_core.py``); this shell performs its steps in
+the calling thread.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 import grpc
 import pyarrow as pa
 
-from ._base import CHANNEL_OPTIONS, STRING_VIEWS, ClientBase, Frame, to_polars
+from ._base import ClientBase
+from ._core import Frame, Params
 from ._flight import BatchStream
-from ._proto import pool_pb2, pool_pb2_grpc
-from ._requests import (
-    StatementLike,
-    TableLike,
-    batch_results,
-    bulk_insert_command,
-    create_pool_request,
-    execute_batch_request,
-    execute_request,
-    to_arrow_table,
-)
-from ._status import from_grpc_error, past_deadline
-from ._transaction import Transaction
+from ._ipc_query import open_sync
+from ._options import spelled_out
+from ._proto import pool_pb2_grpc
+from ._requests import StatementLike, TableLike
+from ._steps import Blocking, Plan, Rpc, Step, advance
+from ._transaction import TransactionCore
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._options import CreatePoolArgs
+
+T = TypeVar("T")
 
 
 class SyncDatabasePool(ClientBase):
@@ -43,61 +46,44 @@ class SyncDatabasePool(ClientBase):
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
     """
 
-    def __init__(
-        self,
-        endpoint: Optional[str] = None,
-        *,
-        token: Optional[str] = None,
-        timeout: Optional[float] = None,
-        propagate_trace: bool = True,
-    ) -> None:
-        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
-        target = self._endpoint.grpc_target
-        self._channel = (
-            grpc.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
-            if self._endpoint.tls
-            else grpc.insecure_channel(target, CHANNEL_OPTIONS)
-        )
+    def _connect(self) -> None:
+        self._channel = self._open_channel(grpc)
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
 
-    def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
-        deadline = self._deadline(timeout)
-        started = time.monotonic()
-        try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata())
-        except grpc.RpcError as e:
-            error = from_grpc_error(e)
-            raise past_deadline(error, deadline, started, time.monotonic()) from None
+    def _perform(self, step: Step) -> Any:
+        if isinstance(step, Blocking):
+            return step.fn(*step.args)
+        if isinstance(step, Rpc):
+            started = time.monotonic()
+            try:
+                rpc = getattr(self._stub, step.method)
+                return rpc(step.request, timeout=step.deadline, metadata=self._metadata())
+            except grpc.RpcError as e:
+                raise step.failed(e, started) from None
+        call = self._stub.Query(step.request, timeout=step.deadline, metadata=self._metadata())
+        return open_sync(call, step.deadline)
+
+    def _drive(self, plan: Plan[T]) -> T:
+        """Runs a plan of the core, performing each of its steps in this thread."""
+        step, result = advance(plan)
+        while step is not None:
+            try:
+                value, error = self._perform(step), None
+            except BaseException as e:  # raised in the plan, at the step's yield
+                value, error = None, e
+            step, result = advance(plan, value, error)
+        return result  # type: ignore[return-value]
 
     # -- pools -----------------------------------------------------------------------
 
+    @spelled_out
     def create_pool(
         self,
         pool_id: str,
         url: Optional[str] = None,
         *,
-        db_type: Optional[str] = None,
-        host: Optional[str] = None,
-        port: Optional[int] = None,
-        database: Optional[str] = None,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
-        max_connections: Optional[int] = None,
-        min_connections: Optional[int] = None,
-        acquire_timeout_ms: Optional[int] = None,
-        idle_timeout_ms: Optional[int] = None,
-        max_lifetime_ms: Optional[int] = None,
-        statement_timeout_ms: Optional[int] = None,
-        batch_size: Optional[int] = None,
-        max_waiters: Optional[int] = None,
-        breaker_threshold: Optional[int] = None,
-        breaker_cooldown_ms: Optional[int] = None,
-        statement_cache_size: Optional[int] = None,
-        prepared_statements: Optional[str] = None,
-        backup_urls: Optional[Sequence[str]] = None,
-        settings: Optional[Mapping[str, str]] = None,
-        lazy: bool = False,
         timeout: Optional[float] = None,
+        **fields: Unpack[CreatePoolArgs],
     ) -> PoolInfo:
         """Creates a pool and returns it as the daemon sees it.
 
@@ -114,51 +100,23 @@ class SyncDatabasePool(ClientBase):
         ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
         PoolUnavailableError or AuthenticationError.
         """
-        request = create_pool_request(
-            pool_id,
-            url=url,
-            db_type=db_type,
-            host=host,
-            port=port,
-            database=database,
-            username=username,
-            password=password,
-            max_connections=max_connections,
-            min_connections=min_connections,
-            acquire_timeout_ms=acquire_timeout_ms,
-            idle_timeout_ms=idle_timeout_ms,
-            max_lifetime_ms=max_lifetime_ms,
-            statement_timeout_ms=statement_timeout_ms,
-            batch_size=batch_size,
-            max_waiters=max_waiters,
-            breaker_threshold=breaker_threshold,
-            breaker_cooldown_ms=breaker_cooldown_ms,
-            statement_cache_size=statement_cache_size,
-            prepared_statements=prepared_statements,
-            backup_urls=backup_urls,
-            settings=settings,
-            lazy=lazy,
-        )
-        return PoolInfo.from_proto(self._call("CreatePool", request, timeout).pool)
+        return self._drive(self._core.create_pool(pool_id, url, timeout, fields))
 
     def remove_pool(self, pool_id: str, *, timeout: Optional[float] = None) -> None:
         """Removes a pool; in-flight queries finish. Raises PoolNotFoundError."""
-        self._call("RemovePool", pool_pb2.RemovePoolRequest(pool_id=pool_id), timeout)
+        self._drive(self._core.remove_pool(pool_id, timeout))
 
     def list_pools(self, *, timeout: Optional[float] = None) -> list[PoolInfo]:
         """Lists every pool with its redacted configuration and status."""
-        reply = self._call("ListPools", pool_pb2.ListPoolsRequest(), timeout)
-        return [PoolInfo.from_proto(p) for p in reply.pools]
+        return self._drive(self._core.list_pools(timeout))
 
     def pool_status(self, pool_id: str, *, timeout: Optional[float] = None) -> PoolStatus:
         """Returns the live status of one pool. Raises PoolNotFoundError."""
-        request = pool_pb2.GetPoolStatusRequest(pool_id=pool_id)
-        return PoolStatus.from_proto(self._call("GetPoolStatus", request, timeout))
+        return self._drive(self._core.pool_status(pool_id, timeout))
 
     def metrics(self, pool_id: Optional[str] = None, *, timeout: Optional[float] = None) -> Metrics:
         """Returns the counters of every pool, or of ``pool_id`` only."""
-        request = pool_pb2.GetMetricsRequest(pool_id=pool_id or "")
-        return Metrics.from_proto(self._call("GetMetrics", request, timeout))
+        return self._drive(self._core.metrics(pool_id, timeout))
 
     # -- queries ---------------------------------------------------------------------
 
@@ -166,31 +124,19 @@ class SyncDatabasePool(ClientBase):
         self,
         pool_id: str,
         sql: str,
-        params: Optional[Iterable[Any]] = None,
+        params: Params = None,
         *,
         timeout: Optional[float] = None,
         batch_size: Optional[int] = None,
     ) -> pa.Table:
         """Runs a query over Arrow Flight and returns the result as a pyarrow Table."""
-        return self._read_table(pool_id, sql, params, timeout, batch_size, False)
-
-    def _read_table(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]],
-        timeout: Optional[float],
-        batch_size: Optional[int],
-        string_view: bool,
-    ) -> pa.Table:
-        ticket = self._ticket(pool_id, sql, params, batch_size, string_view)
-        return self._flight.read_table(ticket, self._deadline(timeout))
+        return self._drive(self._core.read_table(pool_id, sql, params, timeout, batch_size))
 
     def query(
         self,
         pool_id: str,
         sql: str,
-        params: Optional[Iterable[Any]] = None,
+        params: Params = None,
         *,
         timeout: Optional[float] = None,
         lazy: bool = False,
@@ -202,14 +148,15 @@ class SyncDatabasePool(ClientBase):
         Raises PoolNotFoundError, QueryError (with ``sqlstate``), PoolUnavailableError,
         PoolTimeoutError or InvalidArgumentError.
         """
-        table = self._read_table(pool_id, sql, params, timeout, batch_size, STRING_VIEWS)
-        return to_polars(table, lazy)
+        return self._drive(
+            self._core.query(pool_id, sql, params, timeout=timeout, lazy=lazy, batch_size=batch_size)
+        )
 
     def query_batches(
         self,
         pool_id: str,
         sql: str,
-        params: Optional[Iterable[Any]] = None,
+        params: Params = None,
         *,
         timeout: Optional[float] = None,
         batch_size: Optional[int] = None,
@@ -219,22 +166,15 @@ class SyncDatabasePool(ClientBase):
         Memory stays bounded by a batch. Errors of the request itself raise here; errors
         in the middle of the stream raise from the iteration.
         """
-        ticket = self._ticket(pool_id, sql, params, batch_size)
-        return BatchStream(self._flight.open(ticket, self._deadline(timeout)))
+        return BatchStream(self._drive(self._core.open_batches(pool_id, sql, params, timeout, batch_size)))
 
     # -- writes ----------------------------------------------------------------------
 
     def execute(
-        self,
-        pool_id: str,
-        sql: str,
-        params: Optional[Iterable[Any]] = None,
-        *,
-        timeout: Optional[float] = None,
+        self, pool_id: str, sql: str, params: Params = None, *, timeout: Optional[float] = None
     ) -> int:
         """Runs one statement that returns no rows; returns the rows it affected."""
-        reply = self._call("Execute", execute_request(pool_id, sql, params), timeout)
-        return int(reply.rows_affected)
+        return self._drive(self._core.execute(pool_id, sql, params, timeout))
 
     def execute_batch(
         self,
@@ -251,8 +191,7 @@ class SyncDatabasePool(ClientBase):
         back). With ``transaction=False`` every statement runs and one
         :class:`StatementResult` per statement tells its outcome.
         """
-        request = execute_batch_request(pool_id, statements, transaction)
-        return batch_results(self._call("ExecuteBatch", request, timeout), transaction)
+        return self._drive(self._core.execute_batch(pool_id, statements, transaction, timeout))
 
     def bulk_insert(
         self,
@@ -272,9 +211,7 @@ class SyncDatabasePool(ClientBase):
         schema-qualified (``"sales.orders"``). Returns the rows inserted. Raises
         InvalidArgumentError (bad mode, schema mismatch), QueryError, PoolNotFoundError.
         """
-        command = bulk_insert_command(pool_id, table, mode)
-        arrow = to_arrow_table(data)
-        return self._flight.bulk_insert(command, arrow, self._deadline(timeout))
+        return self._drive(self._core.bulk_insert(pool_id, table, data, mode, timeout))
 
     # -- transactions ----------------------------------------------------------------
 
@@ -318,3 +255,82 @@ class SyncDatabasePool(ClientBase):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Transaction(TransactionCore):
+    """An interactive transaction of :class:`~db_pool_rs.SyncDatabasePool`.
+
+    Made by ``SyncDatabasePool.transaction()``, which begins it::
+
+        with db.transaction("pg", isolation="serializable") as tx:
+            tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [10, 1])
+            df = tx.query("SELECT * FROM accounts")
+        # committed here; rolled back (and the exception re-raised) if the block raised
+
+    Not meant to be shared between threads: the statements of a transaction run one at
+    a time on one connection.
+    """
+
+    _client: SyncDatabasePool
+
+    def begin(self) -> Transaction:
+        """Begins the transaction (``transaction()`` already did); returns self."""
+        self._client._drive(self._begin())
+        return self
+
+    def execute(self, sql: str, params: Params = None, *, timeout: Optional[float] = None) -> int:
+        """Runs one statement inside the transaction; returns the rows it affected."""
+        return self._client._drive(self._execute(sql, params, timeout))
+
+    def query_arrow(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> pa.Table:
+        """Runs a query inside the transaction; returns a pyarrow Table."""
+        return self._client._drive(self._read_table(sql, params, timeout, batch_size))
+
+    def query(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        lazy: bool = False,
+        batch_size: Optional[int] = None,
+    ) -> Frame:
+        """Runs a query inside the transaction; returns a polars DataFrame (or LazyFrame)."""
+        return self._client._drive(self._query(sql, params, timeout, lazy, batch_size))
+
+    def query_batches(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout: Optional[float] = None,
+        batch_size: Optional[int] = None,
+    ) -> BatchStream:
+        """Streams a query's record batches inside the transaction.
+
+        Read the stream to its end before the next statement of the transaction.
+        """
+        return BatchStream(self._client._drive(self._open(sql, params, timeout, batch_size)))
+
+    def commit(self, *, timeout: Optional[float] = None) -> None:
+        """Commits. Raises TransactionNotFoundError if the daemon already rolled it back."""
+        self._client._drive(self._end("Commit", "committed", timeout))
+
+    def rollback(self, *, timeout: Optional[float] = None) -> None:
+        """Rolls back and returns the connection to the pool."""
+        self._client._drive(self._end("Rollback", "rolled back", timeout))
+
+    def __enter__(self) -> Transaction:
+        if self._state == "new":
+            self.begin()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._client._drive(self._exit(exc_type))
