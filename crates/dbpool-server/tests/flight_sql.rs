@@ -237,6 +237,19 @@ async fn malformed_flight_sql_messages_are_invalid_argument() {
             .unwrap_err();
         assert_eq!(s.code(), Code::InvalidArgument, "{name}: {s:?}");
     }
+    // A DoPut without its first message or without the descriptor naming its command.
+    let s = status(f.do_put(futures::stream::empty()).await.err().unwrap());
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    let mut msgs = param_rows(0..1);
+    msgs[0].flight_descriptor = None;
+    let s = status(
+        f.do_put(futures::stream::iter(msgs.into_iter().map(Ok)))
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("flight_data[0]"), "{s:?}");
     // An unknown handle is NOT_FOUND.
     let s = info(&mut f, &bytes::Bytes::from_static(b"ps-nope"))
         .await

@@ -10,7 +10,7 @@ use super::{flight_stream, Out};
 use crate::calls::Calls;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::sql::metadata::SqlInfoData;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::*;
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
@@ -273,6 +273,19 @@ impl FlightSqlService for SqlService {
             _ => return Err(st(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
         };
         self.calls.end(&id, commit).await.map_err(st)
+    }
+
+    /// A DoPut without a first message or without its descriptor is the client's error.
+    async fn do_put_error_callback(
+        &self,
+        _: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<Out<arrow_flight::PutResult>>, Status> {
+        let why = match error {
+            DoPutError::MissingCommand => "is missing: a DoPut starts with a message",
+            DoPutError::MissingFlightDescriptor => "has no descriptor naming the command",
+        };
+        Err(st(Error::invalid("flight_data[0]", why)))
     }
 
     async fn do_put_fallback(
