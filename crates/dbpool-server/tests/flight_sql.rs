@@ -72,6 +72,30 @@ fn assert_deferred(info: &FlightInfo) {
     assert_eq!(info.endpoint.len(), 1);
 }
 
+/// Checks the FlightInfo `fi` of an INSERT into `t` left `t` at `n` rows and its DoGet
+/// added one; the rows the DoGet returned.
+async fn runs_on_do_get(
+    server: &TestServer,
+    pool: &str,
+    f: &mut FlightClient,
+    fi: FlightInfo,
+    n: i64,
+) -> Vec<i64> {
+    assert_deferred(&fi);
+    assert_eq!(
+        count(server, pool, "t").await,
+        n,
+        "{pool}: GetFlightInfo wrote"
+    );
+    let rows = ints(&fetch(f, &fi).await.unwrap());
+    assert_eq!(
+        count(server, pool, "t").await,
+        n + 1,
+        "{pool}: not one write"
+    );
+    rows
+}
+
 #[tokio::test]
 async fn get_flight_info_writes_nothing_and_do_get_writes_once() {
     let (db, backends) = backends().await;
@@ -81,30 +105,13 @@ async fn get_flight_info_writes_nothing_and_do_get_writes_once() {
         let server = if pool == "pg" { &server } else { &sqlite };
         execute(server, pool, "CREATE TABLE t (v INTEGER)").await;
         let mut f = client_on(server, pool).await;
-        // A statement (CommandStatementQuery) that writes.
-        let fi = statement_info(&mut f, "INSERT INTO t VALUES (1)")
-            .await
-            .unwrap();
-        assert_deferred(&fi);
-        assert_eq!(
-            count(server, pool, "t").await,
-            0,
-            "{pool}: GetFlightInfo wrote"
-        );
-        assert!(ints(&fetch(&mut f, &fi).await.unwrap()).is_empty());
-        assert_eq!(count(server, pool, "t").await, 1, "{pool}");
-        // One that writes and returns what it wrote.
-        let fi = statement_info(&mut f, "INSERT INTO t VALUES (5) RETURNING v")
-            .await
-            .unwrap();
-        assert_deferred(&fi);
-        assert_eq!(
-            count(server, pool, "t").await,
-            1,
-            "{pool}: GetFlightInfo wrote"
-        );
-        assert_eq!(ints(&fetch(&mut f, &fi).await.unwrap()), [5], "{pool}");
-        assert_eq!(count(server, pool, "t").await, 2, "{pool}");
+        // A statement (CommandStatementQuery) that writes, and one that returns rows too.
+        let fi = statement_info(&mut f, "INSERT INTO t VALUES (1)").await;
+        let rows = runs_on_do_get(server, pool, &mut f, fi.unwrap(), 0).await;
+        assert!(rows.is_empty(), "{pool}");
+        let fi = statement_info(&mut f, "INSERT INTO t VALUES (5) RETURNING v").await;
+        let rows = runs_on_do_get(server, pool, &mut f, fi.unwrap(), 1).await;
+        assert_eq!(rows, [5], "{pool}");
         // A prepared statement with a bound parameter row.
         let sql = format!("INSERT INTO t VALUES ({ph})");
         let created = prepare_described(&mut f, &sql).await.unwrap();
@@ -112,14 +119,7 @@ async fn get_flight_info_writes_nothing_and_do_get_writes_once() {
         let h = created.prepared_statement_handle;
         bind(&mut f, &h, param_rows(7..8)).await.unwrap();
         let fi = info(&mut f, &h).await.unwrap();
-        assert_deferred(&fi);
-        assert_eq!(
-            count(server, pool, "t").await,
-            2,
-            "{pool}: GetFlightInfo wrote"
-        );
-        fetch(&mut f, &fi).await.unwrap();
-        assert_eq!(count(server, pool, "t").await, 3, "{pool}");
+        runs_on_do_get(server, pool, &mut f, fi, 2).await;
         let mut pools = server.pools().await;
         let b = query_ipc(&mut pools, pool, "SELECT v FROM t ORDER BY v", vec![]);
         assert_eq!(ints(&b.await.unwrap()), [1, 5, 7], "{pool}");

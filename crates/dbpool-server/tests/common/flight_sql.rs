@@ -116,8 +116,8 @@ pub fn param_rows(values: std::ops::Range<i64>) -> Vec<FlightData> {
     arrow_flight::utils::batches_to_flight_data(&b.schema(), &[b]).unwrap()
 }
 
-/// DoPut of `msgs` under the command `cmd`; the PutResults' metadata.
-async fn put(f: &mut FlightClient, cmd: Any, msgs: Vec<FlightData>) -> Result<Bytes, Status> {
+/// DoPut of `msgs` under the command `cmd`; the first PutResult's metadata.
+pub async fn put(f: &mut FlightClient, cmd: Any, msgs: Vec<FlightData>) -> Result<Bytes, Status> {
     let mut msgs = msgs;
     msgs[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.encode_to_vec()));
     let out: Vec<arrow_flight::PutResult> = f
