@@ -203,8 +203,13 @@ fn garbage_any(type_url: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn malformed_flight_sql_messages_are_invalid_argument() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start_with(&[], |c| c.server.limits.max_sql_bytes = 64).await;
     let mut f = client_on(&server, "default").await;
+    // A statement over the bounds is refused at GetFlightInfo already.
+    let long = format!("SELECT '{}' AS x", "y".repeat(64));
+    let s = statement_info(&mut f, &long).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("invalid `query`"), "{s:?}");
     let query_url = CommandStatementQuery::type_url();
     let d = FlightDescriptor::new_cmd(garbage_any(query_url));
     let s = status(f.get_flight_info(d.clone()).await.unwrap_err());

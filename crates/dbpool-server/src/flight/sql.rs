@@ -81,7 +81,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
         let pool = self.target(req.metadata(), &tx).map_err(st)?;
-        self.check_target(&pool, &tx).map_err(st)?;
+        self.check_statement(&pool, &tx, &q.query).map_err(st)?;
         let t = QueryTicket {
             pool_id: pool,
             sql: q.query,

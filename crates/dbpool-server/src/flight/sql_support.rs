@@ -147,9 +147,13 @@ impl SqlService {
         }
     }
 
-    /// Checks, without touching a database, that the pool (or the calling connection's
-    /// transaction) of a statement exists: NOT_FOUND before the statement's FlightInfo.
-    pub(super) fn check_target(&self, pool: &str, tx: &str) -> Result<()> {
+    /// Checks, without touching a database, a statement's bounds and that its pool (or
+    /// the calling connection's transaction) exists, before its FlightInfo is answered.
+    pub(super) fn check_statement(&self, pool: &str, tx: &str, sql: &str) -> Result<()> {
+        let l = &self.calls.limits;
+        crate::bounds::id(l, "pool_id", pool)?;
+        crate::bounds::id(l, "transaction_id", tx)?;
+        crate::bounds::sql(l, "query", sql)?;
         if tx.is_empty() {
             self.calls.manager.get(pool).map(drop)
         } else {
