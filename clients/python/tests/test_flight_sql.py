@@ -161,6 +161,41 @@ def test_executemany_inserts_every_row(daemon: str, backend: Backend, db: SyncDa
     assert db.query(backend.pool_id, "SELECT n FROM nums ORDER BY n")["n"].to_list() == [1]
 
 
+# -- where a statement runs ------------------------------------------------------------------
+
+
+def test_flight_info_runs_nothing_and_reading_its_endpoint_runs_it_once(
+    daemon: str, backend: Backend, db: SyncDatabasePool
+) -> None:
+    """``adbc_execute_partitions`` is GetFlightInfo alone: a statement that writes has not
+    run until its endpoint is read (DoGet), and then it runs once. The FlightInfo has no
+    schema: the stream carries it."""
+    db.execute(backend.pool_id, "CREATE TABLE staged (id INTEGER)")
+    insert = f"INSERT INTO staged VALUES ({backend.placeholder(1)})"
+    with connect(daemon, backend.pool_id, autocommit=True) as conn, conn.cursor() as cur:
+        partitions, schema = cur.adbc_execute_partitions(insert, parameters=(1,))
+        assert len(partitions) == 1
+        assert schema is None
+        assert _count(db, backend.pool_id, "staged") == 0
+        cur.adbc_read_partition(partitions[0])
+        assert cur.fetchall() == []
+    assert _count(db, backend.pool_id, "staged") == 1
+
+
+def test_an_unprepared_statement_runs_once(daemon: str, backend: Backend, db: SyncDatabasePool) -> None:
+    """ExecuteQuery of a statement never prepared (CommandStatementQuery): the driver reads
+    the FlightInfo's endpoint before returning, so the write is done, once, and its
+    RETURNING rows come back."""
+    db.execute(backend.pool_id, "CREATE TABLE once (id INTEGER)")
+    with connect(daemon, backend.pool_id, autocommit=True) as conn, conn.cursor() as cur:
+        stmt = cur.adbc_statement
+        stmt.set_sql_query("INSERT INTO once VALUES (7) RETURNING id")
+        handle, _ = stmt.execute_query()
+        table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+    assert table.column(0).to_pylist() == [7]
+    assert _count(db, backend.pool_id, "once") == 1
+
+
 # -- ingest and metadata ---------------------------------------------------------------------
 
 

@@ -10,6 +10,10 @@ pub enum Error {
     /// No open transaction has this id (never begun, ended, or rolled back by timeout).
     #[error("transaction `{0}` not found (never begun, already ended, or rolled back after its idle timeout or when the client connection that began it closed)")]
     TransactionNotFound(String),
+    /// No Flight SQL prepared statement has this handle on the calling connection; the
+    /// text says why one may be gone.
+    #[error("{0}")]
+    PreparedStatementNotFound(String),
     /// A pool with this id exists already.
     #[error("pool `{0}` already exists")]
     PoolExists(String),

@@ -4,8 +4,6 @@ use dbpool_core::{Param, Result};
 
 /// The decoder DoPut uses (the `flight_ipc` target and the IPC mutation test).
 pub use crate::flight::ipc_in::{decode_framed, frame, IpcDecoder, IpcLimits};
-/// Prepared statements open on a server (tests of the per-connection registry).
-pub use crate::flight::prepared::open_prepared_statements;
 use dbpool_proto::v1 as pb;
 
 /// PoolService parameters → core parameters (`convert::params`).

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub use flight::FlightState;
 pub use health::service_name as health_service_name;
 
 /// Why the server could not start or stopped with an error.
@@ -85,6 +86,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let flight_state = FlightState::new(&config.server.limits);
+    run_with_flight_state(config, listener, shutdown, flight_state).await
+}
+
+/// [`run`] with the Flight state made by the caller, who can watch it (tests).
+#[doc(hidden)]
+pub async fn run_with_flight_state(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    flight_state: Arc<FlightState>,
+) -> Result<(), ServerError> {
     let limits = config.server.limits.clone();
     let manager = Arc::new(
         PoolManager::new(Arc::new(dbpool_backends::Factory)).with_max_pools(limits.max_pools),
@@ -137,11 +150,7 @@ pub async fn run(
         ..calls
     };
     let txs = calls.txs.clone();
-    let flight = flight::FlightImpl::new(calls.clone(), &config.server.limits);
-    let prepared = flight.prepared();
-    if let Ok(addr) = listener.local_addr() {
-        flight::prepared::register_server(addr, &prepared);
-    }
+    let flight = flight::FlightImpl::new(calls.clone(), &limits, flight_state.clone());
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let tx_task = {
         let txs = txs.clone();
@@ -151,11 +160,11 @@ pub async fn run(
                 tokio::select! {
                     Some(conn) = closed_rx.recv() => {
                         txs.owner_gone(conn).await;
-                        prepared.owner_gone(conn);
+                        flight_state.connection_closed(conn);
                     }
                     _ = tick.tick() => {
                         txs.reap_idle().await;
-                        prepared.reap_idle();
+                        flight_state.reap_idle();
                     }
                 }
             }

@@ -8,6 +8,7 @@ fn classify(e: &Error) -> (Code, &'static str) {
     match e {
         Error::PoolNotFound(_) => (Code::NotFound, "POOL_NOT_FOUND"),
         Error::TransactionNotFound(_) => (Code::NotFound, "TRANSACTION_NOT_FOUND"),
+        Error::PreparedStatementNotFound(_) => (Code::NotFound, "PREPARED_STATEMENT_NOT_FOUND"),
         Error::PoolExists(_) => (Code::AlreadyExists, "POOL_EXISTS"),
         Error::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_ARGUMENT"),
         Error::Database { .. } => (Code::InvalidArgument, "DATABASE_ERROR"),

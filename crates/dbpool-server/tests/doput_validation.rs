@@ -71,27 +71,14 @@ async fn put(f: &mut FlightClient, msgs: Vec<FlightData>) -> Result<u64, Status>
 }
 
 /// Flight SQL ingest of raw messages into `t` of the pool named by the call header.
-async fn ingest(f: &mut FlightClient, mut msgs: Vec<FlightData>) -> Result<i64, Status> {
+async fn ingest(f: &mut FlightClient, msgs: Vec<FlightData>) -> Result<i64, Status> {
     use arrow_flight::sql::{CommandStatementIngest, DoPutUpdateResult, ProstMessageExt};
     let cmd = CommandStatementIngest {
         table: "t".into(),
         ..Default::default()
     };
-    msgs[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
-    let status = |e: FlightError| match e {
-        FlightError::Tonic(s) => *s,
-        other => panic!("not a status: {other:?}"),
-    };
-    let out: Vec<PutResult> = f
-        .do_put(futures::stream::iter(msgs.into_iter().map(Ok)))
-        .await
-        .map_err(status)?
-        .try_collect()
-        .await
-        .map_err(status)?;
-    Ok(DoPutUpdateResult::decode(out[0].app_metadata.clone())
-        .unwrap()
-        .record_count)
+    let meta = common::flight_sql::put(f, cmd.as_any(), msgs).await?;
+    Ok(DoPutUpdateResult::decode(meta).unwrap().record_count)
 }
 
 async fn count(server: &TestServer, pool: &str) -> i64 {

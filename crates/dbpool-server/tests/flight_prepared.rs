@@ -3,89 +3,28 @@
 //! handle works only on the connection that created it.
 mod common;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use arrow_flight::error::FlightError;
-use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, DoPutUpdateResult, ProstMessageExt,
-};
-use arrow_flight::{Action, FlightClient, FlightDescriptor, FlightInfo};
-use bytes::Bytes;
+use common::flight_sql::*;
 use common::*;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
-use dbpool_server::fuzzing::open_prepared_statements;
 use futures::TryStreamExt;
-use prost::Message;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tonic::{Code, Status};
+use std::time::Duration;
+use tonic::Code;
 
-fn status(e: FlightError) -> Status {
-    match e {
-        FlightError::Tonic(s) => *s,
-        other => panic!("not a status: {other:?}"),
-    }
+/// Prepared statements open on the server.
+fn open(server: &TestServer) -> usize {
+    server.flight_state.open_prepared_statements()
 }
 
-async fn prepare(f: &mut FlightClient, sql: &str) -> Result<Bytes, Status> {
-    let req = ActionCreatePreparedStatementRequest {
-        query: sql.into(),
-        transaction_id: None,
-    };
-    let action = Action::new("CreatePreparedStatement", req.as_any().encode_to_vec());
-    let out: Vec<Bytes> = f
-        .do_action(action)
-        .await
-        .map_err(status)?
-        .try_collect()
-        .await
-        .map_err(status)?;
-    let any = Any::decode(out[0].clone()).unwrap();
-    let r: ActionCreatePreparedStatementResult = any.unpack().unwrap().unwrap();
-    Ok(r.prepared_statement_handle)
-}
-
-async fn info(f: &mut FlightClient, handle: &Bytes) -> Result<FlightInfo, Status> {
-    let cmd = CommandPreparedStatementQuery {
-        prepared_statement_handle: handle.clone(),
-    };
-    f.get_flight_info(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()))
-        .await
-        .map_err(status)
-}
-
-async fn close(f: &mut FlightClient, handle: &Bytes) -> Result<(), Status> {
-    let req = ActionClosePreparedStatementRequest {
-        prepared_statement_handle: handle.clone(),
-    };
-    let action = Action::new("ClosePreparedStatement", req.as_any().encode_to_vec());
-    let _: Vec<Bytes> = f
-        .do_action(action)
-        .await
-        .map_err(status)?
-        .try_collect()
-        .await
-        .map_err(status)?;
-    Ok(())
-}
-
-/// Polls the server's open-statement count until it is `want` (10 s at most).
+/// Waits until the server's open-statement count is `want` (10 s at most): woken by each
+/// change of the count.
 async fn wait_for_open(server: &TestServer, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = open_prepared_statements(server.addr).expect("the server is registered");
-        if n == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{n} statements open, waited for {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut count = server.flight_state.watch_prepared_statements();
+    let reached = tokio::time::timeout(Duration::from_secs(10), count.wait_for(|n| *n == want));
+    let n = *reached.await.expect("the count never reached it").unwrap();
+    assert_eq!(n, want);
 }
 
 #[tokio::test]
@@ -108,44 +47,51 @@ async fn cap_is_per_connection_and_handles_belong_to_their_connection() {
     );
     // Another client is not refused because of a's statements.
     let theirs = prepare(&mut b, "SELECT 2 AS two").await.unwrap();
-    assert_eq!(open_prepared_statements(server.addr), Some(4));
+    assert_eq!(open(&server), 4);
     // Handles are random and distinct, and usable only on their own connection.
     assert_eq!(mine[0].len(), 35, "ps- and 32 hex digits: {:?}", mine[0]);
     assert!(mine.iter().all(|h| h != &theirs));
     let s = info(&mut b, &mine[0]).await.unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
     assert!(s.message().contains("no such prepared statement"), "{s:?}");
     assert_eq!(
         close(&mut b, &mine[0]).await.unwrap_err().code(),
-        Code::InvalidArgument
+        Code::NotFound
     );
+    // On its own connection it runs: the FlightInfo's ticket streams its result.
     let i = info(&mut a, &mine[0]).await.unwrap();
-    assert_eq!(i.try_decode_schema().unwrap().field(0).name(), "one");
+    let ticket = i.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<RecordBatch> = a.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(batches[0].schema().field(0).name(), "one");
     // Closing one makes room again.
     close(&mut a, &mine[0]).await.unwrap();
     prepare(&mut a, "SELECT 3 AS three").await.unwrap();
     assert_eq!(
         info(&mut a, &mine[0]).await.unwrap_err().code(),
-        Code::InvalidArgument
+        Code::NotFound
     );
-    assert_eq!(open_prepared_statements(server.addr), Some(4));
+    assert_eq!(open(&server), 4);
 }
 
+/// Driven by the reaper directly (the registry's own test covers use keeping one alive).
 #[tokio::test]
 async fn idle_statements_expire() {
     let server = TestServer::start_with(&[], |c| {
-        c.server.limits.prepared_statement_idle_timeout_ms = 1_000
+        c.server.limits.prepared_statement_idle_timeout_ms = 60_000
     })
     .await;
     let mut f = server.flight().await;
     let h = prepare(&mut f, "SELECT 1 AS one").await.unwrap();
-    assert_eq!(open_prepared_statements(server.addr), Some(1));
-    // The server's reaper closes it once unused for the timeout.
-    wait_for_open(&server, 0).await;
+    assert_eq!(open(&server), 1);
+    let now = tokio::time::Instant::now();
+    let state = &server.flight_state;
+    assert_eq!(state.reap_idle_at(now + Duration::from_secs(59)), 0);
+    assert_eq!(state.reap_idle_at(now + Duration::from_secs(60)), 1);
+    assert_eq!(open(&server), 0);
     let s = info(&mut f, &h).await.unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
     assert!(
-        s.message().contains("unused for more than 1000 ms"),
+        s.message().contains("unused for more than 60000 ms"),
         "{s:?}"
     );
     // The connection itself is fine.
@@ -161,42 +107,10 @@ async fn closing_the_connection_frees_its_statements() {
         prepare(&mut a, "SELECT 1 AS one").await.unwrap();
     }
     let kept = prepare(&mut b, "SELECT 2 AS two").await.unwrap();
-    assert_eq!(open_prepared_statements(server.addr), Some(6));
+    assert_eq!(open(&server), 6);
     drop(a);
     wait_for_open(&server, 1).await;
     info(&mut b, &kept).await.unwrap();
-}
-
-/// DoPut of parameter rows to a prepared update; the rows it changed, or the status.
-async fn put_params(
-    f: &mut FlightClient,
-    handle: &Bytes,
-    msgs: Vec<arrow_flight::FlightData>,
-) -> Result<i64, Status> {
-    let cmd = CommandPreparedStatementUpdate {
-        prepared_statement_handle: handle.clone(),
-    };
-    let mut msgs = msgs;
-    msgs[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
-    let out: Vec<arrow_flight::PutResult> = f
-        .do_put(futures::stream::iter(msgs.into_iter().map(Ok)))
-        .await
-        .map_err(status)?
-        .try_collect()
-        .await
-        .map_err(status)?;
-    Ok(DoPutUpdateResult::decode(out[0].app_metadata.clone())
-        .unwrap()
-        .record_count)
-}
-
-fn param_rows(values: std::ops::Range<i64>) -> Vec<arrow_flight::FlightData> {
-    let b = RecordBatch::try_from_iter(vec![(
-        "v",
-        Arc::new(Int64Array::from_iter_values(values)) as ArrayRef,
-    )])
-    .unwrap();
-    arrow_flight::utils::batches_to_flight_data(&b.schema(), &[b]).unwrap()
 }
 
 #[tokio::test]
@@ -246,6 +160,6 @@ async fn prepared_sql_is_bounded() {
     let s = prepare(&mut f, &long).await.unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("max_sql_bytes"), "{s:?}");
-    assert_eq!(open_prepared_statements(server.addr), Some(0));
+    assert_eq!(open(&server), 0);
     prepare(&mut f, "SELECT 1 AS one").await.unwrap();
 }

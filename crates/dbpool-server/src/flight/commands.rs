@@ -1,10 +1,13 @@
 //! Our Flight commands on the wire: `dbpool.v1.QueryTicket` and `BulkInsertCommand`,
 //! wrapped in google.protobuf.Any (the Flight SQL convention for custom commands); a bare
-//! QueryTicket is accepted too.
+//! QueryTicket is accepted too. Flight SQL messages are checked to decode here, so a
+//! malformed one is the client's INVALID_ARGUMENT rather than the Flight SQL
+//! dispatcher's INTERNAL.
+use arrow_flight::sql::Any;
+use arrow_flight::Action;
 use dbpool_core::{Error, Param};
 use dbpool_proto::v1::{BulkInsertCommand, QueryTicket};
 use prost::Message;
-use prost_types::Any;
 
 /// Type URL of an Any-wrapped QueryTicket.
 pub const QUERY_TICKET_URL: &str = "type.googleapis.com/dbpool.v1.QueryTicket";
@@ -24,6 +27,7 @@ pub enum Command {
 pub fn classify(bytes: &[u8], what: &str) -> Result<Command, Error> {
     if let Ok(any) = Any::decode(bytes) {
         if any.type_url.starts_with(FLIGHT_SQL_PREFIX) {
+            flight_sql_message(any, what)?;
             return Ok(Command::FlightSql);
         }
         if any.type_url == QUERY_TICKET_URL {
@@ -31,6 +35,25 @@ pub fn classify(bytes: &[u8], what: &str) -> Result<Command, Error> {
         }
     }
     query_ticket(bytes, what)
+}
+
+/// Checks the body of a Flight SQL action (CreatePreparedStatement, BeginTransaction…)
+/// decodes; other bodies are left to the service.
+pub fn check_action(action: &Action) -> Result<(), Error> {
+    match Any::decode(action.body.as_ref()) {
+        Ok(any) if any.type_url.starts_with(FLIGHT_SQL_PREFIX) => {
+            flight_sql_message(any, "action.body")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A Flight SQL message of a known type must decode as that type.
+fn flight_sql_message(any: Any, what: &str) -> Result<(), Error> {
+    let url = dbpool_core::clip(&any.type_url);
+    arrow_flight::sql::Command::try_from(any)
+        .map(drop)
+        .map_err(|e| Error::invalid(what, format!("not a valid `{url}`: {e}")))
 }
 
 fn query_ticket(bytes: &[u8], what: &str) -> Result<Command, Error> {

@@ -9,6 +9,7 @@ pub(crate) mod prepared;
 mod sql;
 mod sql_meta;
 mod sql_support;
+mod state;
 mod views;
 
 use crate::calls::Calls;
@@ -24,6 +25,7 @@ use dbpool_core::Error;
 pub(crate) use encode::flight_stream;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+pub use state::FlightState;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -34,17 +36,13 @@ pub struct FlightImpl {
 }
 
 impl FlightImpl {
-    /// A Flight service over these calls, bounded by `[server.limits]`.
-    pub fn new(calls: Calls, limits: &dbpool_config::Limits) -> Self {
+    /// A Flight service over these calls, bounded by `[server.limits]`, keeping its
+    /// per-server state in `state`.
+    pub fn new(calls: Calls, limits: &dbpool_config::Limits, state: Arc<FlightState>) -> Self {
         FlightImpl {
-            sql: Arc::new(sql::SqlService::new(calls.clone(), limits)),
+            sql: Arc::new(sql::SqlService::new(calls.clone(), limits, state)),
             calls,
         }
-    }
-
-    /// The Flight SQL prepared statements, for the cleanup of closed connections.
-    pub fn prepared(&self) -> Arc<prepared::PreparedRegistry> {
-        self.sql.prepared.clone()
     }
 }
 
@@ -186,6 +184,7 @@ impl FlightService for FlightImpl {
         &self,
         req: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        commands::check_action(req.get_ref()).map_err(|e| to_status(&e))?;
         FlightService::do_action(&*self.sql, req).await
     }
 

@@ -1,13 +1,16 @@
 //! Flight SQL for stock clients (ADBC, JDBC): statements, prepared statements,
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
 use super::ipc_in::IpcLimits;
-use super::prepared::{client_key, Prepared, PreparedRegistry};
-use super::sql_support::{empty_result, info, schema_bytes, st, statement_ticket, tx_id, utf8};
+use super::prepared::{client_key, Prepared};
+use super::sql_support::{
+    info, one_row, schema_bytes, st, statement_info, statement_ticket, tx_id, utf8,
+};
+use super::state::FlightState;
 use super::{flight_stream, Out};
 use crate::calls::Calls;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::sql::metadata::SqlInfoData;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::*;
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
@@ -25,7 +28,8 @@ pub const POOL_HEADER: &str = "x-dbpool-pool";
 /// The Flight SQL service.
 pub struct SqlService {
     pub(super) calls: Calls,
-    pub(super) prepared: Arc<PreparedRegistry>,
+    /// The per-server state: prepared statements by client connection.
+    pub(super) state: Arc<FlightState>,
     /// Bounds on the Arrow IPC a DoPut may send.
     pub(super) ipc: IpcLimits,
     /// Parameter rows one DoPut may bind (`server.limits.max_batch_statements`).
@@ -69,6 +73,7 @@ impl FlightSqlService for SqlService {
         )))
     }
 
+    /// Touches no database: the statement runs on DoGet, once (docs/flight-sql.md).
     async fn get_flight_info_statement(
         &self,
         q: CommandStatementQuery,
@@ -76,28 +81,17 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
         let pool = self.target(req.metadata(), &tx).map_err(st)?;
-        let schema = self
-            .calls
-            .schema(&pool, &tx, &q.query, vec![])
-            .await
-            .map_err(st)?;
-        let mut t = QueryTicket {
-            pool_id: pool.clone(),
-            sql: q.query.clone(),
-            transaction_id: tx.clone(),
+        self.check_statement(&pool, &tx, &q.query).map_err(st)?;
+        let t = QueryTicket {
+            pool_id: pool,
+            sql: q.query,
+            transaction_id: tx,
             ..Default::default()
         };
-        if schema.fields().is_empty() {
-            // Not a query: run it now, so clients that never fetch still execute it.
-            self.calls
-                .execute(&pool, &tx, &q.query, vec![])
-                .await
-                .map_err(st)?;
-            t.sql.clear();
-        }
-        Ok(Response::new(
-            info(&schema, statement_ticket(&t), req.into_inner()).map_err(st)?,
-        ))
+        Ok(Response::new(statement_info(
+            statement_ticket(&t),
+            req.into_inner(),
+        )))
     }
 
     async fn do_get_statement(
@@ -111,9 +105,6 @@ impl FlightSqlService for SqlService {
                 format!("not a dbpool statement ticket: {e}"),
             ))
         })?;
-        if t.sql.is_empty() {
-            return Ok(Response::new(empty_result()));
-        }
         let q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, vec![], t.batch_size)
@@ -169,15 +160,16 @@ impl FlightSqlService for SqlService {
             .schema(&pool, &tx, &q.query, vec![])
             .await
             .map_err(st)?;
-        let owner = client_key();
         let handle = self
-            .prepared
+            .state
+            .prepared()
             .open(
-                &owner,
+                client_key(),
                 Prepared {
                     pool_id: pool,
                     tx_id: tx,
                     sql: q.query,
+                    returns_rows: !schema.fields().is_empty(),
                     params: vec![],
                 },
             )
@@ -194,8 +186,9 @@ impl FlightSqlService for SqlService {
         q: ActionClosePreparedStatementRequest,
         _req: Request<Action>,
     ) -> Result<(), Status> {
-        self.prepared
-            .close(&client_key(), &q.prepared_statement_handle)
+        self.state
+            .prepared()
+            .close(client_key(), &q.prepared_statement_handle)
             .map_err(st)
     }
 
@@ -204,34 +197,30 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let owner = client_key();
+        let (owner, prepared) = (client_key(), self.state.prepared());
         // The handle is checked first: no parameters are decoded for a stranger's handle.
-        self.prepared
-            .get(&owner, &q.prepared_statement_handle)
+        prepared
+            .get(owner, &q.prepared_statement_handle)
             .map_err(st)?;
         let rows = self.read_params(req).await.map_err(st)?;
-        self.prepared
-            .bind(&owner, &q.prepared_statement_handle, rows)
+        prepared
+            .bind(owner, &q.prepared_statement_handle, rows)
             .map_err(st)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(q.prepared_statement_handle),
         })
     }
 
+    /// Touches no database: the statement runs on DoGet, once (docs/flight-sql.md).
     async fn get_flight_info_prepared_statement(
         &self,
         q: CommandPreparedStatementQuery,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let p = self
-            .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
-        let info = self
-            .prepared_info(&p, req.into_inner(), q.prepared_statement_handle)
-            .await
-            .map_err(st)?;
-        Ok(Response::new(info))
+        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
+        one_row(&p).map_err(st)?;
+        let ticket = q.as_any().encode_to_vec();
+        Ok(Response::new(statement_info(ticket, req.into_inner())))
     }
 
     async fn do_get_prepared_statement(
@@ -239,16 +228,9 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         _req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        let p = self
-            .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
-        let params = p.params.first().cloned().unwrap_or_default();
-        let out = self
-            .calls
-            .query(&p.pool_id, &p.tx_id, &p.sql, params, 0)
-            .await
-            .map_err(st)?;
+        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
+        one_row(&p).map_err(st)?;
+        let out = self.run_prepared(&p).await.map_err(st)?;
         Ok(Response::new(flight_stream(out)))
     }
 
@@ -257,10 +239,7 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementUpdate,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let p = self
-            .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
+        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
         let rows = self.read_params(req).await.map_err(st)?;
         self.run_update(&p, rows).await.map_err(st)
     }
@@ -294,6 +273,19 @@ impl FlightSqlService for SqlService {
             _ => return Err(st(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
         };
         self.calls.end(&id, commit).await.map_err(st)
+    }
+
+    /// A DoPut without a first message or without its descriptor is the client's error.
+    async fn do_put_error_callback(
+        &self,
+        _: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<Out<arrow_flight::PutResult>>, Status> {
+        let why = match error {
+            DoPutError::MissingCommand => "is missing: a DoPut starts with a message",
+            DoPutError::MissingFlightDescriptor => "has no descriptor naming the command",
+        };
+        Err(st(Error::invalid("flight_data[0]", why)))
     }
 
     async fn do_put_fallback(

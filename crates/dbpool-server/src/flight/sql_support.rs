@@ -1,11 +1,11 @@
 //! The Flight SQL service's own plumbing: its construction, which pool a call
-//! addresses, running prepared updates, binding parameters and bulk ingest — what the
-//! `FlightSqlService` handlers of sql.rs call.
+//! addresses, running prepared statements, binding parameters and bulk ingest — what
+//! the `FlightSqlService` handlers of sql.rs call.
 use super::ipc_in::{decode_put, IpcLimits};
 use super::params::rows as param_rows;
-use super::prepared::{Prepared, PreparedRegistry};
+use super::prepared::{client_key, Prepared};
 use super::sql::{SqlService, POOL_HEADER};
-use super::{flight_stream, Out};
+use super::state::FlightState;
 use crate::calls::Calls;
 use crate::status::to_status;
 use arrow::datatypes::Schema;
@@ -13,9 +13,7 @@ use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::sql::metadata::SqlInfoDataBuilder;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::*;
-use arrow_flight::{
-    FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
-};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
 use dbpool_core::{BulkInsert, Error, InsertMode, Param, QueryStream, Result, Statement};
 use dbpool_proto::v1::QueryTicket;
 use futures::StreamExt;
@@ -44,6 +42,29 @@ pub(super) fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes> {
     Ok(b)
 }
 
+/// The FlightInfo of a statement: one endpoint whose ticket runs it, and no schema. The
+/// statement runs on DoGet, once, and its stream carries the schema; clients read a
+/// FlightInfo without one by opening the first endpoint before returning (the ADBC
+/// driver does so synchronously, so a statement without rows has run when `execute`
+/// returns; JDBC reads `getSchemaOptional()`).
+pub(super) fn statement_info(ticket: Vec<u8>, descriptor: FlightDescriptor) -> FlightInfo {
+    FlightInfo::new()
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_descriptor(descriptor)
+        .with_ordered(true)
+}
+
+/// A prepared query takes one parameter row (an update runs every row via DoPut).
+pub(super) fn one_row(p: &Prepared) -> Result<()> {
+    if p.params.len() > 1 {
+        return Err(Error::invalid(
+            "parameters",
+            "a prepared query takes one parameter row",
+        ));
+    }
+    Ok(())
+}
+
 /// A FlightInfo with one endpoint whose ticket is `ticket`.
 pub(super) fn info(
     schema: &Schema,
@@ -65,16 +86,17 @@ pub(super) fn statement_ticket(t: &QueryTicket) -> Vec<u8> {
     .encode_to_vec()
 }
 
-pub(super) fn empty_result() -> Out<FlightData> {
-    flight_stream(QueryStream {
+/// The result of a statement without rows: no columns, no batches.
+fn empty_result() -> QueryStream {
+    QueryStream {
         schema: Arc::new(Schema::empty()),
         batches: futures::stream::empty().boxed(),
-    })
+    }
 }
 
 impl SqlService {
     /// A Flight SQL service over these calls, bounded by `[server.limits]`.
-    pub fn new(calls: Calls, limits: &dbpool_config::Limits) -> Self {
+    pub fn new(calls: Calls, limits: &dbpool_config::Limits, state: Arc<FlightState>) -> Self {
         let mut b = SqlInfoDataBuilder::new();
         b.append(SqlInfo::FlightSqlServerName, "dbpool");
         b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -94,10 +116,7 @@ impl SqlService {
         let info = b.build().expect("static SqlInfo");
         SqlService {
             calls,
-            prepared: Arc::new(PreparedRegistry::new(
-                limits.max_prepared_statements_per_connection,
-                limits.prepared_statement_idle_timeout(),
-            )),
+            state,
             ipc: IpcLimits::from_config(limits),
             max_param_rows: limits.max_batch_statements,
             max_param_bytes: limits.max_message_bytes,
@@ -126,6 +145,25 @@ impl SqlService {
                 "several pools exist and no default: set the header to a pool id",
             )),
         }
+    }
+
+    /// Checks, without touching a database, a statement's bounds and that its pool (or
+    /// the calling connection's transaction) exists, before its FlightInfo is answered.
+    pub(super) fn check_statement(&self, pool: &str, tx: &str, sql: &str) -> Result<()> {
+        let l = &self.calls.limits;
+        crate::bounds::id(l, "pool_id", pool)?;
+        crate::bounds::id(l, "transaction_id", tx)?;
+        crate::bounds::sql(l, "query", sql)?;
+        if tx.is_empty() {
+            self.calls.manager.get(pool).map(drop)
+        } else {
+            self.calls.txs.get(tx, crate::conn::current()).map(drop)
+        }
+    }
+
+    /// The calling connection's prepared statement behind `handle`.
+    pub(super) fn prepared(&self, handle: &[u8]) -> Result<Prepared> {
+        self.state.prepared().get(client_key(), handle)
     }
 
     /// The pool for a call, or none when it runs in a transaction (which knows its pool).
@@ -198,35 +236,18 @@ impl SqlService {
         Ok(rows)
     }
 
-    pub(super) async fn prepared_info(
-        &self,
-        p: &Prepared,
-        descriptor: FlightDescriptor,
-        handle: bytes::Bytes,
-    ) -> Result<FlightInfo> {
-        if p.params.len() > 1 {
-            return Err(Error::invalid(
-                "parameters",
-                "a prepared query takes one parameter row",
-            ));
+    /// Runs a prepared statement for DoGet: a query streams with its parameter row; a
+    /// statement without rows runs every bound row and answers an empty stream.
+    pub(super) async fn run_prepared(&self, p: &Prepared) -> Result<QueryStream> {
+        if p.returns_rows {
+            let params = p.params.first().cloned().unwrap_or_default();
+            return self
+                .calls
+                .query(&p.pool_id, &p.tx_id, &p.sql, params, 0)
+                .await;
         }
-        let params = p.params.first().cloned().unwrap_or_default();
-        let schema = self
-            .calls
-            .schema(&p.pool_id, &p.tx_id, &p.sql, params)
-            .await?;
-        if schema.fields().is_empty() {
-            // Not a query: run it now, so clients that never fetch still execute it.
-            self.run_update(p, p.params.clone()).await?;
-            let done = QueryTicket::default();
-            return info(&schema, statement_ticket(&done), descriptor);
-        }
-        let ticket = CommandPreparedStatementQuery {
-            prepared_statement_handle: handle,
-        }
-        .as_any()
-        .encode_to_vec();
-        info(&schema, ticket, descriptor)
+        self.run_update(p, p.params.clone()).await?;
+        Ok(empty_result())
     }
 
     pub(super) async fn ingest(

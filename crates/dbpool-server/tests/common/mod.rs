@@ -1,9 +1,12 @@
 //! The real server in-process on 127.0.0.1:0, stopped when the fixture drops.
 #![allow(dead_code)]
+pub mod flight_sql;
+
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tonic::transport::Channel;
 
 /// A running server.
@@ -11,6 +14,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub handle: Option<tokio::task::JoinHandle<Result<(), dbpool_server::ServerError>>>,
+    /// The server's Flight state (prepared statements), to watch and reap.
+    pub flight_state: Arc<dbpool_server::FlightState>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,13 +44,20 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(dbpool_server::run(config, listener, async {
-            let _ = rx.await;
-        }));
+        let flight_state = dbpool_server::FlightState::new(&config.server.limits);
+        let handle = tokio::spawn(dbpool_server::run_with_flight_state(
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+            flight_state.clone(),
+        ));
         TestServer {
             addr,
             stop: Some(tx),
             handle: Some(handle),
+            flight_state,
             _dir: dir,
         }
     }
