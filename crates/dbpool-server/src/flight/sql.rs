@@ -119,7 +119,7 @@ impl FlightSqlService for SqlService {
             .query(&t.pool_id, &t.transaction_id, &t.sql, vec![], t.batch_size)
             .await
             .map_err(st)?;
-        Ok(Response::new(flight_stream(q)))
+        Ok(Response::new(flight_stream(q, &self.calls.schemas)))
     }
 
     async fn do_put_statement_update(
@@ -249,7 +249,7 @@ impl FlightSqlService for SqlService {
             .query(&p.pool_id, &p.tx_id, &p.sql, params, 0)
             .await
             .map_err(st)?;
-        Ok(Response::new(flight_stream(out)))
+        Ok(Response::new(flight_stream(out, &self.calls.schemas)))
     }
 
     async fn do_put_prepared_statement_update(

@@ -7,6 +7,7 @@ use super::prepared::{Prepared, PreparedRegistry};
 use super::sql::{SqlService, POOL_HEADER};
 use super::{flight_stream, Out};
 use crate::calls::Calls;
+use crate::schema_cache::SchemaMessages;
 use crate::status::to_status;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
@@ -66,10 +67,11 @@ pub(super) fn statement_ticket(t: &QueryTicket) -> Vec<u8> {
 }
 
 pub(super) fn empty_result() -> Out<FlightData> {
-    flight_stream(QueryStream {
+    let q = QueryStream {
         schema: Arc::new(Schema::empty()),
         batches: futures::stream::empty().boxed(),
-    })
+    };
+    flight_stream(q, &SchemaMessages::new(0))
 }
 
 impl SqlService {
