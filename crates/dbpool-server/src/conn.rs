@@ -213,3 +213,50 @@ where
         Box::pin(SCOPE.scope(scope, self.inner.call(req)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    /// Answers with what the call's scope says.
+    #[derive(Clone)]
+    struct Probe;
+
+    impl Service<Request<()>> for Probe {
+        type Response = (Option<ConnInfo>, bool);
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            // Like a tonic handler: the work runs in the future, inside the scope.
+            Box::pin(async { Ok((current_info(), call_spans())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_runs_in_its_connections_and_servers_scope() {
+        assert_eq!(
+            (current_info(), call_spans()),
+            (None, true),
+            "outside a call"
+        );
+        let conn = ConnInfo {
+            id: 7,
+            peer: Some("127.0.0.1:4000".parse().unwrap()),
+        };
+        let mut req = Request::new(());
+        req.extensions_mut().insert(conn);
+        let seen = Scoped::new(Probe, false).call(req).await.unwrap();
+        assert_eq!(seen, (Some(conn), false));
+        let seen = Scoped::new(Probe, true)
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(seen, (None, true));
+    }
+}

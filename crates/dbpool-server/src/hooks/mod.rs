@@ -134,3 +134,98 @@ impl Calls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbpool_core::{Backend, BackendFactory, Error, PoolManager};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    struct NoBackends;
+
+    #[tonic::async_trait]
+    impl BackendFactory for NoBackends {
+        async fn create(
+            &self,
+            _: &str,
+            _: &dbpool_config::ResolvedPool,
+        ) -> Result<Arc<dyn Backend>> {
+            Err(Error::Unsupported("no backends here".into()))
+        }
+    }
+
+    /// Refuses everything on pool `closed`.
+    struct ClosedPool;
+
+    impl Authorizer for ClosedPool {
+        fn authorize(&self, call: &Call<'_>) -> Result<()> {
+            match call.pool_id {
+                "closed" => Err(Error::PermissionDenied("pool closed".into())),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Tags statements and records the outcomes it sees.
+    #[derive(Default)]
+    struct Tagger(Mutex<Vec<(String, u64)>>);
+
+    impl Middleware for Tagger {
+        fn before(&self, call: &mut Call<'_>) -> Result<()> {
+            if let Some(sql) = &call.sql {
+                call.sql = Some(Cow::Owned(format!("/* dbpool */ {sql}")));
+            }
+            Ok(())
+        }
+
+        fn after(&self, call: &Call<'_>, outcome: &Outcome<'_>) {
+            let sql = call.sql.as_deref().unwrap_or_default().to_string();
+            self.0.lock().push((sql, outcome.rows));
+        }
+    }
+
+    fn calls(tagger: Arc<Tagger>) -> Calls {
+        let manager = Arc::new(PoolManager::new(Arc::new(NoBackends)));
+        let mut chain = MiddlewareChain::default();
+        chain.push(tagger);
+        Calls {
+            authorizer: Arc::new(ClosedPool),
+            middleware: Arc::new(chain),
+            ..Calls::new(manager, Duration::from_secs(1), Default::default())
+        }
+    }
+
+    #[test]
+    fn admission_asks_the_authorizer_then_the_chain() {
+        let tagger = Arc::new(Tagger::default());
+        let calls = calls(tagger.clone());
+        let mut refused = Call::new(Method::Query, "closed").with_sql("SELECT 1");
+        let e = calls.admit(&mut refused).unwrap_err();
+        assert!(matches!(e, Error::PermissionDenied(_)));
+        assert_eq!(
+            refused.sql.as_deref(),
+            Some("SELECT 1"),
+            "the chain never ran"
+        );
+        let mut call = Call::new(Method::Query, "open").with_sql("SELECT 1");
+        calls.admit(&mut call).unwrap();
+        assert_eq!(call.sql.as_deref(), Some("/* dbpool */ SELECT 1"));
+        let ok = Outcome {
+            error: None,
+            rows: 3,
+            bytes: 24,
+            elapsed: Duration::from_millis(1),
+        };
+        calls.finish(&call, &ok);
+        assert_eq!(*tagger.0.lock(), [("/* dbpool */ SELECT 1".to_string(), 3)]);
+    }
+
+    #[test]
+    fn only_writes_are_writes() {
+        assert!(!Method::Query.writes() && !Method::ReadPools.writes());
+        assert!(Method::Execute.writes() && Method::CreatePool.writes());
+        assert_eq!(Method::ExecuteBatch.name(), "execute_batch");
+    }
+}
