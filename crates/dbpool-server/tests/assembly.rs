@@ -1,13 +1,14 @@
 //! A server assembled from injected parts: a tiny in-test backend factory instead of the
 //! real databases, its timers on paused tokio time, a panicking task as the server's
 //! error, and config values out of range refused before anything starts.
+mod common;
+
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use dbpool_config::{BackendKind, Config, PoolConfig, ResolvedPool, Secret};
 use dbpool_core::{
     Backend, BackendFactory, BatchOutcome, Param, PoolState, QueryStream, Result, Statement,
 };
-use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::{Server, ServerError};
 use futures::StreamExt;
@@ -119,25 +120,22 @@ async fn query_one(addr: std::net::SocketAddr) -> i64 {
     let mut c = PoolServiceClient::connect(format!("http://{addr}"))
         .await
         .expect("the listener is bound before the server starts");
-    let mut stream = c
-        .query(pb::QueryRequest {
-            pool_id: "fake".into(),
-            sql: "SELECT n".into(),
-            ..Default::default()
-        })
+    let batches = common::query_ipc(&mut c, "fake", "SELECT n", vec![])
         .await
-        .unwrap()
-        .into_inner();
-    let mut bytes = Vec::new();
-    while let Some(msg) = stream.message().await.unwrap() {
-        if let Some(pb::query_response::Payload::ArrowIpc(b)) = msg.payload {
-            bytes.extend(b);
-        }
+        .unwrap();
+    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+/// The error a build of `config` over `factory` fails with.
+async fn build_error(config: Config, factory: &Arc<FakeFactory>) -> ServerError {
+    match Server::builder(config)
+        .backend_factory(factory.clone())
+        .build()
+        .await
+    {
+        Ok(_) => panic!("the build was expected to fail"),
+        Err(e) => e,
     }
-    let mut reader =
-        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
-    let batch = reader.next().unwrap().unwrap();
-    batch.column(0).as_primitive::<Int64Type>().value(0)
 }
 
 #[tokio::test]
@@ -217,26 +215,18 @@ async fn a_panicking_background_task_stops_the_server_with_an_error() {
 #[tokio::test]
 async fn values_out_of_range_are_refused_before_anything_starts() {
     let factory = FakeFactory::new(Check::Panic);
-    let e = Server::builder(config(50))
-        .backend_factory(factory.clone())
-        .build()
-        .await
-        .err()
-        .expect("50 ms is below the 100 ms minimum");
+    // 50 ms is below the 100 ms minimum.
+    let e = build_error(config(50), &factory).await;
     assert!(
         matches!(&e, ServerError::Config(dbpool_config::Error::Invalid { key, .. })
             if key == "server.health_check_interval_ms"),
         "{e}"
     );
+    // The default idle timeout above its cap.
     let mut idle = config(1_000);
     idle.server.limits.max_transaction_idle_timeout_ms = 1_000;
     idle.server.transaction_idle_timeout_ms = 5_000;
-    let e = Server::builder(idle)
-        .backend_factory(factory.clone())
-        .build()
-        .await
-        .err()
-        .expect("the default idle timeout above its cap");
+    let e = build_error(idle, &factory).await;
     assert!(
         e.to_string().contains("server.transaction_idle_timeout_ms"),
         "{e}"
