@@ -30,6 +30,10 @@ use tonic::transport::server::Router;
 /// How often idle transactions and prepared statements are looked for.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The longest the background tasks get to stop once cancelled (less when the grace
+/// period is shorter): they stop at once unless a rollback of the reaper is under way.
+const TASKS_STOP_WITHIN: Duration = Duration::from_secs(5);
+
 /// A server ready to serve: its pools created, its parts in place.
 pub struct Server {
     config: Config,
@@ -145,7 +149,7 @@ impl Server {
                 Err(e)
             }
         };
-        let stopped = tasks.shutdown(&*clock, grace).await;
+        let stopped = tasks.shutdown(&*clock, grace.min(TASKS_STOP_WITHIN)).await;
         let rolled_back = calls.txs.rollback_all().await;
         if rolled_back > 0 {
             tracing::info!(

@@ -80,7 +80,7 @@ impl Tasks {
                     Some(_) => {}
                 },
                 _ = &mut deadline => {
-                    tracing::warn!(tasks = self.set.len(), "tasks still running after the grace period: aborted");
+                    tracing::warn!(tasks = self.set.len(), "tasks still running after their time to stop: aborted");
                     self.set.abort_all();
                     // Aborted tasks end at once; a panic meanwhile still counts.
                     while let Some(r) = self.set.join_next_with_id().await {
