@@ -23,22 +23,42 @@ use std::sync::Arc;
 
 pub use pool::{Managed, PoolHandle};
 
-/// Builds the backend a resolved pool config asks for.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Factory;
+/// Builds the backend a resolved pool config asks for. One per server: its pools share
+/// what it holds (the SQLite thread budget).
+#[derive(Debug, Clone, Default)]
+pub struct Factory {
+    /// The blocking threads SQLite pools may hold together.
+    #[cfg(feature = "sqlite")]
+    sqlite_threads: Arc<sqlite::ThreadBudget>,
+}
+
+impl Factory {
+    /// A factory for a runtime whose blocking pool has `max_blocking_threads` threads
+    /// (`tokio::runtime::Builder::max_blocking_threads`; tokio's default is 512): SQLite
+    /// pools are sized against it. [`Factory::default`] assumes tokio's default.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+    pub fn new(max_blocking_threads: usize) -> Self {
+        Factory {
+            #[cfg(feature = "sqlite")]
+            sqlite_threads: Arc::new(sqlite::ThreadBudget::for_blocking_threads(
+                max_blocking_threads,
+            )),
+        }
+    }
+}
 
 #[async_trait]
 impl BackendFactory for Factory {
     /// One backend, or with `backup_urls` a failover wrapper around the primary's and
     /// one per backup.
     async fn create(&self, pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>> {
-        let primary = single(pool_id, pool)?;
+        let primary = self.single(pool_id, pool)?;
         if pool.backup_urls.is_empty() {
             return Ok(primary);
         }
         let backups = (1..=pool.backup_urls.len())
             .map(|n| {
-                single(
+                self.single(
                     &format!("{pool_id}:backup{n}"),
                     &failover::backup_pool(pool, n)?,
                 )
@@ -53,23 +73,29 @@ impl BackendFactory for Factory {
     }
 }
 
-/// The backend of one server.
-fn single(pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>> {
-    match pool.kind {
-        #[cfg(feature = "postgres")]
-        BackendKind::Postgres => Ok(Arc::new(postgres::PgBackend::new(pool_id, pool)?)),
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::new(pool_id, pool)?)),
-        #[cfg(feature = "mssql")]
-        BackendKind::Mssql => Ok(Arc::new(mssql::MssqlBackend::new(pool_id, pool)?)),
-        #[cfg(feature = "redis")]
-        BackendKind::Redis => Ok(Arc::new(redis::RedisBackend::new(pool_id, pool)?)),
-        #[cfg(feature = "influxdb")]
-        BackendKind::Influxdb => Ok(Arc::new(influxdb::InfluxBackend::new(pool_id, pool)?)),
-        #[allow(unreachable_patterns)]
-        other => Err(Error::Unsupported(format!(
-            "backend {} is not compiled into this build",
-            other.name()
-        ))),
+impl Factory {
+    /// The backend of one server.
+    fn single(&self, pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>> {
+        match pool.kind {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => Ok(Arc::new(postgres::PgBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::new(
+                pool_id,
+                pool,
+                &self.sqlite_threads,
+            )?)),
+            #[cfg(feature = "mssql")]
+            BackendKind::Mssql => Ok(Arc::new(mssql::MssqlBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "redis")]
+            BackendKind::Redis => Ok(Arc::new(redis::RedisBackend::new(pool_id, pool)?)),
+            #[cfg(feature = "influxdb")]
+            BackendKind::Influxdb => Ok(Arc::new(influxdb::InfluxBackend::new(pool_id, pool)?)),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::Unsupported(format!(
+                "backend {} is not compiled into this build",
+                other.name()
+            ))),
+        }
     }
 }

@@ -39,7 +39,7 @@ async fn backend_with(url: &str, settings: &[(&str, &str)], max: u32) -> Arc<dyn
     };
     cfg.options.max_connections = max;
     cfg.options.acquire_timeout_ms = 500;
-    Factory
+    Factory::default()
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap()
@@ -412,7 +412,7 @@ async fn a_full_pool_refuses_beyond_max_waiters() {
     cfg.options.max_connections = 1;
     cfg.options.max_waiters = 1;
     cfg.options.acquire_timeout_ms = 60_000;
-    let b = Factory
+    let b = Factory::default()
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap();

@@ -19,7 +19,7 @@ async fn backend_with(url: &str, options: dbpool_config::PoolOptions) -> Arc<dyn
         options,
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap()

@@ -22,7 +22,7 @@ async fn one_connection(url: &str, statement_cache_size: u32) -> Arc<dyn Backend
         },
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("cache", &cfg.resolve("").unwrap())
         .await
         .unwrap()

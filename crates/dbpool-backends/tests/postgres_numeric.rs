@@ -17,7 +17,7 @@ async fn backend(url: &str) -> Arc<dyn Backend> {
         url: Some(Secret::new(url)),
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("num", &cfg.resolve("").unwrap())
         .await
         .unwrap()

@@ -13,7 +13,7 @@ async fn backend(dir: &tempfile::TempDir) -> Arc<dyn Backend> {
         url: Some(Secret::new(url)),
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap()

@@ -121,62 +121,79 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
 }
 
+/// The shortest `health_check_interval_ms`: checks any closer would be load, not news.
+const MIN_HEALTH_CHECK_INTERVAL_MS: u64 = 100;
+
+impl ServerConfig {
+    /// Checks the values of `[server]` and `[server.limits]` that parsed but may still be
+    /// wrong; the error names the key (`server.health_check_interval_ms`).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |k: &str, m: String| Err(Error::invalid(format!("server.{k}"), m));
+        if let Some(m) = &self.metrics_listen {
+            if let Err(e) = m.parse::<std::net::SocketAddr>() {
+                return bad("metrics_listen", format!("not an address: {e}"));
+            }
+        }
+        self.limits.validate()?;
+        if self.health_check_interval_ms < MIN_HEALTH_CHECK_INTERVAL_MS {
+            return bad(
+                "health_check_interval_ms",
+                format!("must be at least {MIN_HEALTH_CHECK_INTERVAL_MS}"),
+            );
+        }
+        let max_idle = self.limits.max_transaction_idle_timeout_ms;
+        if !(1..=max_idle).contains(&self.transaction_idle_timeout_ms) {
+            return bad(
+                "transaction_idle_timeout_ms",
+                format!(
+                    "must be 1..={max_idle} (at most server.limits.max_transaction_idle_timeout_ms)"
+                ),
+            );
+        }
+        if self.readiness == Readiness::Required && self.required_pools.is_empty() {
+            return bad(
+                "required_pools",
+                "must list pools when readiness = \"required\"".into(),
+            );
+        }
+        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
+            return bad("listen", format!("not an address: {e}"));
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Checks every value that parsed but may still be wrong, naming key and line.
     fn validate(&self, text: &str, path: &str) -> Result<()> {
-        if let Some(m) = &self.server.metrics_listen {
-            m.parse::<std::net::SocketAddr>().map_err(|e| {
-                located(
-                    text,
-                    path,
-                    "server",
-                    "metrics_listen",
-                    format!("not an address: {e}"),
-                )
-            })?;
-        }
-        if let Err(Error::Invalid { key, message, .. }) = self.server.limits.validate() {
-            let field = key.rsplit('.').next().unwrap_or_default().to_string();
-            let mut e = located(text, path, "server.limits", &field, message);
-            if let Error::Invalid { key: k, .. } = &mut e {
-                *k = key;
-            }
-            return Err(e);
-        }
-        if self.server.readiness == Readiness::Required && self.server.required_pools.is_empty() {
-            return Err(located(
-                text,
-                path,
-                "server",
-                "required_pools",
-                "must list pools when readiness = \"required\"".into(),
-            ));
-        }
         self.server
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|e| {
-                located(
-                    text,
-                    path,
-                    "server",
-                    "listen",
-                    format!("not an address: {e}"),
-                )
-            })?;
+            .validate()
+            .map_err(|e| with_line(e, text, path))?;
         for (id, pool) in &self.pools {
             validate_pool_id(id).map_err(|m| located(text, path, "pools", id, m))?;
-            if let Err(Error::Invalid { key, message, .. }) = pool.resolve(&format!("pools.{id}."))
-            {
-                let field = key.rsplit('.').next().unwrap_or_default().to_string();
-                let mut e = located(text, path, &format!("pools.{id}"), &field, message);
-                if let Error::Invalid { key: k, .. } = &mut e {
-                    *k = key;
-                }
-                return Err(e);
-            }
+            pool.resolve(&format!("pools.{id}."))
+                .map_err(|e| with_line(e, text, path))?;
         }
         Ok(())
+    }
+}
+
+/// Adds the file and line of its key to an `Invalid` error that names a dotted key
+/// (`server.limits.max_pools`: the key `max_pools` of the table `[server.limits]`).
+fn with_line(e: Error, text: &str, path: &str) -> Error {
+    match e {
+        Error::Invalid { key, message, .. } => {
+            let (table, field) = key.rsplit_once('.').unwrap_or(("", &key));
+            let location = find_line(text, table, field)
+                .map(|l| format!("{path}:{l}: "))
+                .unwrap_or_default();
+            Error::Invalid {
+                key,
+                location,
+                message,
+            }
+        }
+        other => other,
     }
 }
 
@@ -292,6 +309,49 @@ mod tests {
         let e = load_str(text, "f.toml").unwrap_err().to_string();
         assert!(e.contains("pools.pg.max_connections"), "{e}");
         assert!(e.contains("f.toml:3"), "{e}");
+    }
+
+    #[test]
+    fn a_health_interval_below_100_ms_is_refused_not_raised() {
+        let text = "[server]\nhealth_check_interval_ms = 50\n";
+        let e = load_str(text, "f.toml").unwrap_err().to_string();
+        assert!(e.contains("server.health_check_interval_ms"), "{e}");
+        assert!(e.contains("f.toml:2") && e.contains("at least 100"), "{e}");
+        load_str("[server]\nhealth_check_interval_ms = 100\n", "f.toml").unwrap();
+    }
+
+    #[test]
+    fn the_transaction_idle_timeout_must_fit_its_limit() {
+        let text = "[server]\ntransaction_idle_timeout_ms = 5000\n\
+                    [server.limits]\nmax_transaction_idle_timeout_ms = 1000\n";
+        let e = load_str(text, "f.toml").unwrap_err().to_string();
+        assert!(e.contains("server.transaction_idle_timeout_ms"), "{e}");
+        assert!(e.contains("f.toml:2") && e.contains("1..=1000"), "{e}");
+        let zero = "[server]\ntransaction_idle_timeout_ms = 0\n";
+        let e = load_str(zero, "f.toml").unwrap_err().to_string();
+        assert!(e.contains("server.transaction_idle_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_the_same_way() {
+        let mut server = ServerConfig::default();
+        server.validate().unwrap();
+        server.health_check_interval_ms = 99;
+        let e = server.validate().unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { key, .. } if key == "server.health_check_interval_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_limit_still_names_its_key_and_line() {
+        let text = "[server.limits]\nmax_pools = 0\n";
+        let e = load_str(text, "f.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("server.limits.max_pools") && e.contains("f.toml:2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What PoolService and Flight share: look up the pool (or transaction), run the call,
 //! count it.
+use crate::hooks::{AllowAll, Authorizer, MiddlewareChain};
+use crate::schema_cache::SchemaMessages;
 use crate::status::code_name;
 use crate::timed::Timed;
 use crate::{bounds, conn};
@@ -29,6 +31,12 @@ pub struct Calls {
     pub trace_sql: bool,
     /// `server.limits`: the bounds on request fields.
     pub limits: Arc<Limits>,
+    /// Allows or refuses each call before it takes a connection.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Sees each call before it runs and its outcome after (empty: skipped).
+    pub middleware: Arc<MiddlewareChain>,
+    /// The server's encoded IPC schema messages, for `Query` and `DoGet` results.
+    pub schemas: Arc<SchemaMessages>,
 }
 
 /// Counts the result of a call on its pool.
@@ -99,7 +107,8 @@ impl Target {
 }
 
 impl Calls {
-    /// Builds the shared call layer.
+    /// Builds the shared call layer: every call allowed, no middleware (the server
+    /// builder sets its own).
     pub fn new(manager: Arc<PoolManager>, tx_idle_timeout: Duration, limits: Limits) -> Self {
         Calls {
             manager,
@@ -107,6 +116,9 @@ impl Calls {
             tx_idle_timeout,
             trace_sql: false,
             limits: Arc::new(limits),
+            authorizer: Arc::new(AllowAll),
+            middleware: Arc::new(MiddlewareChain::default()),
+            schemas: Arc::new(SchemaMessages::default()),
         }
     }
 

@@ -1,9 +1,11 @@
 //! grpc.health.v1: the overall status plus one service `dbpool.pool.<id>` per pool,
 //! kept current by a background check of every pool.
+use crate::server::clock::Ticker;
 use dbpool_config::Readiness;
 use dbpool_core::{PoolEntry, PoolManager};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -89,17 +91,23 @@ impl Health {
         self.publish(entry).await;
     }
 
-    /// Checks every pool each `interval`, forever.
-    pub async fn run(self, manager: Arc<PoolManager>, interval: Duration) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Checks every pool at each tick until cancelled; a check waits at most a tick's
+    /// period (5 s at most).
+    pub async fn run(self, manager: Arc<PoolManager>, mut tick: Ticker, cancel: CancellationToken) {
+        let timeout = tick.period().min(Duration::from_secs(5));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
             let pools = manager.list();
-            let checks = pools
-                .iter()
-                .map(|p| self.check(p, interval.min(Duration::from_secs(5))));
-            futures::future::join_all(checks).await;
+            let checks = pools.iter().map(|p| self.check(p, timeout));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = futures::future::join_all(checks) => {}
+            }
             self.publish_overall(&manager).await;
         }
     }

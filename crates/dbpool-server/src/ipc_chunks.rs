@@ -1,6 +1,7 @@
 //! A query result as chunks of one Arrow IPC stream (`Query` with `ARROW_IPC`), in as few
 //! gRPC messages as streaming allows.
-use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
+use crate::ipc_encode::{schema_has_dictionary, BatchEncoder};
+use crate::schema_cache::SchemaMessages;
 use crate::status::to_status;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -30,10 +31,11 @@ fn chunk(bytes: Vec<u8>) -> pb::QueryResponse {
 
 /// Encodes the result: schema, batches, end marker. What is ready together goes out in
 /// one message — a small result is a single message instead of three — while a large
-/// one still streams batch by batch as the database produces it.
-pub fn ipc_stream(q: QueryStream) -> Result<QueryStreamOut, Error> {
+/// one still streams batch by batch as the database produces it. The schema message
+/// comes from the server's `schemas`.
+pub fn ipc_stream(q: QueryStream, schemas: &SchemaMessages) -> Result<QueryStreamOut, Error> {
     // The schema stays in the writer's buffer and leaves with the first batch.
-    let writer = Writer::new(&q.schema)?;
+    let writer = Writer::new(&q.schema, schemas)?;
     let groups = q
         .batches
         .map(Some)
@@ -80,14 +82,14 @@ enum Writer {
 }
 
 impl Writer {
-    fn new(schema: &SchemaRef) -> Result<Self, ArrowError> {
+    fn new(schema: &SchemaRef, schemas: &SchemaMessages) -> Result<Self, ArrowError> {
         if schema_has_dictionary(schema) {
             return StreamWriter::try_new(Vec::new(), schema).map(Writer::Stream);
         }
         let encoder = BatchEncoder::default();
         let mut buf = Vec::new();
         let head = EncodedData {
-            ipc_message: schema_message(schema).to_vec(),
+            ipc_message: schemas.get(schema).to_vec(),
             arrow_data: Vec::new(),
         };
         write_message(&mut buf, head, encoder.options())?;
@@ -140,7 +142,7 @@ mod tests {
 
     /// Writes `batches` through a Writer and reads the bytes back with arrow's reader.
     fn round_trip(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<RecordBatch> {
-        let mut w = Writer::new(schema).unwrap();
+        let mut w = Writer::new(schema, &SchemaMessages::default()).unwrap();
         let mut bytes = Vec::new();
         for b in batches {
             w.write(b).unwrap();
@@ -173,7 +175,7 @@ mod tests {
         // Twice: the second stream takes the schema message from the cache.
         assert_eq!(round_trip(&schema, &batches), batches);
         assert!(matches!(
-            Writer::new(&schema).unwrap(),
+            Writer::new(&schema, &SchemaMessages::default()).unwrap(),
             Writer::Cached { .. }
         ));
         assert_eq!(round_trip(&schema, &batches), batches);
@@ -189,7 +191,10 @@ mod tests {
             false,
         )]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dict)]).unwrap();
-        assert!(matches!(Writer::new(&schema).unwrap(), Writer::Stream(_)));
+        assert!(matches!(
+            Writer::new(&schema, &SchemaMessages::default()).unwrap(),
+            Writer::Stream(_)
+        ));
         assert_eq!(
             round_trip(&schema, std::slice::from_ref(&batch)),
             vec![batch]

@@ -1,7 +1,6 @@
 //! Arrow IPC encoding shared by `Query` and Flight `DoGet` for results without dictionary
-//! columns: schema messages cached by schema (a statement's result has the same schema
-//! on every call, and encoding it was ~8 % of the daemon's instructions per small query)
-//! and record batches encoded straight to IPC messages.
+//! columns: schema messages (cached per server by `schema_cache`) and record batches
+//! encoded straight to IPC messages.
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::{
@@ -9,41 +8,23 @@ use arrow::ipc::writer::{
 };
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
-/// Schemas kept at most; the map starts over beyond it.
-const SCHEMA_CACHE_SIZE: usize = 1024;
-
-static SCHEMA_MESSAGES: LazyLock<Mutex<HashMap<SchemaRef, Bytes>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The flatbuffer `Message` (header only, no framing) of `schema` under the default
-/// write options, from the cache or encoded now. Cloning the result is a reference count.
+/// write options, encoded now; [`crate::schema_cache::SchemaMessages`] keeps them.
 ///
 /// Only for schemas without dictionary columns (see [`has_dictionary`]): those need a
 /// dictionary tracker that lives with the stream.
-pub fn schema_message(schema: &SchemaRef) -> Bytes {
-    if let Some(m) = SCHEMA_MESSAGES.lock().get(schema) {
-        return m.clone();
-    }
+pub fn encode_schema_message(schema: &SchemaRef) -> Bytes {
     let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
         schema,
         &mut DictionaryTracker::new(false),
         &IpcWriteOptions::default(),
     );
-    let bytes = Bytes::from(encoded.ipc_message);
-    let mut cache = SCHEMA_MESSAGES.lock();
-    if cache.len() >= SCHEMA_CACHE_SIZE {
-        cache.clear();
-    }
-    cache.insert(schema.clone(), bytes.clone());
-    bytes
+    Bytes::from(encoded.ipc_message)
 }
 
 /// Encodes record batches without dictionary columns into IPC messages, under the
-/// default write options (those of [`schema_message`]).
+/// default write options (those of [`encode_schema_message`]).
 pub struct BatchEncoder {
     generator: IpcDataGenerator,
     tracker: DictionaryTracker,
@@ -109,25 +90,8 @@ pub fn has_dictionary(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::datatypes::{Field, Schema};
+    use arrow::datatypes::Field;
     use std::sync::Arc;
-
-    #[test]
-    fn same_schema_gives_the_same_shared_bytes() {
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-        let a = schema_message(&schema);
-        let b = schema_message(&schema);
-        assert!(!a.is_empty());
-        assert_eq!(
-            a.as_ptr(),
-            b.as_ptr(),
-            "second call must come from the cache"
-        );
-        let msg = arrow::ipc::root_as_message(&a).unwrap();
-        let decoded =
-            arrow::ipc::convert::try_fb_to_schema(msg.header_as_schema().unwrap()).unwrap();
-        assert_eq!(&decoded, schema.as_ref());
-    }
 
     #[test]
     fn dictionaries_are_found_when_nested() {

@@ -131,7 +131,9 @@ impl PoolService for PoolServiceImpl {
             .map_err(|e| to_status(&e))?;
         let out = match format {
             pb::ResultFormat::JsonRows => json_stream(q),
-            pb::ResultFormat::ArrowIpcUnspecified => ipc_stream(q).map_err(|e| to_status(&e))?,
+            pb::ResultFormat::ArrowIpcUnspecified => {
+                ipc_stream(q, &self.calls.schemas).map_err(|e| to_status(&e))?
+            }
         };
         Ok(Response::new(out))
     }

@@ -5,7 +5,6 @@ use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use tonic::codegen::http;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -21,30 +20,17 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// Whether the per-call spans (`grpc`, `db`) are made. Only traces use them (the log
-/// layer leaves them out), and creating, entering and closing them was ~6 % of the
-/// daemon's instructions on a small query, so the daemon turns them off when no OTLP
-/// exporter is configured. On by default.
-static CALL_SPANS: AtomicBool = AtomicBool::new(true);
-
-/// Turns the per-call spans on (traces are exported) or off (they would go nowhere).
-pub fn set_call_spans(on: bool) {
-    CALL_SPANS.store(on, Relaxed);
-}
-
-/// Whether per-call spans are made (see [`set_call_spans`]).
-pub fn call_spans() -> bool {
-    CALL_SPANS.load(Relaxed)
-}
-
 /// Installs the W3C trace-context propagator (`traceparent`, `tracestate`).
 pub fn init_propagation() {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 }
 
-/// The span of one RPC, child of the trace context the caller sent, if any.
-pub fn rpc_span(req: &http::Request<()>) -> tracing::Span {
-    if !call_spans() {
+/// The span of one RPC, child of the trace context the caller sent, if any; none when
+/// the server makes no per-call spans (`call_spans` off: only traces use them, and
+/// making them was ~6 % of the daemon's instructions on a small query, so a server
+/// turns them off when no OTLP exporter is configured).
+pub fn rpc_span(req: &http::Request<()>, call_spans: bool) -> tracing::Span {
+    if !call_spans {
         return tracing::Span::none();
     }
     let path = req.uri().path();
@@ -102,12 +88,8 @@ mod tests {
                 .uri("/dbpool.v1.PoolService/Query")
                 .body(())
                 .unwrap();
-            assert!(!rpc_span(&req).is_none(), "on by default");
-            set_call_spans(false);
-            let off = rpc_span(&req);
-            set_call_spans(true);
-            assert!(off.is_none());
-            assert!(!rpc_span(&req).is_none());
+            assert!(!rpc_span(&req, true).is_none());
+            assert!(rpc_span(&req, false).is_none());
         });
     }
 }

@@ -22,7 +22,7 @@ impl Timed {
     /// Counts the call and opens its span.
     pub fn start(entry: &Arc<PoolEntry>, kind: CallKind) -> Self {
         entry.counters.record_call(kind);
-        let span = match crate::telemetry::call_spans() {
+        let span = match crate::conn::call_spans() {
             true => tracing::info_span!(
                 "db",
                 otel.name = %format!("{} {}", kind.name(), entry.id),

@@ -54,7 +54,7 @@ impl Drop for DropDb {
                     settings: admin_settings(),
                     ..Default::default()
                 };
-                let admin = dbpool_backends::Factory
+                let admin = dbpool_backends::Factory::default()
                     .create("drop", &cfg.resolve("").ok()?)
                     .await
                     .ok()?;

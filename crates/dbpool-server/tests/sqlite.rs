@@ -131,7 +131,7 @@ async fn a_pool_larger_than_the_thread_budget_is_refused() {
             pool_id: "huge".into(),
             url: format!("sqlite://{}/huge.db", dir.path().display()),
             options: Some(pb::PoolOptions {
-                max_connections: dbpool_backends::sqlite::THREAD_BUDGET + 1,
+                max_connections: dbpool_backends::sqlite::ThreadBudget::default().limit() + 1,
                 ..Default::default()
             }),
             ..Default::default()

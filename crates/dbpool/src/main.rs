@@ -1,5 +1,5 @@
-//! The `dbpool` binary: parses the command line, sets up logging and calls
-//! `dbpool_server::run`.
+//! The `dbpool` binary: parses the command line, sets up logging, builds the runtime
+//! and serves a `dbpool_server::Server` on it; exits non-zero when the server fails.
 use clap::{Parser, Subcommand};
 use dbpool_config::{Config, LogFormat};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -46,6 +46,10 @@ enum Command {
     },
 }
 
+/// The runtime's blocking threads (tokio's default), stated so that the server sizes
+/// what SQLite may hold of them by the same number.
+const BLOCKING_THREADS: usize = dbpool_server::DEFAULT_BLOCKING_THREADS;
+
 /// Logs (text or JSON) plus, when the `OTEL_*` variables ask for it, OTLP traces.
 /// Returns the trace provider to flush at exit.
 fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> {
@@ -70,7 +74,6 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<Option<SdkTracerProvider>> 
     };
     let provider = dbpool_server::telemetry::otlp_from_env()?;
     let otel = provider.as_ref().map(dbpool_server::telemetry::layer);
-    dbpool_server::telemetry::set_call_spans(provider.is_some());
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -95,12 +98,20 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+/// Serves until SIGTERM/SIGINT; `traces`: an OTLP exporter takes the per-call spans.
+async fn serve(mut config: Config, traces: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
     config.server.listen = listener.local_addr()?.to_string();
-    dbpool_server::run(config, listener, shutdown_signal()).await?;
+    dbpool_server::Server::builder(config)
+        .blocking_threads(BLOCKING_THREADS)
+        // Without an exporter the per-call spans would go nowhere.
+        .call_spans(traces)
+        .build()
+        .await?
+        .serve(listener, shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -133,11 +144,12 @@ fn main() -> anyhow::Result<()> {
                 cfg.server.log_format = LogFormat::Json;
             }
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .max_blocking_threads(BLOCKING_THREADS)
                 .enable_all()
                 .build()?;
             // The OTLP exporter needs the runtime.
             let provider = rt.block_on(async { init_tracing(cfg.server.log_format) })?;
-            let result = rt.block_on(serve(cfg));
+            let result = rt.block_on(serve(cfg, provider.is_some()));
             if let Some(p) = provider {
                 let _ = p.shutdown();
             }

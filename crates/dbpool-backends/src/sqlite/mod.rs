@@ -9,7 +9,7 @@ mod tx;
 
 pub use convert::ColType;
 pub use manager::SqliteManager;
-pub use threads::THREAD_BUDGET;
+pub use threads::{ThreadBudget, DEFAULT_BLOCKING_THREADS};
 
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -34,7 +34,7 @@ use tokio_stream::wrappers::ReceiverStream;
 pub struct SqliteBackend {
     pool: Arc<PoolHandle<SqliteManager>>,
     /// The pool's share of the blocking threads, given back when it is dropped.
-    _threads: threads::Reservation<'static>,
+    _threads: threads::Reservation,
 }
 
 /// The file path of a `sqlite://` URL: `sqlite:///abs/path.db` or `sqlite://rel/path.db`.
@@ -51,8 +51,9 @@ pub fn path_of(url: &str) -> Result<PathBuf> {
 }
 
 impl SqliteBackend {
-    /// Builds the pool; the file is created on first connect, its directory now.
-    pub fn new(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+    /// Builds the pool; the file is created on first connect, its directory now. Its
+    /// `max_connections` threads are reserved of `budget`.
+    pub fn new(_pool_id: &str, cfg: &ResolvedPool, budget: &Arc<ThreadBudget>) -> Result<Self> {
         let path = path_of(cfg.url.expose())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -62,7 +63,7 @@ impl SqliteBackend {
                 )
             })?;
         }
-        let threads = threads::BUDGET.reserve(cfg.options.max_connections)?;
+        let threads = budget.reserve(cfg.options.max_connections)?;
         let manager = SqliteManager {
             path,
             busy_timeout: cfg.options.acquire_timeout(),

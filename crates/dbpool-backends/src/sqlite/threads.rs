@@ -1,39 +1,55 @@
 //! SQLite's use of threads: statements run on tokio's blocking pool, which the whole
 //! daemon shares (DNS lookups of the other backends' connects, file I/O). Each SQLite
-//! pool reserves its `max_connections` threads of a fixed budget when it is created, so
-//! SQLite pools together never fill that pool; and a statement whose caller went away
-//! (deadline, cancel) is interrupted instead of running on.
+//! pool reserves its `max_connections` threads of its factory's budget when it is
+//! created, so SQLite pools together never fill that pool; and a statement whose caller
+//! went away (deadline, cancel) is interrupted instead of running on.
 use super::AsConn;
 use dbpool_core::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// Blocking threads SQLite pools may hold together: tokio's default blocking pool (512
-/// threads) less 64 kept for everything else.
-pub const THREAD_BUDGET: u32 = 448;
+/// tokio's default `max_blocking_threads`: the limit of a runtime built without one.
+pub const DEFAULT_BLOCKING_THREADS: usize = 512;
 
-/// A count of reserved threads against a limit.
-pub(crate) struct Budget {
+/// Blocking threads kept for everything but SQLite: an eighth of the pool, at most 64.
+const RESERVED_MAX: usize = 64;
+
+/// The blocking threads SQLite pools may hold together, shared by the pools of one
+/// backend factory (one server).
+#[derive(Debug)]
+pub struct ThreadBudget {
     used: AtomicU32,
     limit: u32,
 }
 
-/// The daemon's one SQLite budget.
-pub(crate) static BUDGET: Budget = Budget::new(THREAD_BUDGET);
+impl ThreadBudget {
+    /// The budget on a runtime of `max_blocking_threads` (its builder's setting, tokio's
+    /// default [`DEFAULT_BLOCKING_THREADS`]): all of them less an eighth, at most 64, kept
+    /// for the rest of the daemon. 512 gives SQLite 448.
+    pub fn for_blocking_threads(max_blocking_threads: usize) -> Self {
+        let reserved = (max_blocking_threads / 8).min(RESERVED_MAX);
+        let limit = max_blocking_threads - reserved;
+        Self::new(u32::try_from(limit).unwrap_or(u32::MAX))
+    }
 
-impl Budget {
+    /// A budget of exactly `limit` threads.
     pub(crate) const fn new(limit: u32) -> Self {
-        Budget {
+        ThreadBudget {
             used: AtomicU32::new(0),
             limit,
         }
+    }
+
+    /// Threads SQLite pools may hold together.
+    pub fn limit(&self) -> u32 {
+        self.limit
     }
 
     /// Reserves `n` threads for a pool's life, or refuses with RESOURCE_EXHAUSTED: every
     /// SQLite statement holds a blocking thread and a pool runs at most `max_connections`
     /// at once, so reserving that many up front keeps one pool from taking the threads
     /// another pool (or a PostgreSQL connect resolving its host name) needs.
-    pub(crate) fn reserve(&self, n: u32) -> Result<Reservation<'_>> {
+    pub(crate) fn reserve(self: &Arc<Self>, n: u32) -> Result<Reservation> {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
             if used.saturating_add(n) > self.limit {
@@ -50,20 +66,32 @@ impl Budget {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(Reservation { budget: self, n }),
+                Ok(_) => {
+                    return Ok(Reservation {
+                        budget: self.clone(),
+                        n,
+                    })
+                }
                 Err(now) => used = now,
             }
         }
     }
 }
 
+impl Default for ThreadBudget {
+    /// The budget of a runtime with tokio's default blocking pool.
+    fn default() -> Self {
+        Self::for_blocking_threads(DEFAULT_BLOCKING_THREADS)
+    }
+}
+
 /// Threads reserved by one pool; given back when the pool is dropped.
-pub(crate) struct Reservation<'a> {
-    budget: &'a Budget,
+pub(crate) struct Reservation {
+    budget: Arc<ThreadBudget>,
     n: u32,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.n, Ordering::Relaxed);
     }
@@ -138,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_budget_refuses_beyond_its_limit_and_frees_on_drop() {
-        let b = Budget::new(10);
+        let b = Arc::new(ThreadBudget::new(10));
         let six = b.reserve(6).unwrap();
         let e = b.reserve(5).err().unwrap();
         assert!(matches!(&e, Error::ResourceExhausted(m) if m.contains("6 are taken")));
@@ -147,6 +175,14 @@ mod tests {
         let again = b.reserve(6).unwrap();
         drop((four, again));
         assert_eq!(b.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_budget_follows_the_runtimes_blocking_threads() {
+        assert_eq!(ThreadBudget::default().limit(), 448);
+        assert_eq!(ThreadBudget::for_blocking_threads(1024).limit(), 960);
+        assert_eq!(ThreadBudget::for_blocking_threads(64).limit(), 56);
+        assert_eq!(ThreadBudget::for_blocking_threads(1).limit(), 1);
     }
 
     impl AsConn for Connection {

@@ -15,7 +15,7 @@ pub async fn backend(url: &str) -> Arc<dyn Backend> {
         url: Some(Secret::new(url)),
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("t", &cfg.resolve("").unwrap())
         .await
         .unwrap()

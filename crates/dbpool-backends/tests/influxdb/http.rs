@@ -154,7 +154,7 @@ async fn redirects_are_not_followed() {
         };
         // Were the redirect followed, the silent target would make the call time out.
         cfg.options.statement_timeout_ms = 5_000;
-        let b = Factory
+        let b = Factory::default()
             .create("t", &cfg.resolve("").unwrap())
             .await
             .unwrap();

@@ -98,7 +98,7 @@ pub async fn backend_with(
             .collect::<BTreeMap<_, _>>(),
         ..Default::default()
     };
-    Factory.create("t", &cfg.resolve("")?).await
+    Factory::default().create("t", &cfg.resolve("")?).await
 }
 
 /// A backend for a pool URL.

@@ -75,7 +75,7 @@ pub(crate) async fn backend_with(url: &str, settings: &[(&str, &str)]) -> Arc<dy
             .collect(),
         ..Default::default()
     };
-    Factory
+    Factory::default()
         .create("r", &cfg.resolve("").unwrap())
         .await
         .unwrap()

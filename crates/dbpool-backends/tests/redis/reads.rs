@@ -222,7 +222,7 @@ async fn errors_are_classified() {
         settings: [("scan_cnt".to_string(), "1".to_string())].into(),
         ..Default::default()
     };
-    let e = Factory
+    let e = Factory::default()
         .create("r", &cfg.resolve("").unwrap())
         .await
         .err()

@@ -116,7 +116,7 @@ async fn rediss_with_a_private_ca() {
         settings: [("tls_ca_file".to_string(), ca)].into(),
         ..Default::default()
     };
-    let e = Factory
+    let e = Factory::default()
         .create("r", &cfg.resolve("").unwrap())
         .await
         .err()
@@ -140,7 +140,7 @@ async fn an_unreadable_ca_file_does_not_say_why() {
             settings: [("tls_ca_file".to_string(), path.display().to_string())].into(),
             ..Default::default()
         };
-        let e = Factory
+        let e = Factory::default()
             .create("r", &cfg.resolve("").unwrap())
             .await
             .err()

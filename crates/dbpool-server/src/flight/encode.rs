@@ -6,7 +6,8 @@
 //! ours but Flight SQL metadata) skip both here, which a one-row `DoGet` pays for at
 //! every call.
 use super::Out;
-use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
+use crate::ipc_encode::{schema_has_dictionary, BatchEncoder};
+use crate::schema_cache::SchemaMessages;
 use crate::status::to_status;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -17,13 +18,14 @@ use dbpool_core::QueryStream;
 use futures::{stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
-/// Encodes a query result as Flight data; an error mid-stream ends it with its status.
-pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
+/// Encodes a query result as Flight data, the schema message from the server's
+/// `schemas`; an error mid-stream ends it with its status.
+pub(crate) fn flight_stream(q: QueryStream, schemas: &SchemaMessages) -> Out<FlightData> {
     if schema_has_dictionary(&q.schema) {
         return general_stream(q);
     }
     let head = FlightData {
-        data_header: schema_message(&q.schema),
+        data_header: schemas.get(&q.schema),
         ..Default::default()
     };
     let mut encoder = BatchEncoder::default();
@@ -121,7 +123,7 @@ mod tests {
             schema,
             batches: stream::iter(items).boxed(),
         };
-        let messages: Vec<_> = flight_stream(q).collect().await;
+        let messages: Vec<_> = flight_stream(q, &SchemaMessages::default()).collect().await;
         let count = messages.len();
         let decoded = FlightRecordBatchStream::new_from_flight_data(
             stream::iter(messages).map_err(FlightError::from),
@@ -147,7 +149,7 @@ mod tests {
             schema: s.clone(),
             batches: stream::empty().boxed(),
         };
-        let messages: Vec<_> = flight_stream(q).collect().await;
+        let messages: Vec<_> = flight_stream(q, &SchemaMessages::default()).collect().await;
         assert_eq!(messages.len(), 1);
         let mut decoder = FlightRecordBatchStream::new_from_flight_data(
             stream::iter(messages).map_err(FlightError::from),
@@ -186,7 +188,7 @@ mod tests {
             schema: s,
             batches: stream::iter(items).boxed(),
         };
-        let messages: Vec<_> = flight_stream(q).collect().await;
+        let messages: Vec<_> = flight_stream(q, &SchemaMessages::default()).collect().await;
         assert_eq!(
             messages.len(),
             3,

@@ -160,7 +160,7 @@ impl FlightService for FlightImpl {
         if t.string_view {
             q = views::string_views(q);
         }
-        Ok(Response::new(flight_stream(q)))
+        Ok(Response::new(flight_stream(q, &self.calls.schemas)))
     }
 
     /// Bulk insert (an Any-wrapped BulkInsertCommand) and Flight SQL updates and ingest.

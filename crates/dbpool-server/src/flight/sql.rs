@@ -110,7 +110,7 @@ impl FlightSqlService for SqlService {
             .query(&t.pool_id, &t.transaction_id, &t.sql, vec![], t.batch_size)
             .await
             .map_err(st)?;
-        Ok(Response::new(flight_stream(q)))
+        Ok(Response::new(flight_stream(q, &self.calls.schemas)))
     }
 
     async fn do_put_statement_update(
@@ -231,7 +231,7 @@ impl FlightSqlService for SqlService {
         let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
         one_row(&p).map_err(st)?;
         let out = self.run_prepared(&p).await.map_err(st)?;
-        Ok(Response::new(flight_stream(out)))
+        Ok(Response::new(flight_stream(out, &self.calls.schemas)))
     }
 
     async fn do_put_prepared_statement_update(

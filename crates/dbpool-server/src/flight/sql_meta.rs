@@ -2,6 +2,7 @@
 //! and primary keys, answered by the backend of the addressed pool.
 use super::sql::SqlService;
 use super::{flight_stream, Out};
+use crate::schema_cache::SchemaMessages;
 use arrow::array::{Int32Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::{
@@ -18,10 +19,12 @@ pub const TABLE_TYPES: [&str; 3] = ["TABLE", "VIEW", "MATERIALIZED VIEW"];
 
 /// One record batch as a Flight stream.
 pub fn one_batch(batch: RecordBatch) -> Out<FlightData> {
-    flight_stream(QueryStream {
+    // A one-off result: its schema message is encoded, not kept.
+    let q = QueryStream {
         schema: batch.schema(),
         batches: futures::stream::once(async { Ok(batch) }).boxed(),
-    })
+    };
+    flight_stream(q, &SchemaMessages::new(0))
 }
 
 /// The schema of a GetPrimaryKeys result, as the Flight SQL specification defines it.

@@ -44,15 +44,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let flight_state = dbpool_server::FlightState::new(&config.server.limits);
-        let handle = tokio::spawn(dbpool_server::run_with_flight_state(
-            config,
-            listener,
-            async {
-                let _ = rx.await;
-            },
-            flight_state.clone(),
-        ));
+        let server = dbpool_server::Server::builder(config)
+            .build()
+            .await
+            .expect("the test server builds");
+        let flight_state = server.flight_state().clone();
+        let handle = tokio::spawn(server.serve(listener, async {
+            let _ = rx.await;
+        }));
         TestServer {
             addr,
             stop: Some(tx),

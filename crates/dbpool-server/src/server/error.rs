@@ -1,0 +1,35 @@
+//! Why a server could not start, or stopped with an error.
+
+/// Why the server could not start or stopped with an error. The binary exits non-zero
+/// on any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid (a value out of range, naming its key).
+    #[error("config: {0}")]
+    Config(#[from] dbpool_config::Error),
+    /// A configured pool is invalid.
+    #[error("pool `{id}`: {source}")]
+    Pool {
+        /// The pool id.
+        id: String,
+        /// What is wrong.
+        source: dbpool_core::Error,
+    },
+    /// The gRPC transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The metrics endpoint could not listen.
+    #[error("metrics endpoint {0}: {1}")]
+    Metrics(String, std::io::Error),
+    /// Reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A task of the server panicked: the server stopped (gracefully, as on a signal).
+    #[error("the {task} task panicked: {message}")]
+    TaskPanicked {
+        /// Which task: `grpc`, `health`, `metrics` or `reaper`.
+        task: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+}

@@ -1,0 +1,123 @@
+//! A server assembled from injected parts ([`ServerBuilder`]), and its life: serving
+//! PoolService, Flight, health and reflection on one port until asked to stop, its
+//! background tasks (tasks.rs) alongside, then a graceful stop (the steps in serve.rs).
+mod builder;
+pub mod clock;
+mod error;
+mod serve;
+mod tasks;
+
+pub use builder::{ServerBuilder, DEFAULT_BLOCKING_THREADS};
+pub use error::ServerError;
+
+use crate::calls::Calls;
+use crate::flight::{FlightImpl, FlightState};
+use crate::pool_service::PoolServiceImpl;
+use clock::Clock;
+use dbpool_config::Config;
+use dbpool_core::PoolManager;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tasks::Tasks;
+use tokio::net::TcpListener;
+
+/// How often idle transactions and prepared statements are looked for.
+const REAP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The longest the background tasks get to stop once cancelled (less when the grace
+/// period is shorter): they stop at once unless a rollback of the reaper is under way.
+const TASKS_STOP_WITHIN: Duration = Duration::from_secs(5);
+
+/// A server ready to serve: its pools created, its parts in place.
+pub struct Server {
+    config: Config,
+    calls: Calls,
+    clock: Arc<dyn Clock>,
+    call_spans: bool,
+    flight: Arc<FlightState>,
+}
+
+impl Server {
+    /// Starts assembling a server from `config`; every part has a default:
+    ///
+    /// ```no_run
+    /// # async fn demo(config: dbpool_config::Config, listener: tokio::net::TcpListener)
+    /// # -> Result<(), dbpool_server::ServerError> {
+    /// let server = dbpool_server::Server::builder(config)
+    ///     .blocking_threads(512)
+    ///     .call_spans(false)
+    ///     .build()
+    ///     .await?;
+    /// server.serve(listener, std::future::pending()).await
+    /// # }
+    /// ```
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder::new(config)
+    }
+
+    /// What the Flight service keeps per server (its prepared statements).
+    pub fn flight_state(&self) -> &Arc<FlightState> {
+        &self.flight
+    }
+
+    /// The server's pools.
+    pub fn manager(&self) -> &Arc<PoolManager> {
+        &self.calls.manager
+    }
+
+    /// Serves until `shutdown` resolves (or a task of the server panics), then stops
+    /// accepting, lets in-flight calls finish (up to `server.shutdown_grace_secs`),
+    /// stops its tasks, rolls back open transactions and closes the pools. A panicked
+    /// task is the error.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            config,
+            calls,
+            clock,
+            call_spans,
+            flight,
+        } = self;
+        let metrics = serve::bind_metrics(&config.server).await?;
+        let (health, health_service) = serve::health(&config.server, &calls.manager).await;
+        let prepared = flight.clone();
+        let flight = FlightImpl::new(calls.clone(), &config.server.limits, flight);
+        let pool_service = PoolServiceImpl::new(calls.clone(), health.clone());
+        let router = serve::router(&config, pool_service, flight, health_service, call_spans)?;
+
+        let mut tasks = Tasks::new();
+        let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        serve::spawn_tasks(
+            &mut tasks,
+            serve::Background {
+                health,
+                health_interval: Duration::from_millis(config.server.health_check_interval_ms),
+                manager: calls.manager.clone(),
+                metrics,
+                txs: calls.txs.clone(),
+                prepared,
+                closed: closed_rx,
+                clock: clock.clone(),
+            },
+        );
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), pools = calls.manager.list().len(), "dbpool serving");
+        let served = serve::until_stopped(
+            router,
+            listener,
+            &config.server,
+            closed_tx,
+            shutdown,
+            &mut tasks,
+            &*clock,
+        )
+        .await;
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        let stopped = tasks.shutdown(&*clock, grace.min(TASKS_STOP_WITHIN)).await;
+        serve::close(&calls).await;
+        served.and(stopped)
+    }
+}
