@@ -13,7 +13,7 @@ use arrow_flight::{FlightClient, Ticket};
 use daemon::Daemon;
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
-use dbpool_testkit::PgDb;
+use dbpool_testkit::{wait_until, PgDb};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
@@ -72,31 +72,17 @@ async fn big_sessions(admin: &tokio_postgres::Client, client_write: bool) -> i64
     admin.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
-/// Polls `f` every 100 ms until it holds; panics after `secs` seconds with `what`.
-async fn until<F: std::future::Future<Output = bool>>(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) {
-    for _ in 0..secs * 10 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}");
-}
-
 /// Waits until PostgreSQL is blocked writing the result to the daemon: the consumer's
 /// stall has filled every buffer between them. Then gives a buffering daemon time to
 /// show it.
 async fn stalled(admin: &tokio_postgres::Client) {
-    until(
-        60,
-        "PostgreSQL never waited for the daemon to read",
+    wait_until(Duration::from_secs(60),
+        "PostgreSQL to wait for the daemon to read",
         || async { big_sessions(admin, true).await == 1 },
     )
     .await;
+    // The consumer stays silent for 3 s, the window in which a buffering daemon would
+    // grow: the behaviour under test, not a wait for an event.
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
@@ -148,14 +134,13 @@ async fn stays_flat(
         mib(peak)
     );
     drop(s);
-    until(
-        30,
-        "the query still runs on PostgreSQL after the stream was dropped",
+    wait_until(Duration::from_secs(30),
+        "the query to stop on PostgreSQL after the stream was dropped",
         || async { big_sessions(&admin, false).await == 0 },
     )
     .await;
     let mut c = PoolServiceClient::new(ch.clone());
-    until(30, "the pool's connection did not come back", || {
+    wait_until(Duration::from_secs(30), "the pool's connection to come back", || {
         let mut c = c.clone();
         async move {
             let s = c

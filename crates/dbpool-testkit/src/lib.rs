@@ -11,7 +11,7 @@ pub use fake::{Fake, FakeFactory, Gate, Step, Verb};
 pub use pgbouncer::PgBouncer;
 use std::time::Duration;
 pub use temp_pg::TempPostgres;
-pub use wait::{wait_for, wait_until, wait_until_sync};
+pub use wait::{try_wait_for, wait_for, wait_until, wait_until_sync};
 
 /// Base URL of the test PostgreSQL server (env `DBPOOL_TEST_PG_URL`).
 pub fn pg_base_url() -> String {

@@ -7,9 +7,9 @@ use std::time::Duration;
 /// How often a condition is asked again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Asks `probe` until it returns `Some`, then returns that; panics naming `what` when
-/// `within` passes first.
-pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+/// Asks `probe` until it returns `Some`, then returns that; `None` when `within` passes
+/// first (for a caller that builds its own failure message).
+pub async fn try_wait_for<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -17,15 +17,26 @@ where
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {within:?} waiting for: {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         // The poll interval of a condition without an event, not a synchronisation.
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Asks `probe` until it returns `Some`, then returns that; panics naming `what` when
+/// `within` passes first.
+pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    try_wait_for(within, probe)
+        .await
+        .unwrap_or_else(|| panic!("gave up after {within:?} waiting for: {what}"))
 }
 
 /// Asks `cond` until it holds; panics naming `what` when `within` passes first.
