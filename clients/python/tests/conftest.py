@@ -52,7 +52,9 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_SECOND
         pytest.fail(f"gave up after {timeout}s waiting for: {what}")
 
 
-async def async_wait_until(cond: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT_SECONDS) -> None:
+async def async_wait_until(
+    cond: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT_SECONDS
+) -> None:
     """``wait_until`` for a condition that must be awaited."""
     deadline = time.monotonic() + timeout
     while not await cond():
@@ -84,7 +86,8 @@ def _wait_ready(proc: subprocess.Popen, endpoint: str, log: Path) -> None:
         if poll_until(answers, STARTUP_SECONDS):
             return
     proc.kill()
-    pytest.fail(f"dbpool not ready after {STARTUP_SECONDS}s ({last[-1] if last else None}):\n{log.read_text()[-4000:]}")
+    why = last[-1] if last else None
+    pytest.fail(f"dbpool not ready after {STARTUP_SECONDS}s ({why}):\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-
 import polars as pl
 import pyarrow as pa
 import pytest

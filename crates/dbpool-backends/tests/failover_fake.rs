@@ -217,10 +217,7 @@ async fn a_health_check_while_the_primary_is_down_names_the_serving_backup() {
     let (b, primary, backups) = pool(2);
     primary.set_default(Step::down());
     backups[0].set_default(Step::down());
-    assert!(matches!(
-        b.health_check().await,
-        Err(Error::Unavailable(_))
-    ));
+    assert!(matches!(b.health_check().await, Err(Error::Unavailable(_))));
     assert_eq!(
         degraded(&b),
         Failover {

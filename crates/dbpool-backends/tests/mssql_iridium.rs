@@ -6,8 +6,8 @@ use arrow::array::*;
 use arrow::datatypes::*;
 use dbpool_config::PoolOptions;
 use dbpool_core::{BulkInsert, Error, InsertMode, Isolation, Param, Statement, TxOptions};
-use futures::{StreamExt, TryStreamExt};
 use dbpool_testkit::wait_until_sync;
+use futures::{StreamExt, TryStreamExt};
 use mssql_common::*;
 use std::sync::Arc;
 

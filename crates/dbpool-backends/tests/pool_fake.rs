@@ -119,13 +119,23 @@ async fn a_refusing_database_opens_the_breaker_and_a_probe_closes_it() {
     manager.down.store(true, SeqCst);
     for _ in 0..2 {
         let e = pool.acquire().await.err().expect("the database is down");
-        assert!(matches!(&e, Error::Unavailable(m) if m.contains("refused")), "{e:?}");
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m.contains("refused")),
+            "{e:?}"
+        );
     }
     assert_eq!(pool.state().circuit, CircuitState::Open);
     let tried = manager.connects.load(SeqCst);
     let e = pool.acquire().await.err().expect("the circuit is open");
-    assert!(matches!(&e, Error::Unavailable(m) if m.contains("circuit open")), "{e:?}");
-    assert_eq!(manager.connects.load(SeqCst), tried, "an open circuit connects");
+    assert!(
+        matches!(&e, Error::Unavailable(m) if m.contains("circuit open")),
+        "{e:?}"
+    );
+    assert_eq!(
+        manager.connects.load(SeqCst),
+        tried,
+        "an open circuit connects"
+    );
 
     tokio::time::advance(Duration::from_millis(1_000)).await;
     assert_eq!(pool.state().circuit, CircuitState::HalfOpen);

@@ -76,7 +76,8 @@ async fn big_sessions(admin: &tokio_postgres::Client, client_write: bool) -> i64
 /// stall has filled every buffer between them. Then gives a buffering daemon time to
 /// show it.
 async fn stalled(admin: &tokio_postgres::Client) {
-    wait_until(Duration::from_secs(60),
+    wait_until(
+        Duration::from_secs(60),
         "PostgreSQL to wait for the daemon to read",
         || async { big_sessions(admin, true).await == 1 },
     )
@@ -134,25 +135,30 @@ async fn stays_flat(
         mib(peak)
     );
     drop(s);
-    wait_until(Duration::from_secs(30),
+    wait_until(
+        Duration::from_secs(30),
         "the query to stop on PostgreSQL after the stream was dropped",
         || async { big_sessions(&admin, false).await == 0 },
     )
     .await;
     let mut c = PoolServiceClient::new(ch.clone());
-    wait_until(Duration::from_secs(30), "the pool's connection to come back", || {
-        let mut c = c.clone();
-        async move {
-            let s = c
-                .get_pool_status(pb::GetPoolStatusRequest {
-                    pool_id: "big".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            s.in_use == 0
-        }
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the pool's connection to come back",
+        || {
+            let mut c = c.clone();
+            async move {
+                let s = c
+                    .get_pool_status(pb::GetPoolStatusRequest {
+                        pool_id: "big".into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                s.in_use == 0
+            }
+        },
+    )
     .await;
     // The pool serves the next call.
     let r = c

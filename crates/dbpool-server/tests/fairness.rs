@@ -118,10 +118,14 @@ async fn a_flooded_pool_does_not_starve_the_others() {
     // The flooded pool fills up: its connections busy, its queue full, the rest refused.
     // (At least `excess`: callers waiting for a connection being opened count as waiters.)
     let excess = FLOOD - (MAX_CONNECTIONS + MAX_WAITERS) as usize;
-    wait_until(Duration::from_secs(60), "the flood's excess to be refused", || {
-        let (n, mut c) = (codes.lock().unwrap().len(), c.clone());
-        async move { n >= excess && status(&mut c, "flooded").await.in_use == MAX_CONNECTIONS }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the flood's excess to be refused",
+        || {
+            let (n, mut c) = (codes.lock().unwrap().len(), c.clone());
+            async move { n >= excess && status(&mut c, "flooded").await.in_use == MAX_CONNECTIONS }
+        },
+    )
     .await;
     let refused = codes.lock().unwrap().len();
     for (code, msg, _) in codes.lock().unwrap().iter() {
@@ -202,7 +206,8 @@ async fn callers_that_give_up_leave_the_queue() {
                 "round {round}: {e:?}"
             );
         }
-        wait_until(Duration::from_secs(10),
+        wait_until(
+            Duration::from_secs(10),
             "callers that gave up to leave the queue (else they refuse later ones)",
             || {
                 let mut c = c.clone();

@@ -109,11 +109,21 @@ async fn postgres_restart_under_load() {
         }
     };
     let began = Instant::now();
-    wait_until(WAIT, "a call succeeded under load", calls_since(began, true)).await;
+    wait_until(
+        WAIT,
+        "a call succeeded under load",
+        calls_since(began, true),
+    )
+    .await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
     let down_at = Instant::now();
-    wait_until(WAIT, "the clients noticed the outage", calls_since(down_at, false)).await;
+    wait_until(
+        WAIT,
+        "the clients noticed the outage",
+        calls_since(down_at, false),
+    )
+    .await;
     // The outage lasts 2 s: the scenario under test, not a wait for something.
     tokio::time::sleep_until((down_at + Duration::from_secs(2)).into()).await;
     let p = pg.clone();
@@ -232,7 +242,12 @@ async fn deadline_cancels_the_statement_on_the_server() {
     assert!(t.elapsed() < Duration::from_secs(3));
     let admin = db.client().await;
     let stopped = || async { running(&admin, "SELECT pg_sleep(60)").await == 0 };
-    wait_until(Duration::from_secs(5), "pg_sleep(60) to stop on the server", stopped).await;
+    wait_until(
+        Duration::from_secs(5),
+        "pg_sleep(60) to stop on the server",
+        stopped,
+    )
+    .await;
     // The pool is usable right away.
     assert_eq!(exec(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
 }
@@ -255,9 +270,9 @@ async fn overload_beyond_the_queue_is_refused_at_once() {
     // two wait for it: the queue is full.
     let mut held = Vec::new();
     for i in 0..3 {
-        let mut c = c.clone();
+        let mut caller = c.clone();
         held.push(tokio::spawn(async move {
-            exec(&mut c, "one", "SELECT pg_sleep(1.5)").await
+            exec(&mut caller, "one", "SELECT pg_sleep(1.5)").await
         }));
         if i == 0 {
             wait_running(&db, "SELECT pg_sleep(1.5)").await;

@@ -200,9 +200,12 @@ async fn client_disconnect_rolls_back() {
     let mut c = server.pools().await;
     // Another connection cannot see the transaction at all (NOT_FOUND either way), so
     // wait for its pinned connection to come back to the pool.
-    wait_status(&c, "pg", "the transaction ended after its client disconnected", |s| {
-        s.in_use == 0
-    })
+    wait_status(
+        &c,
+        "pg",
+        "the transaction ended after its client disconnected",
+        |s| s.in_use == 0,
+    )
     .await;
     assert_eq!(c.commit(end(&tx)).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(count(&mut c, "pg", "").await, 0);

@@ -161,7 +161,10 @@ impl Shared {
             .step_by(chunk as usize)
             .map(|from| {
                 let values = Int64Array::from_iter_values(from..rows.min(from + chunk));
-                Ok(RecordBatch::try_new(schema.clone(), vec![Arc::new(values)])?)
+                Ok(RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(values)],
+                )?)
             })
             .collect();
         // The stream holds the "connection" until it ends or is dropped.
@@ -204,7 +207,13 @@ impl Fake {
 
     /// Queues `step` for the next call of `verb` that has no earlier step queued.
     pub fn then(&self, verb: Verb, step: Step) -> &Fake {
-        self.0.steps.lock().0.entry(verb).or_default().push_back(step);
+        self.0
+            .steps
+            .lock()
+            .0
+            .entry(verb)
+            .or_default()
+            .push_back(step);
         self
     }
 
@@ -326,7 +335,11 @@ impl Transaction for FakeTx {
     }
 
     async fn schema(&self, _: &str, _: Vec<Param>) -> Result<SchemaRef> {
-        self.shared.call(Verb::Schema).await.0.map(|_| rows_schema())
+        self.shared
+            .call(Verb::Schema)
+            .await
+            .0
+            .map(|_| rows_schema())
     }
 
     async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {

@@ -19,7 +19,10 @@ fn cfg() -> PoolConfig {
 
 fn manager() -> (Arc<PoolManager>, FakeFactory) {
     let factory = FakeFactory::new();
-    (Arc::new(PoolManager::new(Arc::new(factory.clone()))), factory)
+    (
+        Arc::new(PoolManager::new(Arc::new(factory.clone()))),
+        factory,
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -34,7 +37,12 @@ async fn each_pool_dispatches_to_its_own_backend() {
 
     let entry = m.get("a").unwrap();
     assert_eq!(entry.backend.execute("UPDATE", vec![]).await.unwrap(), 3);
-    let q = m.get("b").unwrap().backend.query("SELECT", vec![], 1000).await;
+    let q = m
+        .get("b")
+        .unwrap()
+        .backend
+        .query("SELECT", vec![], 1000)
+        .await;
     let sizes: Vec<usize> = q
         .unwrap()
         .batches
@@ -48,7 +56,10 @@ async fn each_pool_dispatches_to_its_own_backend() {
     // The status a pool reports is its backend's.
     a.set_state(|s| s.circuit = CircuitState::Open);
     assert_eq!(entry.snapshot().state.circuit, CircuitState::Open);
-    assert_eq!(m.get("b").unwrap().snapshot().state.circuit, CircuitState::Closed);
+    assert_eq!(
+        m.get("b").unwrap().snapshot().state.circuit,
+        CircuitState::Closed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,8 +127,14 @@ async fn transactions_end_on_the_backend_that_began_them() {
     let id = txs.register(entry.clone(), tx, Some(1), idle).ok().unwrap();
     assert_eq!(fake.in_flight(), 1, "a transaction holds its connection");
     // Only its owner sees it; the owner may hold one at a time.
-    assert!(matches!(txs.get(&id, Some(2)), Err(Error::TransactionNotFound(_))));
-    assert!(matches!(txs.check_room(Some(1)), Err(Error::ResourceExhausted(_))));
+    assert!(matches!(
+        txs.get(&id, Some(2)),
+        Err(Error::TransactionNotFound(_))
+    ));
+    assert!(matches!(
+        txs.check_room(Some(1)),
+        Err(Error::ResourceExhausted(_))
+    ));
     let held = txs.get(&id, Some(1)).unwrap();
     assert_eq!(held.tx.execute("INSERT", vec![]).await.unwrap(), 1);
     drop(held);
@@ -133,7 +150,12 @@ async fn transactions_end_on_the_backend_that_began_them() {
 
     // A begin that fails registers nothing and holds nothing.
     fake.then(Verb::Begin, Step::down());
-    let e = entry.backend.begin(TxOptions::default()).await.err().unwrap();
+    let e = entry
+        .backend
+        .begin(TxOptions::default())
+        .await
+        .err()
+        .unwrap();
     assert!(e.is_connection_error());
     assert_eq!(fake.in_flight(), 0);
 }

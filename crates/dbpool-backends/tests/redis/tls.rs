@@ -73,8 +73,7 @@ impl TlsRedis {
             let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
             s.is_ok()
         };
-        dbpool_testkit::wait_until(Duration::from_secs(10), "redis-server on TLS", listening)
-            .await;
+        dbpool_testkit::wait_until(Duration::from_secs(10), "redis-server on TLS", listening).await;
         TlsRedis { child, port, dir }
     }
 

@@ -4,6 +4,8 @@
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
+// Not every test file uses every helper.
+#[allow(unused_imports)]
 pub use dbpool_testkit::{try_wait_for, wait_for, wait_until, wait_until_sync};
 use std::net::SocketAddr;
 use std::time::Duration;
