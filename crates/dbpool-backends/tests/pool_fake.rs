@@ -21,20 +21,24 @@ struct Database {
 /// Connections are numbers.
 struct FakeManager(Arc<Database>);
 
+/// The one way connecting fails.
+#[derive(Debug)]
+struct Refused;
+
 impl bb8::ManageConnection for FakeManager {
     type Connection = u32;
-    type Error = String;
+    type Error = Refused;
 
-    async fn connect(&self) -> Result<u32, String> {
+    async fn connect(&self) -> Result<u32, Refused> {
         let n = self.0.connects.fetch_add(1, SeqCst) + 1;
         if self.0.down.load(SeqCst) {
-            Err("connection refused (fake)".into())
+            Err(Refused)
         } else {
             Ok(n)
         }
     }
 
-    async fn is_valid(&self, _: &mut u32) -> Result<(), String> {
+    async fn is_valid(&self, _: &mut u32) -> Result<(), Refused> {
         Ok(())
     }
 
@@ -43,8 +47,8 @@ impl bb8::ManageConnection for FakeManager {
     }
 }
 
-fn unavailable(e: &String) -> Error {
-    Error::Unavailable(e.clone())
+fn unavailable(_: &Refused) -> Error {
+    Error::Unavailable("connection refused (fake)".into())
 }
 
 fn pool(change: impl FnOnce(&mut PoolOptions)) -> (Arc<PoolHandle<FakeManager>>, Arc<Database>) {
