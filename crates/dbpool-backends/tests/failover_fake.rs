@@ -172,40 +172,30 @@ async fn backups_are_tried_in_order_and_none_left_is_unavailable() {
     assert_read_only(&e, "reads go to the first backup that answers");
 }
 
+/// A statement the database rejects with SQLSTATE `code`.
+fn rejected(code: &'static str) -> Step {
+    Step::fail(move || Error::Database {
+        message: format!("rejected (fake, SQLSTATE {code})"),
+        code: Some(code.into()),
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_write_a_backup_refuses_is_the_read_only_error() {
     let (b, primary, backups) = pool(1);
     primary.set_default(Step::down());
     // What a backup opened read-only answers to `INSERT … RETURNING` sent as a query.
-    backups[0].then(
-        Verb::Query,
-        Step::fail(|| Error::Database {
-            message: "cannot execute INSERT in a read-only transaction".into(),
-            code: Some("25006".into()),
-        }),
-    );
+    backups[0].then(Verb::Query, rejected("25006"));
     let e = read(&b).await.unwrap_err();
     assert_read_only(&e, "backup 1 serves reads only and refused the statement");
     assert_eq!(e.db_code(), None);
     // Any other error of a backup is the caller's, unchanged.
-    backups[0].then(
-        Verb::Query,
-        Step::fail(|| Error::Database {
-            message: "relation \"nope\" does not exist".into(),
-            code: Some("42P01".into()),
-        }),
-    );
+    backups[0].then(Verb::Query, rejected("42P01"));
     let e = read(&b).await.unwrap_err();
     assert_eq!(e.db_code(), Some("42P01"));
     // So is a statement error of the primary: no failover for it.
     primary.set_default(Step::ok(1));
-    primary.then(
-        Verb::Query,
-        Step::fail(|| Error::Database {
-            message: "syntax error".into(),
-            code: Some("42601".into()),
-        }),
-    );
+    primary.then(Verb::Query, rejected("42601"));
     let before = backups[0].calls(Verb::Query);
     let e = read(&b).await.unwrap_err();
     assert_eq!(e.db_code(), Some("42601"));

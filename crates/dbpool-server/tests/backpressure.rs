@@ -4,16 +4,18 @@
 //! memory stays flat; dropping the stream cancels the query on the server and gives the
 //! connection back. Memory is the daemon process's own (`/proc/<pid>/status`), measured
 //! on `target/debug/dbpool` (or `$DBPOOL_BIN`) run as a child process.
+mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow_flight::{FlightClient, Ticket};
+use common::{wait_status, wait_until};
 use daemon::Daemon;
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
-use dbpool_testkit::{wait_until, PgDb};
+use dbpool_testkit::PgDb;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
@@ -142,23 +144,9 @@ async fn stays_flat(
     )
     .await;
     let mut c = PoolServiceClient::new(ch.clone());
-    wait_until(
-        Duration::from_secs(30),
-        "the pool's connection to come back",
-        || {
-            let mut c = c.clone();
-            async move {
-                let s = c
-                    .get_pool_status(pb::GetPoolStatusRequest {
-                        pool_id: "big".into(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                s.in_use == 0
-            }
-        },
-    )
+    wait_status(&c, "big", "the pool's connection to come back", |s| {
+        s.in_use == 0
+    })
     .await;
     // The pool serves the next call.
     let r = c

@@ -97,33 +97,23 @@ async fn postgres_restart_under_load() {
             errors
         })
     };
-    let calls_since = |since: Instant, ok: bool| {
+    // Waits until a call that started after `since` succeeded (or failed).
+    let seen = |since: Instant, ok: bool, what: &'static str| {
         let log = log.clone();
-        move || {
-            let log = log.lock().unwrap();
-            let n = log
-                .iter()
-                .filter(|(t, _, c)| *t > since && (*c == Code::Ok) == ok)
-                .count();
-            std::future::ready(n > 0)
+        async move {
+            let any = || {
+                let log = log.lock().unwrap();
+                log.iter()
+                    .any(|(t, _, c)| *t > since && (*c == Code::Ok) == ok)
+            };
+            wait_until_sync(WAIT, what, any).await
         }
     };
-    let began = Instant::now();
-    wait_until(
-        WAIT,
-        "a call succeeded under load",
-        calls_since(began, true),
-    )
-    .await;
+    seen(Instant::now(), true, "a call to succeed under load").await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
     let down_at = Instant::now();
-    wait_until(
-        WAIT,
-        "the clients noticed the outage",
-        calls_since(down_at, false),
-    )
-    .await;
+    seen(down_at, false, "the clients to notice the outage").await;
     // The outage lasts 2 s: the scenario under test, not a wait for something.
     tokio::time::sleep_until((down_at + Duration::from_secs(2)).into()).await;
     let p = pg.clone();
