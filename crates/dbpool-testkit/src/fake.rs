@@ -167,7 +167,7 @@ impl Shared {
                 )?)
             })
             .collect();
-        // The stream holds the "connection" until it ends or is dropped.
+        // The stream holds the "connection" until it is dropped, as a pooled one does.
         let batches = stream::iter(batches)
             .map(move |b| {
                 let _held = &guard;
@@ -243,7 +243,7 @@ impl Fake {
             .await;
     }
 
-    /// Calls running, open transactions and query streams not yet ended or dropped.
+    /// Calls running, open transactions and query streams not yet dropped.
     pub fn in_flight(&self) -> u32 {
         self.0.in_flight.load(SeqCst)
     }
