@@ -9,12 +9,13 @@ that needs it gets its own database, dropped afterwards, so runs can overlap and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +30,39 @@ PG_URL = os.environ.get("DBPOOL_PG_URL", "postgres://postgres@127.0.0.1:5432/pos
 STARTUP_SECONDS = 60
 
 
+WAIT_SECONDS = 30.0
+"""How long a test waits for an event before it fails (only a failing test waits it out)."""
+POLL_SECONDS = 0.02
+
+
+def poll_until(cond: Callable[[], bool], timeout: float = WAIT_SECONDS) -> bool:
+    """Asks ``cond`` until it holds; False when ``timeout`` seconds pass first. For a
+    condition no event announces (a pool's status, a session in pg_stat_activity)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)  # the poll interval, not a synchronisation
+    return True
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
+    """``poll_until`` that fails the test naming ``what``."""
+    if not poll_until(cond, timeout):
+        pytest.fail(f"gave up after {timeout}s waiting for: {what}")
+
+
+async def async_wait_until(
+    cond: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT_SECONDS
+) -> None:
+    """``wait_until`` for a condition that must be awaited."""
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"gave up after {timeout}s waiting for: {what}")
+        await asyncio.sleep(POLL_SECONDS)  # the poll interval, not a synchronisation
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,20 +70,24 @@ def _free_port() -> int:
 
 
 def _wait_ready(proc: subprocess.Popen, endpoint: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    last: Exception | None = None
+    last: list[Exception] = []
     with SyncDatabasePool(endpoint, timeout=2) as db:
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"dbpool exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
             try:
                 db.list_pools()
-                return
+                return True
             except DbPoolError as e:
-                last = e
-                time.sleep(0.1)
+                last[:] = [e]
+                return False
+
+        if poll_until(answers, STARTUP_SECONDS):
+            return
     proc.kill()
-    pytest.fail(f"dbpool not ready after {STARTUP_SECONDS}s ({last}):\n{log.read_text()[-4000:]}")
+    why = last[-1] if last else None
+    pytest.fail(f"dbpool not ready after {STARTUP_SECONDS}s ({why}):\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from conftest import PG_URL, unique
+from conftest import PG_URL, unique, wait_until
 
 from db_pool_rs import (
     AuthenticationError,
@@ -173,6 +173,10 @@ def test_authentication_failure(db: SyncDatabasePool) -> None:
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED and "28000" in info.value.message
 
 
+# pg_sleep below: statements that must outlast a deadline or timeout, the thing under
+# test, not waits of the test.
+
+
 def test_client_deadline(db: SyncDatabasePool, pg_pool: str) -> None:
     started = time.monotonic()
     with pytest.raises(PoolTimeoutError) as info:
@@ -205,13 +209,21 @@ def test_statement_timeout(db: SyncDatabasePool) -> None:
         db.remove_pool(pool)
 
 
-def test_pool_exhausted(db: SyncDatabasePool) -> None:
+def _running(db: SyncDatabasePool, admin: str, sql: str) -> bool:
+    """Whether ``sql`` runs on the PostgreSQL server right now."""
+    active = "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query = $1"
+    return db.query(admin, active, [sql])["n"][0] > 0
+
+
+def test_pool_exhausted(db: SyncDatabasePool, pg_admin: str) -> None:
     pool = unique("tiny")
     db.create_pool(pool, PG_URL, max_connections=1, acquire_timeout_ms=300)
-    holder = threading.Thread(target=lambda: db.query(pool, "SELECT pg_sleep(2)"))
+    holding = f"SELECT pg_sleep(2) -- {pool}"
+    holder = threading.Thread(target=lambda: db.query(pool, holding))
     holder.start()
     try:
-        time.sleep(0.5)
+        # Its statement running, not merely a connection in use (a health check uses one).
+        wait_until(lambda: _running(db, pg_admin, holding), "the holder's statement to run")
         with pytest.raises(PoolTimeoutError) as info:
             db.query(pool, "SELECT 1")
         assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -7,13 +7,12 @@ connection), never through the transaction itself.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
-
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import async_wait_until, wait_until
 
 from db_pool_rs import (
     AsyncTransaction,
@@ -162,10 +161,23 @@ def test_a_transaction_id_from_another_connection_is_not_found(
     assert _names(db, pg_items) == ["mine"]
 
 
+def _reaped(db: SyncDatabasePool, pool: str) -> None:
+    """Waits until the reaper rolled back the pool's idle transaction: its pinned
+    connection is back (status calls do not touch the transaction)."""
+    wait_until(lambda: db.pool_status(pool).in_use == 0, "the idle transaction rolled back")
+
+
+async def _async_reaped(adb: DatabasePool, pool: str) -> None:
+    async def back() -> bool:
+        return (await adb.pool_status(pool)).in_use == 0
+
+    await async_wait_until(back, "the idle transaction rolled back")
+
+
 def test_idle_timeout_rolls_back(db: SyncDatabasePool, pg_items: str) -> None:
     tx = db.transaction(pg_items, idle_timeout_ms=300)
     tx.execute("INSERT INTO items (name) VALUES ('stale')")
-    time.sleep(1)
+    _reaped(db, pg_items)
     with pytest.raises(TransactionNotFoundError) as e:
         tx.commit()
     assert "idle timeout" in str(e.value) and tx.transaction_id in str(e.value)
@@ -177,10 +189,10 @@ def test_idle_timeout_rolls_back(db: SyncDatabasePool, pg_items: str) -> None:
     with pytest.raises(TransactionNotFoundError, match="idle timeout"):
         with db.transaction(pg_items, idle_timeout_ms=300) as tx:
             tx.execute("INSERT INTO items (name) VALUES ('stale')")
-            time.sleep(1)
+            _reaped(db, pg_items)
     # A query after the timeout says the same.
     tx = db.transaction(pg_items, idle_timeout_ms=300)
-    time.sleep(1)
+    _reaped(db, pg_items)
     with pytest.raises(TransactionNotFoundError, match="idle timeout"):
         tx.query("SELECT 1")
     with pytest.raises(TransactionNotFoundError):
@@ -193,6 +205,7 @@ def test_a_running_statement_is_not_idle(db: SyncDatabasePool, pg_items: str) ->
     keeps the transaction alive, and the idle clock starts again when it ends."""
     tx = db.transaction(pg_items, idle_timeout_ms=500)
     tx.execute("INSERT INTO items (name) VALUES ('slow')")
+    # pg_sleep: statements that run longer than the idle timeout, the thing under test.
     assert tx.query("SELECT 1 AS one FROM pg_sleep(1.2)")["one"].to_list() == [1]
     tx.execute("SELECT pg_sleep(1.2)")
     tx.commit()
@@ -234,7 +247,7 @@ def test_sqlite_transactions(db: SyncDatabasePool, lite_items: str) -> None:
         db.transaction(lite_items, isolation="read_committed")
     tx = db.transaction(lite_items, idle_timeout_ms=300)
     tx.execute("INSERT INTO items (name) VALUES ('stale')")
-    time.sleep(1)
+    _reaped(db, lite_items)
     with pytest.raises(TransactionNotFoundError, match="idle timeout"):
         tx.commit()
     assert _names(db, lite_items) == ["a"]
@@ -307,10 +320,10 @@ async def test_async_idle_timeout(adb: DatabasePool, db: SyncDatabasePool, pg_it
     with pytest.raises(TransactionNotFoundError, match="idle timeout"):
         async with adb.transaction(pg_items, idle_timeout_ms=300) as tx:
             await tx.execute("INSERT INTO items (name) VALUES ('stale')")
-            await asyncio.sleep(1)
+            await _async_reaped(adb, pg_items)
     assert tx.state == "failed"
     tx = await adb.transaction(pg_items, idle_timeout_ms=300)
-    await asyncio.sleep(1)
+    await _async_reaped(adb, pg_items)
     with pytest.raises(TransactionNotFoundError, match="idle timeout"):
         await tx.query("SELECT 1")
     assert _names(db, pg_items) == []

@@ -2,7 +2,9 @@
 //! fail fast for `cooldown`, then one probe may try the database again.
 use dbpool_core::{CircuitState, Error};
 use parking_lot::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock (the system's outside paused-time tests), so tests drive the cooldown.
+use tokio::time::Instant;
 
 #[derive(Debug)]
 enum State {
@@ -106,9 +108,10 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::advance;
 
-    #[test]
-    fn opens_fails_fast_probes_and_closes() {
+    #[tokio::test(start_paused = true)]
+    async fn opens_fails_fast_probes_and_closes() {
         let b = Breaker::new(2, Duration::from_millis(50));
         let e = Error::Unavailable("refused".into());
         b.failure(&e);
@@ -116,22 +119,25 @@ mod tests {
         b.failure(&e);
         assert_eq!(b.state(), CircuitState::Open);
         assert!(matches!(b.admit(), Err(Error::Unavailable(m)) if m.contains("circuit open")));
-        std::thread::sleep(Duration::from_millis(60));
+        advance(Duration::from_millis(49)).await;
+        assert!(b.admit().is_err(), "still within the cooldown");
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(b.state(), CircuitState::HalfOpen);
         assert!(b.admit().is_ok()); // the probe
         assert!(b.admit().is_err()); // only one
         b.failure(&e);
         assert_eq!(b.state(), CircuitState::Open);
-        std::thread::sleep(Duration::from_millis(60));
+        advance(Duration::from_millis(50)).await;
         assert!(b.admit().is_ok());
         b.success();
         assert_eq!(b.state(), CircuitState::Closed);
     }
 
-    #[test]
-    fn an_abandoned_probe_lets_the_next_call_probe() {
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_lets_the_next_call_probe() {
         let b = Breaker::new(1, Duration::from_millis(20));
         b.failure(&Error::Unavailable("refused".into()));
-        std::thread::sleep(Duration::from_millis(30));
+        advance(Duration::from_millis(20)).await;
         assert!(b.admit().is_ok()); // the probe; its caller goes away
         assert!(b.admit().is_err());
         b.abandon();
@@ -139,5 +145,15 @@ mod tests {
         b.success();
         b.abandon(); // closed: nothing to give up
         assert_eq!(b.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn threshold_zero_never_opens() {
+        let b = Breaker::new(0, Duration::from_secs(60));
+        for _ in 0..10 {
+            b.failure(&Error::Unavailable("refused".into()));
+        }
+        assert_eq!(b.state(), CircuitState::Closed);
+        assert!(b.admit().is_ok());
     }
 }

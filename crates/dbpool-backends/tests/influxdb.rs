@@ -424,13 +424,8 @@ async fn a_full_pool_refuses_beyond_max_waiters() {
         let b = b.clone();
         tokio::spawn(async move { b.execute("m v=11 11", vec![]).await })
     };
-    for _ in 0..300 {
-        if b.state().waiters == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(b.state().waiters, 1);
+    let queued = || b.state().waiters == 1;
+    dbpool_testkit::wait_until_sync(Duration::from_secs(6), "the writer queued", queued).await;
     let e = b.execute("m v=12 12", vec![]).await.unwrap_err();
     assert!(
         matches!(&e, Error::ResourceExhausted(m) if m.contains("max_waiters")),

@@ -6,6 +6,7 @@ use arrow::array::*;
 use arrow::datatypes::*;
 use dbpool_config::PoolOptions;
 use dbpool_core::{BulkInsert, Error, InsertMode, Isolation, Param, Statement, TxOptions};
+use dbpool_testkit::wait_until_sync;
 use futures::{StreamExt, TryStreamExt};
 use mssql_common::*;
 use std::sync::Arc;
@@ -233,7 +234,9 @@ async fn interactive_transactions() {
     let (sql, p) = ins(3);
     tx.execute(&sql, p).await.unwrap();
     drop(tx);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let back = || b.state().in_use() == 0;
+    let within = std::time::Duration::from_secs(10);
+    wait_until_sync(within, "the rolled-back connection back in the pool", back).await;
     assert_eq!(count(&*b, &t).await, 1);
 
     let ro = TxOptions {

@@ -369,6 +369,8 @@ async fn connections_retire_at_their_age() {
     let sql = "SELECT pg_backend_pid()";
     let first = pid(collect(&*b, sql, vec![], 10).await);
     assert_eq!(pid(collect(&*b, sql, vec![], 10).await), first);
+    // The connection ages past its lifetime: the passing of time is what is tested
+    // here (no event to wait for), not a synchronisation.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     // Past its (jittered, at most 300 ms) age: replaced at checkout by a new session.
     assert_ne!(pid(collect(&*b, sql, vec![], 10).await), first);

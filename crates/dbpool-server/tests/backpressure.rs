@@ -4,12 +4,14 @@
 //! memory stays flat; dropping the stream cancels the query on the server and gives the
 //! connection back. Memory is the daemon process's own (`/proc/<pid>/status`), measured
 //! on `target/debug/dbpool` (or `$DBPOOL_BIN`) run as a child process.
+mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow_flight::{FlightClient, Ticket};
+use common::{wait_status, wait_until};
 use daemon::Daemon;
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
@@ -72,31 +74,18 @@ async fn big_sessions(admin: &tokio_postgres::Client, client_write: bool) -> i64
     admin.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
-/// Polls `f` every 100 ms until it holds; panics after `secs` seconds with `what`.
-async fn until<F: std::future::Future<Output = bool>>(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) {
-    for _ in 0..secs * 10 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}");
-}
-
 /// Waits until PostgreSQL is blocked writing the result to the daemon: the consumer's
 /// stall has filled every buffer between them. Then gives a buffering daemon time to
 /// show it.
 async fn stalled(admin: &tokio_postgres::Client) {
-    until(
-        60,
-        "PostgreSQL never waited for the daemon to read",
+    wait_until(
+        Duration::from_secs(60),
+        "PostgreSQL to wait for the daemon to read",
         || async { big_sessions(admin, true).await == 1 },
     )
     .await;
+    // The consumer stays silent for 3 s, the window in which a buffering daemon would
+    // grow: the behaviour under test, not a wait for an event.
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
@@ -148,25 +137,15 @@ async fn stays_flat(
         mib(peak)
     );
     drop(s);
-    until(
-        30,
-        "the query still runs on PostgreSQL after the stream was dropped",
+    wait_until(
+        Duration::from_secs(30),
+        "the query to stop on PostgreSQL after the stream was dropped",
         || async { big_sessions(&admin, false).await == 0 },
     )
     .await;
     let mut c = PoolServiceClient::new(ch.clone());
-    until(30, "the pool's connection did not come back", || {
-        let mut c = c.clone();
-        async move {
-            let s = c
-                .get_pool_status(pb::GetPoolStatusRequest {
-                    pool_id: "big".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            s.in_use == 0
-        }
+    wait_status(&c, "big", "the pool's connection to come back", |s| {
+        s.in_use == 0
     })
     .await;
     // The pool serves the next call.

@@ -42,21 +42,6 @@ async fn status(c: &mut PoolServiceClient<Channel>, id: &str) -> pb::PoolStatus 
         .into_inner()
 }
 
-/// Polls until `f` holds, at most `secs` seconds.
-async fn until<F: std::future::Future<Output = bool>>(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) {
-    for _ in 0..secs * 10 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}");
-}
-
 /// `OTHERS` calls on `pool` at once, each with its own value; all must come back right.
 /// Returns the slowest call's time (for the docs; not asserted).
 async fn others_all_succeed(c: &PoolServiceClient<Channel>, pool: &str, sql: &str) -> Duration {
@@ -109,6 +94,7 @@ async fn a_flooded_pool_does_not_starve_the_others() {
     create(&mut c, "lite_other", &lite, small).await;
 
     let codes: Arc<Mutex<Vec<(Code, String, Duration)>>> = Arc::default();
+    // pg_sleep: statements that hold the connections for the test's length, not a wait.
     let flood: Vec<_> = (0..FLOOD)
         .map(|_| {
             let (mut c, codes) = (c.clone(), codes.clone());
@@ -132,10 +118,14 @@ async fn a_flooded_pool_does_not_starve_the_others() {
     // The flooded pool fills up: its connections busy, its queue full, the rest refused.
     // (At least `excess`: callers waiting for a connection being opened count as waiters.)
     let excess = FLOOD - (MAX_CONNECTIONS + MAX_WAITERS) as usize;
-    until(60, "the flood's excess was not refused", || {
-        let (n, mut c) = (codes.lock().unwrap().len(), c.clone());
-        async move { n >= excess && status(&mut c, "flooded").await.in_use == MAX_CONNECTIONS }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the flood's excess to be refused",
+        || {
+            let (n, mut c) = (codes.lock().unwrap().len(), c.clone());
+            async move { n >= excess && status(&mut c, "flooded").await.in_use == MAX_CONNECTIONS }
+        },
+    )
     .await;
     let refused = codes.lock().unwrap().len();
     for (code, msg, _) in codes.lock().unwrap().iter() {
@@ -182,6 +172,7 @@ async fn callers_that_give_up_leave_the_queue() {
         ..Default::default()
     };
     create(&mut c, "q", &db.url, o).await;
+    // pg_sleep: a statement that holds the only connection, not a wait.
     let holder = {
         let mut c = c.clone();
         tokio::spawn(async move {
@@ -193,11 +184,8 @@ async fn callers_that_give_up_leave_the_queue() {
             .await
         })
     };
-    until(30, "the holder never got the connection", || {
-        let mut c = c.clone();
-        async move { status(&mut c, "q").await.in_use == 1 }
-    })
-    .await;
+    // Its statement running, not merely a connection in use (a health check uses one).
+    wait_running(&db, "SELECT pg_sleep(600)").await;
     for round in 0..3 {
         let waits = (0..3).map(|_| {
             let mut c = c.clone();
@@ -218,9 +206,9 @@ async fn callers_that_give_up_leave_the_queue() {
                 "round {round}: {e:?}"
             );
         }
-        until(
-            10,
-            "callers that gave up still count as waiters (refusing later ones)",
+        wait_until(
+            Duration::from_secs(10),
+            "callers that gave up to leave the queue (else they refuse later ones)",
             || {
                 let mut c = c.clone();
                 async move { status(&mut c, "q").await.waiters == 0 }

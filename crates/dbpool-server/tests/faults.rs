@@ -77,6 +77,7 @@ async fn postgres_restart_under_load() {
                     .map_or(Code::Ok, |e| e.code());
                 log.lock().unwrap().push((t, t.elapsed(), code));
                 if code != Code::Ok {
+                    // A client that backs off after an error: the load's shape, not a wait.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
@@ -90,21 +91,38 @@ async fn postgres_restart_under_load() {
                 errors += query_ipc(&mut c, "steady", "SELECT 1 AS one", vec![])
                     .await
                     .is_err() as u32;
+                // A client's pace: the load's shape, not a wait.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             errors
         })
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Waits until a call that started after `since` succeeded (or failed).
+    let seen = |since: Instant, ok: bool, what: &'static str| {
+        let log = log.clone();
+        async move {
+            let any = || {
+                let log = log.lock().unwrap();
+                log.iter()
+                    .any(|(t, _, c)| *t > since && (*c == Code::Ok) == ok)
+            };
+            wait_until_sync(WAIT, what, any).await
+        }
+    };
+    seen(Instant::now(), true, "a call to succeed under load").await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
     let down_at = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    seen(down_at, false, "the clients to notice the outage").await;
+    // The outage lasts 2 s: the scenario under test, not a wait for something.
+    tokio::time::sleep_until((down_at + Duration::from_secs(2)).into()).await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.restart())
         .await
         .unwrap();
     let up_at = Instant::now();
+    // The load goes on for 5 s after the restart, the window in which the pool must heal
+    // and stay healed (asserted below): the scenario under test, not a wait.
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     for t in clients {
@@ -169,15 +187,10 @@ async fn postgres_restart_under_load() {
     assert_eq!(late_errors, 0);
     drop(log);
     // No leaks: the pool's connections and the server's agree, none in use.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let s = c
-        .get_pool_status(pb::GetPoolStatusRequest {
-            pool_id: "flaky".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(s.in_use, 0, "{s:?}");
+    let s = wait_status(&c, "flaky", "every connection back in the pool", |s| {
+        s.in_use == 0
+    })
+    .await;
     let mut admin = server.pools().await;
     create(&mut admin, "admin", &pg.url(), options(1, 2_000)).await;
     let b = query_ipc(
@@ -218,19 +231,13 @@ async fn deadline_cancels_the_statement_on_the_server() {
     );
     assert!(t.elapsed() < Duration::from_secs(3));
     let admin = db.client().await;
-    let mut running = 1;
-    for _ in 0..50 {
-        let row = admin
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'", &[])
-            .await
-            .unwrap();
-        running = row.get::<_, i64>(0);
-        if running == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(running, 0, "pg_sleep(60) still runs on the server");
+    let stopped = || async { running(&admin, "SELECT pg_sleep(60)").await == 0 };
+    wait_until(
+        Duration::from_secs(5),
+        "pg_sleep(60) to stop on the server",
+        stopped,
+    )
+    .await;
     // The pool is usable right away.
     assert_eq!(exec(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
 }
@@ -249,13 +256,19 @@ async fn overload_beyond_the_queue_is_refused_at_once() {
     create(&mut c, "one", &db.url, o).await;
     // Open the one connection first, so the holder below never counts as a waiter.
     exec(&mut c, "one", "SELECT 1").await.unwrap();
+    // One call holds the connection (pg_sleep: a statement that runs long, not a wait),
+    // two wait for it: the queue is full.
     let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut c = c.clone();
+    for i in 0..3 {
+        let mut caller = c.clone();
         held.push(tokio::spawn(async move {
-            exec(&mut c, "one", "SELECT pg_sleep(1.5)").await
+            exec(&mut caller, "one", "SELECT pg_sleep(1.5)").await
         }));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if i == 0 {
+            wait_running(&db, "SELECT pg_sleep(1.5)").await;
+        } else {
+            wait_status(&c, "one", "the call queued", |s| s.waiters == i).await;
+        }
     }
     let t = Instant::now();
     let e = exec(&mut c, "one", "SELECT 1").await.unwrap_err();
@@ -326,8 +339,9 @@ async fn circuit_breaker_opens_and_closes() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // After the cool-down a probe goes through and closes the circuit.
+    // After the cool-down (the status turns half-open) a probe goes through and closes
+    // the circuit.
+    wait_status(&c, "b", "the cool-down to end", |s| s.circuit != "open").await;
     assert!(exec(&mut c, "b", "SELECT 1").await.is_ok());
     let s = c
         .get_pool_status(pb::GetPoolStatusRequest {

@@ -255,11 +255,12 @@ async fn error_codes() {
     .await
     .unwrap();
     let mut c2 = c.clone();
+    // pg_sleep: a statement that holds the pool's connection, not a wait of the test.
     let slow =
         tokio::spawn(
             async move { query_ipc(&mut c2, "one", "SELECT pg_sleep(1.5)", vec![]).await },
         );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_running(&db, "SELECT pg_sleep(1.5)").await;
     let e = c
         .execute(pb::ExecuteRequest {
             pool_id: "one".into(),

@@ -259,17 +259,6 @@ async fn running_on(c: &mut PoolClient, db: &str) -> Vec<String> {
     out
 }
 
-/// Polls until `f` holds, at most 30 s.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{what}");
-}
-
 /// A stream dropped mid-result aborts its HTTP request: InfluxDB stops the query (it
 /// leaves SHOW QUERIES) and the pool's request slot comes back.
 #[tokio::test]
@@ -316,7 +305,7 @@ async fn a_dropped_stream_aborts_the_query() {
     let first = stream.try_next().await.unwrap().unwrap();
     assert_eq!(first.num_rows(), 1000);
     // The reader stalls: InfluxDB's query waits to write the rest of its answer.
-    until("the query never showed in SHOW QUERIES", || {
+    wait_until(WAIT, "the query to show in SHOW QUERIES", || {
         let mut c = c.clone();
         let db = db.clone();
         async move {
@@ -328,22 +317,18 @@ async fn a_dropped_stream_aborts_the_query() {
     })
     .await;
     drop(stream);
-    until(
-        "InfluxDB still runs the query of the dropped stream",
-        || {
-            let mut c = c.clone();
-            let db = db.clone();
-            async move { running_on(&mut c, &db).await.is_empty() }
-        },
-    )
+    wait_until(WAIT, "InfluxDB to stop the dropped stream's query", || {
+        let mut c = c.clone();
+        let db = db.clone();
+        async move { running_on(&mut c, &db).await.is_empty() }
+    })
     .await;
-    let s = c
-        .get_pool_status(pb::GetPoolStatusRequest {
-            pool_id: "influx".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // The slot comes back when the aborted request's task has let go of it, which may be
+    // a moment after InfluxDB forgot the query: wait for that event too.
+    let s = wait_status(&c, "influx", "the request slot back in the pool", |s| {
+        s.in_use == 0
+    })
+    .await;
     assert_eq!((s.in_use, s.idle), (0, 1), "{s:?}");
     let batches = query_ipc(&mut c, "influx", "SELECT count(v) FROM m", vec![])
         .await

@@ -7,30 +7,6 @@ use common::*;
 use dbpool_testkit::PgDb;
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
-
-async fn health(server: &TestServer, service: &str) -> Result<i32, tonic::Status> {
-    let mut h = HealthClient::new(server.channel().await);
-    h.check(HealthCheckRequest {
-        service: service.into(),
-    })
-    .await
-    .map(|r| r.into_inner().status)
-}
-
-async fn wait_for(server: &TestServer, service: &str, want: ServingStatus) {
-    for _ in 0..50 {
-        if health(server, service).await.ok() == Some(want as i32) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{service} never became {want:?}: {:?}",
-        health(server, service).await
-    );
-}
 
 #[tokio::test]
 async fn health_reports_each_pool() {
@@ -40,10 +16,10 @@ async fn health_reports_each_pool() {
         ("down", "postgres://postgres@127.0.0.1:1/x"),
     ])
     .await;
-    wait_for(&server, "dbpool.pool.pg", ServingStatus::Serving).await;
-    wait_for(&server, "dbpool.pool.down", ServingStatus::NotServing).await;
+    wait_health(&server, "dbpool.pool.pg", ServingStatus::Serving).await;
+    wait_health(&server, "dbpool.pool.down", ServingStatus::NotServing).await;
     // Readiness `all` (the default): one unreachable pool makes the daemon not ready.
-    wait_for(&server, "", ServingStatus::NotServing).await;
+    wait_health(&server, "", ServingStatus::NotServing).await;
     let e = health(&server, "dbpool.pool.unknown").await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     // Removing a pool removes its health entry.
@@ -61,7 +37,7 @@ async fn health_reports_each_pool() {
         tonic::Code::NotFound
     );
     // With the unreachable pool gone, the daemon is ready again.
-    wait_for(&server, "", ServingStatus::Serving).await;
+    wait_health(&server, "", ServingStatus::Serving).await;
 }
 
 #[tokio::test]
@@ -69,10 +45,11 @@ async fn graceful_shutdown_lets_in_flight_query_finish() {
     let db = PgDb::create().await;
     let mut server = TestServer::start(&[("pg", &db.url)]).await;
     let mut c = server.pools().await;
+    // pg_sleep: a query that is still running when shutdown begins, not a wait.
     let in_flight = tokio::spawn(async move {
         query_ipc(&mut c, "pg", "SELECT 7 AS v FROM pg_sleep(1)", vec![]).await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_running(&db, "SELECT 7 AS v FROM pg_sleep(1)").await;
     let task = server.shutdown();
     let batches = in_flight.await.unwrap().expect("in-flight query completes");
     assert_eq!(batches[0].column(0).as_primitive::<Int32Type>().value(0), 7);

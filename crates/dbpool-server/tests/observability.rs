@@ -6,11 +6,8 @@ use common::*;
 use dbpool_proto::v1 as pb;
 use dbpool_testkit::{PgDb, TempPostgres};
 use std::collections::HashMap;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -107,26 +104,6 @@ async fn metrics_move_as_queries_run() {
     assert_eq!(m.pools[0].queries_total, 4);
 }
 
-async fn overall(server: &TestServer, service: &str) -> i32 {
-    let mut h = HealthClient::new(server.channel().await);
-    h.check(HealthCheckRequest {
-        service: service.into(),
-    })
-    .await
-    .map(|r| r.into_inner().status)
-    .unwrap_or(-1)
-}
-
-async fn wait_for(server: &TestServer, service: &str, want: ServingStatus) {
-    for _ in 0..100 {
-        if overall(server, service).await == want as i32 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{service:?} never became {want:?}");
-}
-
 #[tokio::test]
 async fn readiness_follows_the_database() {
     let pg = tokio::task::spawn_blocking(TempPostgres::start)
@@ -138,20 +115,20 @@ async fn readiness_follows_the_database() {
         c.server.required_pools = vec!["flaky".into()];
     })
     .await;
-    wait_for(&server, "", ServingStatus::Serving).await;
-    wait_for(&server, "dbpool.pool.flaky", ServingStatus::Serving).await;
+    wait_health(&server, "", ServingStatus::Serving).await;
+    wait_health(&server, "dbpool.pool.flaky", ServingStatus::Serving).await;
     let pg = tokio::task::spawn_blocking(move || {
         pg.stop();
         pg
     })
     .await
     .unwrap();
-    wait_for(&server, "dbpool.pool.flaky", ServingStatus::NotServing).await;
-    wait_for(&server, "", ServingStatus::NotServing).await;
+    wait_health(&server, "dbpool.pool.flaky", ServingStatus::NotServing).await;
+    wait_health(&server, "", ServingStatus::NotServing).await;
     // The other pool is unaffected and keeps serving queries.
     assert_eq!(
-        overall(&server, "dbpool.pool.steady").await,
-        ServingStatus::Serving as i32
+        health(&server, "dbpool.pool.steady").await.ok(),
+        Some(ServingStatus::Serving as i32)
     );
     let mut c = server.pools().await;
     assert!(query_ipc(&mut c, "steady", "SELECT 1", vec![])
@@ -167,7 +144,7 @@ async fn readiness_follows_the_database() {
     })
     .await
     .unwrap();
-    wait_for(&server, "dbpool.pool.flaky", ServingStatus::Serving).await;
-    wait_for(&server, "", ServingStatus::Serving).await;
+    wait_health(&server, "dbpool.pool.flaky", ServingStatus::Serving).await;
+    wait_health(&server, "", ServingStatus::Serving).await;
     assert!(query_ipc(&mut c, "flaky", "SELECT 1", vec![]).await.is_ok());
 }

@@ -33,7 +33,13 @@ async fn client_trace_context_is_the_parent_of_the_server_span() {
     );
     c.execute(req).await.unwrap();
     drop(server);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The simple exporter takes each span as it ends: the RPC's ends after its answer.
+    let ended = |name: &str| {
+        let spans = exporter.get_finished_spans().unwrap();
+        spans.iter().any(|s| s.name == name)
+    };
+    let both = || ended("dbpool.v1.PoolService/Execute") && ended("execute default");
+    wait_until_sync(WAIT, "the RPC's and the database call's spans", both).await;
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();

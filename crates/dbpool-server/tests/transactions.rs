@@ -10,7 +10,6 @@ use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_testkit::PgDb;
 use futures::TryStreamExt;
 use prost::Message;
-use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -157,19 +156,17 @@ async fn idle_timeout_rolls_back_and_frees_the_connection() {
     let mut c = server.pools().await;
     let tx = begin(&mut c, "pg", 300, false).await;
     insert(&mut c, &tx, 1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The reaper rolls it back and its pinned connection returns to the pool (status
+    // calls do not touch the transaction, so they do not keep it alive).
+    wait_status(&c, "pg", "the idle transaction's connection back", |s| {
+        s.in_use == 0
+    })
+    .await;
     let e = c.commit(end(&tx)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("idle timeout"), "{}", e.message());
     assert_eq!(count(&mut c, "pg", "").await, 0);
-    let s = c
-        .get_pool_status(pb::GetPoolStatusRequest {
-            pool_id: "pg".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(s.in_use, 0);
+    assert_eq!(pool_status(&mut c, "pg").await.in_use, 0);
     let idle_in_tx: i64 = db
         .client()
         .await
@@ -203,25 +200,13 @@ async fn client_disconnect_rolls_back() {
     let mut c = server.pools().await;
     // Another connection cannot see the transaction at all (NOT_FOUND either way), so
     // wait for its pinned connection to come back to the pool.
-    let mut ended = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let s = c
-            .get_pool_status(pb::GetPoolStatusRequest {
-                pool_id: "pg".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if s.in_use == 0 {
-            ended = true;
-            break;
-        }
-    }
-    assert!(
-        ended,
-        "transaction still open after its client disconnected"
-    );
+    wait_status(
+        &c,
+        "pg",
+        "the transaction ended after its client disconnected",
+        |s| s.in_use == 0,
+    )
+    .await;
     assert_eq!(c.commit(end(&tx)).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(count(&mut c, "pg", "").await, 0);
 }

@@ -1,12 +1,17 @@
 //! Test fixtures: a uniquely named PostgreSQL database per test (dropped afterwards) and
 //! unique names, so tests run in parallel and twice in a row against the real servers;
-//! private PostgreSQL and PgBouncer servers for tests that need their own.
+//! private PostgreSQL and PgBouncer servers for tests that need their own; a scripted
+//! fake backend; waiting for a condition with a deadline.
+pub mod fake;
 mod pgbouncer;
 mod temp_pg;
+mod wait;
 
+pub use fake::{Fake, FakeFactory, Gate, Step, Verb};
 pub use pgbouncer::PgBouncer;
 use std::time::Duration;
 pub use temp_pg::TempPostgres;
+pub use wait::{try_wait_for, wait_for, wait_until, wait_until_sync};
 
 /// Base URL of the test PostgreSQL server (env `DBPOOL_TEST_PG_URL`).
 pub fn pg_base_url() -> String {

@@ -245,8 +245,9 @@ async fn auth_failures_and_slots() {
     assert!(matches!(e, Error::AcquireTimeout(_)), "{e:?}");
     assert_eq!(db.state().acquire_timeouts, 1);
     drop(q);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(db.state().idle, 1);
+    // The slot is let go by the aborted request's task: wait for it, not for a moment.
+    let back = || db.state().idle == 1;
+    dbpool_testkit::wait_until_sync(Duration::from_secs(10), "the slot back", back).await;
     good.execute(&format!("DROP DATABASE {name}"), vec![])
         .await
         .unwrap();

@@ -9,6 +9,7 @@ use futures::TryStreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The URL in `var`, set by `eval "$(scripts/mssql-servers.sh start)"`.
 pub fn env_url(var: &str) -> String {
@@ -57,20 +58,25 @@ pub async fn iridium() -> Iridium {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                let url = format!(
-                    "mssql://dbpool:Pw%3Bd%401@127.0.0.1:{port}/dbpool_test?encrypt=not_supported"
-                );
-                return Iridium { url, child };
+        // Listening (true), or exited having lost the port to someone else (false), or
+        // neither in time (None): then another port.
+        let up = dbpool_testkit::try_wait_for(Duration::from_secs(10), || {
+            let exited = child.try_wait().unwrap().is_some();
+            async move {
+                let listening = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+                match (listening.is_ok(), exited) {
+                    (true, _) => Some(true),
+                    (false, true) => Some(false),
+                    (false, false) => None,
+                }
             }
-            if child.try_wait().unwrap().is_some() {
-                break; // lost the port to someone else: try another
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        })
+        .await;
+        if up == Some(true) {
+            let url = format!(
+                "mssql://dbpool:Pw%3Bd%401@127.0.0.1:{port}/dbpool_test?encrypt=not_supported"
+            );
+            return Iridium { url, child };
         }
         let _ = child.kill();
         let _ = child.wait();

@@ -69,15 +69,11 @@ impl TlsRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let listening = || async move {
+            let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+            s.is_ok()
+        };
+        dbpool_testkit::wait_until(Duration::from_secs(10), "redis-server on TLS", listening).await;
         TlsRedis { child, port, dir }
     }
 

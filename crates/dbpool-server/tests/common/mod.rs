@@ -1,13 +1,25 @@
-//! The real server in-process on 127.0.0.1:0, stopped when the fixture drops.
+//! The real server in-process on 127.0.0.1:0, stopped when the fixture drops; waiting
+//! for a pool's status or health to change (polled with a deadline: no event tells it).
 #![allow(dead_code)]
 pub mod flight_sql;
 
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use dbpool_testkit::{try_wait_for, wait_for, wait_until, wait_until_sync};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// How long a test waits for an event before it fails: long enough for a loaded machine
+/// (only a failing test waits it out).
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A running server.
 pub struct TestServer {
@@ -66,17 +78,13 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        for _ in 0..50 {
-            if let Ok(c) = Channel::from_shared(self.endpoint())
-                .unwrap()
-                .connect()
-                .await
-            {
-                return c;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up at {}", self.addr);
+        let endpoint = Channel::from_shared(self.endpoint()).unwrap();
+        let what = format!("the server to come up at {}", self.addr);
+        wait_for(WAIT, &what, || {
+            let endpoint = endpoint.clone();
+            async move { endpoint.connect().await.ok() }
+        })
+        .await
     }
 
     pub async fn pools(&self) -> PoolServiceClient<Channel> {
@@ -100,6 +108,76 @@ impl Drop for TestServer {
             let _ = s.send(());
         }
     }
+}
+
+/// A pool's status now.
+pub async fn pool_status(c: &mut PoolServiceClient<Channel>, pool: &str) -> pb::PoolStatus {
+    c.get_pool_status(pb::GetPoolStatusRequest {
+        pool_id: pool.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// Waits until `pool`'s status satisfies `cond` (a connection came back, a call holds
+/// one, the circuit closed) and returns that status; panics naming `what` after `WAIT`.
+pub async fn wait_status(
+    c: &PoolServiceClient<Channel>,
+    pool: &str,
+    what: &str,
+    cond: impl Fn(&pb::PoolStatus) -> bool,
+) -> pb::PoolStatus {
+    let cond = &cond;
+    wait_for(WAIT, what, || {
+        let mut c = c.clone();
+        async move {
+            let s = pool_status(&mut c, pool).await;
+            cond(&s).then_some(s)
+        }
+    })
+    .await
+}
+
+/// Sessions of `client`'s database (other than its own) running a statement that starts
+/// with `sql` right now.
+pub async fn running(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND pid <> pg_backend_pid() AND starts_with(query, $1)",
+            &[&sql],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits until a statement that starts with `sql` runs on `db` (a call reached the
+/// database, rather than merely holding a connection, which a health check also does).
+pub async fn wait_running(db: &dbpool_testkit::PgDb, sql: &str) {
+    let client = db.client().await;
+    let what = format!("`{sql}` to run on the database");
+    wait_until(WAIT, &what, || async { running(&client, sql).await > 0 }).await
+}
+
+/// The health status of `service` (`""` for the daemon, `dbpool.pool.<id>` for a pool).
+pub async fn health(server: &TestServer, service: &str) -> Result<i32, tonic::Status> {
+    let mut h = HealthClient::new(server.channel().await);
+    h.check(HealthCheckRequest {
+        service: service.into(),
+    })
+    .await
+    .map(|r| r.into_inner().status)
+}
+
+/// Waits until `service` reports `want`; panics after `WAIT`.
+pub async fn wait_health(server: &TestServer, service: &str, want: ServingStatus) {
+    let what = format!("health of {service:?} to become {want:?}");
+    wait_until(WAIT, &what, || async {
+        health(server, service).await.ok() == Some(want as i32)
+    })
+    .await
 }
 
 /// A parameter message.
