@@ -1,6 +1,8 @@
 //! Accepted client connections: each gets a daemon-wide unique id (the owner of the
 //! transactions it begins), must send its first bytes within the handshake timeout, and
-//! reports when it closes so its transactions are rolled back.
+//! reports when it closes so its transactions are rolled back. Each request runs as a
+//! [`Call`] naming its connection and method.
+use dbpool_core::call::Call;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Sleep;
-use tonic::codegen::http::Request;
+use tonic::codegen::http::{Request, Response};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::transport::server::Connected;
@@ -20,16 +22,11 @@ use tonic::transport::server::Connected;
 /// its port comes back), so a transaction cannot pass to a later connection.
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
-tokio::task_local! {
-    /// The id of the client connection whose request this task is serving.
-    static CONN_ID: Option<u64>;
-}
-
 /// The client connection of the request being served, or `None` outside one (internal
 /// callers, tests of the call layer). Set by [`WithConnId`] around every PoolService and
 /// Flight call, so the call layer knows the owner without each handler passing it on.
 pub fn current() -> Option<u64> {
-    CONN_ID.try_with(|c| *c).ok().flatten()
+    dbpool_core::call::conn()
 }
 
 /// What tonic puts in a request's extensions for a connection.
@@ -147,7 +144,9 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// Wraps a tonic service so each call runs with its connection's id in [`current`].
+/// Wraps a tonic service so each call runs as a [`Call`]: its connection's id in
+/// [`current`], its method and pool in the log line of a failure. The response body is
+/// polled in the same scope, so an error met mid-stream is told apart too.
 #[derive(Clone)]
 pub struct WithConnId<S>(pub S);
 
@@ -157,12 +156,12 @@ impl<S: NamedService> NamedService for WithConnId<S> {
 
 impl<S, B> Service<Request<B>> for WithConnId<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.0.poll_ready(cx)
@@ -170,6 +169,42 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<ConnInfo>().map(|c| c.id);
-        Box::pin(CONN_ID.scope(id, self.0.call(req)))
+        let path = req.uri().path();
+        let call = Call::new(id, path.strip_prefix('/').unwrap_or(path));
+        let response = call.clone().scope(self.0.call(req));
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|inner| tonic::body::Body::new(Scoped { call, inner })))
+        })
+    }
+}
+
+/// A response body whose frames are produced inside its call's scope.
+struct Scoped {
+    call: Arc<Call>,
+    inner: tonic::body::Body,
+}
+
+impl http_body::Body for Scoped {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let inner = &mut this.inner;
+        this.call
+            .clone()
+            .sync_scope(|| Pin::new(inner).poll_frame(cx))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -1,7 +1,6 @@
 //! A query result as chunks of one Arrow IPC stream (`Query` with `ARROW_IPC`), in as few
 //! gRPC messages as streaming allows.
 use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
-use crate::status::to_status;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::ipc::writer::{write_message, EncodedData, StreamWriter};
@@ -47,9 +46,9 @@ pub fn ipc_stream(q: QueryStream) -> Result<QueryStreamOut, Error> {
         let mut failed = None;
         for item in group {
             let step = match item {
-                Some(Ok(batch)) => w.write(&batch).map_err(|e| to_status(&e.into())),
-                Some(Err(e)) => Err(to_status(&e)),
-                None => w.finish().map_err(|e| to_status(&e.into())),
+                Some(Ok(batch)) => w.write(&batch).map_err(|e| Error::from(e).into()),
+                Some(Err(e)) => Err(e.into()),
+                None => w.finish().map_err(|e| Error::from(e).into()),
             };
             if let Err(s) = step {
                 failed = Some(s);

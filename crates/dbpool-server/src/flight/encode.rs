@@ -7,7 +7,6 @@
 //! every call.
 use super::Out;
 use crate::ipc_encode::{schema_has_dictionary, schema_message, BatchEncoder};
-use crate::status::to_status;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
@@ -30,8 +29,8 @@ pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
     let body = q
         .batches
         .map(move |item| {
-            item.map_err(|e| to_status(&e))
-                .and_then(|batch| encode(&mut encoder, &batch).map_err(|e| to_status(&e.into())))
+            item.map_err(Status::from)
+                .and_then(|batch| encode(&mut encoder, &batch).map_err(|e| Status::from(dbpool_core::Error::from(e))))
         })
         // Nothing follows an error.
         .scan(false, |failed, item| {
@@ -54,7 +53,7 @@ pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
 fn general_stream(q: QueryStream) -> Out<FlightData> {
     let batches = q
         .batches
-        .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+        .map_err(|e| FlightError::Tonic(Box::new(e.into())));
     FlightDataEncoderBuilder::new()
         .with_schema(q.schema)
         .build(batches)

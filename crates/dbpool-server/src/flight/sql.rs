@@ -2,7 +2,7 @@
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
 use super::ipc_in::IpcLimits;
 use super::prepared::{client_key, Prepared, PreparedRegistry};
-use super::sql_support::{empty_result, info, schema_bytes, st, statement_ticket, tx_id, utf8};
+use super::sql_support::{empty_result, info, schema_bytes, statement_ticket, tx_id, utf8};
 use super::{flight_stream, Out};
 use crate::calls::Calls;
 use arrow::datatypes::SchemaRef;
@@ -74,13 +74,12 @@ impl FlightSqlService for SqlService {
         q: CommandStatementQuery,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
+        let tx = tx_id(q.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
         let schema = self
             .calls
             .schema(&pool, &tx, &q.query, vec![])
-            .await
-            .map_err(st)?;
+            .await?;
         let mut t = QueryTicket {
             pool_id: pool.clone(),
             sql: q.query.clone(),
@@ -91,12 +90,11 @@ impl FlightSqlService for SqlService {
             // Not a query: run it now, so clients that never fetch still execute it.
             self.calls
                 .execute(&pool, &tx, &q.query, vec![])
-                .await
-                .map_err(st)?;
+                .await?;
             t.sql.clear();
         }
         Ok(Response::new(
-            info(&schema, statement_ticket(&t), req.into_inner()).map_err(st)?,
+            info(&schema, statement_ticket(&t), req.into_inner())?,
         ))
     }
 
@@ -106,7 +104,7 @@ impl FlightSqlService for SqlService {
         _: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
         let t = QueryTicket::decode(ticket.statement_handle.as_ref()).map_err(|e| {
-            st(Error::invalid(
+            Status::from(Error::invalid(
                 "ticket",
                 format!("not a dbpool statement ticket: {e}"),
             ))
@@ -117,8 +115,7 @@ impl FlightSqlService for SqlService {
         let q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, vec![], t.batch_size)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(Response::new(flight_stream(q)))
     }
 
@@ -127,13 +124,12 @@ impl FlightSqlService for SqlService {
         cmd: CommandStatementUpdate,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let tx = tx_id(cmd.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
+        let tx = tx_id(cmd.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
         let n = self
             .calls
             .execute(&pool, &tx, &cmd.query, vec![])
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(n as i64)
     }
 
@@ -143,7 +139,7 @@ impl FlightSqlService for SqlService {
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let md = req.metadata().clone();
-        self.ingest(cmd, &md, req).await.map_err(st)
+        self.ingest(cmd, &md, req).await.map_err(Status::from)
     }
 
     async fn do_action_create_prepared_statement(
@@ -153,7 +149,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         if q.query.len() > self.max_sql_bytes {
             // Held for as long as the statement lives: bounded before anything else.
-            return Err(st(Error::invalid(
+            return Err(Status::from(Error::invalid(
                 "query",
                 format!(
                     "is {} bytes, more than server.limits.max_sql_bytes ({})",
@@ -162,13 +158,12 @@ impl FlightSqlService for SqlService {
                 ),
             )));
         }
-        let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
+        let tx = tx_id(q.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
         let schema: SchemaRef = self
             .calls
             .schema(&pool, &tx, &q.query, vec![])
-            .await
-            .map_err(st)?;
+            .await?;
         let owner = client_key();
         let handle = self
             .prepared
@@ -180,11 +175,10 @@ impl FlightSqlService for SqlService {
                     sql: q.query,
                     params: vec![],
                 },
-            )
-            .map_err(st)?;
+            )?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
-            dataset_schema: schema_bytes(&schema).map_err(st)?,
+            dataset_schema: schema_bytes(&schema)?,
             parameter_schema: Default::default(),
         })
     }
@@ -196,7 +190,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<(), Status> {
         self.prepared
             .close(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)
+            .map_err(Status::from)
     }
 
     async fn do_put_prepared_statement_query(
@@ -207,12 +201,10 @@ impl FlightSqlService for SqlService {
         let owner = client_key();
         // The handle is checked first: no parameters are decoded for a stranger's handle.
         self.prepared
-            .get(&owner, &q.prepared_statement_handle)
-            .map_err(st)?;
-        let rows = self.read_params(req).await.map_err(st)?;
+            .get(&owner, &q.prepared_statement_handle)?;
+        let rows = self.read_params(req).await?;
         self.prepared
-            .bind(&owner, &q.prepared_statement_handle, rows)
-            .map_err(st)?;
+            .bind(&owner, &q.prepared_statement_handle, rows)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(q.prepared_statement_handle),
         })
@@ -225,12 +217,10 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let p = self
             .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
+            .get(&client_key(), &q.prepared_statement_handle)?;
         let info = self
             .prepared_info(&p, req.into_inner(), q.prepared_statement_handle)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(Response::new(info))
     }
 
@@ -241,14 +231,12 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         let p = self
             .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
+            .get(&client_key(), &q.prepared_statement_handle)?;
         let params = p.params.first().cloned().unwrap_or_default();
         let out = self
             .calls
             .query(&p.pool_id, &p.tx_id, &p.sql, params, 0)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(Response::new(flight_stream(out)))
     }
 
@@ -259,10 +247,9 @@ impl FlightSqlService for SqlService {
     ) -> Result<i64, Status> {
         let p = self
             .prepared
-            .get(&client_key(), &q.prepared_statement_handle)
-            .map_err(st)?;
-        let rows = self.read_params(req).await.map_err(st)?;
-        self.run_update(&p, rows).await.map_err(st)
+            .get(&client_key(), &q.prepared_statement_handle)?;
+        let rows = self.read_params(req).await?;
+        self.run_update(&p, rows).await.map_err(Status::from)
     }
 
     async fn do_action_begin_transaction(
@@ -270,13 +257,12 @@ impl FlightSqlService for SqlService {
         _: ActionBeginTransactionRequest,
         req: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        let pool = self.pool_of(req.metadata()).map_err(st)?;
+        let pool = self.pool_of(req.metadata())?;
         // Owned by this client connection; idle timeout: the server's default (0).
         let id = self
             .calls
             .begin(&pool, Default::default(), 0)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(ActionBeginTransactionResult {
             transaction_id: id.into_bytes().into(),
         })
@@ -287,13 +273,13 @@ impl FlightSqlService for SqlService {
         q: ActionEndTransactionRequest,
         _: Request<Action>,
     ) -> Result<(), Status> {
-        let id = utf8(&q.transaction_id, "transaction_id").map_err(st)?;
+        let id = utf8(&q.transaction_id, "transaction_id")?;
         let commit = match q.action() {
             EndTransaction::Commit => true,
             EndTransaction::Rollback => false,
-            _ => return Err(st(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
+            _ => return Err(Status::from(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
         };
-        self.calls.end(&id, commit).await.map_err(st)
+        self.calls.end(&id, commit).await.map_err(Status::from)
     }
 
     async fn do_put_fallback(
@@ -314,7 +300,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder(&self.info).schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -326,7 +312,7 @@ impl FlightSqlService for SqlService {
         let batch = q
             .into_builder(&self.info)
             .build()
-            .map_err(|e| st(super::sql_meta::flight_err(e)))?;
+            .map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
         Ok(Response::new(super::sql_meta::one_batch(batch)))
     }
 
@@ -337,7 +323,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -348,7 +334,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_catalogs(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -359,7 +345,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -370,7 +356,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_schemas(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -381,7 +367,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -392,7 +378,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_tables(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -403,7 +389,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -416,7 +402,7 @@ impl FlightSqlService for SqlService {
         for t in super::sql_meta::TABLE_TYPES {
             b.append(t);
         }
-        let batch = b.build().map_err(|e| st(super::sql_meta::flight_err(e)))?;
+        let batch = b.build().map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
         Ok(Response::new(super::sql_meta::one_batch(batch)))
     }
 
@@ -427,7 +413,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = super::sql_meta::primary_keys_schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -438,7 +424,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_primary_keys(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 }
