@@ -5,8 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The error a driver (or the OS) raised, kept behind an error of ours so a caller can
-/// inspect it (`downcast_ref::<std::io::Error>()`). Shared, so `Error` stays `Clone`.
-pub type Source = Arc<dyn std::error::Error + Send + Sync>;
+/// inspect it: `std::error::Error::source` of ours is this error itself, ready for
+/// `downcast_ref::<std::io::Error>()`. Shared, so `Error` stays `Clone`.
+#[derive(Debug, Clone)]
+pub struct Source(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Source {
+    /// Keeps `e`.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Source(Arc::new(e))
+    }
+}
+
+/// The kept error itself (not the `Arc` around it), which is what `#[source]` hands out.
+impl std::ops::Deref for Source {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
 
 /// Why a database is unavailable: what retry, the breaker and failover decide on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,7 +215,7 @@ impl Error {
             Error::Unavailable { cause, message, .. } => Error::Unavailable {
                 cause,
                 message,
-                source: Some(Arc::new(source)),
+                source: Some(Source::new(source)),
             },
             other => other,
         }
