@@ -248,8 +248,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parking_lot::Mutex;
     use crate::sqlite::SqliteManager;
+    use parking_lot::Mutex;
 
     fn sqlite_pool(
         dir: &tempfile::TempDir,
@@ -317,7 +317,9 @@ mod tests {
             acquire_timeout_ms: 50,
             ..PoolOptions::default()
         };
-        let pool = PoolHandle::new(manager, &options, |e| Error::unavailable(UnavailableCause::Connect, e.to_string()));
+        let pool = PoolHandle::new(manager, &options, |e| {
+            Error::unavailable(UnavailableCause::Connect, e.to_string())
+        });
         let held = pool.acquire().await.unwrap();
         let err = pool.acquire().await.err().expect("the pool is full");
         assert!(matches!(err, Error::AcquireTimeout(_)), "{err:?}");

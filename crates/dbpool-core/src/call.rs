@@ -87,10 +87,7 @@ mod tests {
             .await;
         assert_eq!(
             seen,
-            (
-                Some(7),
-                ("dbpool.v1.PoolService/Query".into(), "pg".into())
-            )
+            (Some(7), ("dbpool.v1.PoolService/Query".into(), "pg".into()))
         );
         assert_eq!(call.sync_scope(conn), Some(7));
         assert_eq!(conn(), None);

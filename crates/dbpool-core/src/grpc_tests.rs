@@ -93,12 +93,21 @@ fn unavailable_keeps_its_code_and_reason_and_names_its_cause() {
 #[test]
 fn the_source_is_kept() {
     let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-    let e = Error::unavailable(UnavailableCause::Connect, "connect failed: refused").with_source(io);
+    let e =
+        Error::unavailable(UnavailableCause::Connect, "connect failed: refused").with_source(io);
     let source = std::error::Error::source(&e).expect("a source");
-    let io = source.downcast_ref::<std::io::Error>().expect("the io error");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("the io error");
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
-    assert_eq!(e.to_string(), "database unavailable: connect failed: refused");
-    assert_eq!(e.clone().unavailable_cause(), Some(UnavailableCause::Connect));
+    assert_eq!(
+        e.to_string(),
+        "database unavailable: connect failed: refused"
+    );
+    assert_eq!(
+        e.clone().unavailable_cause(),
+        Some(UnavailableCause::Connect)
+    );
 }
 
 #[test]

@@ -63,11 +63,7 @@ impl PoolService for PoolServiceImpl {
         // Command policy and file paths are the operator's (config file), not a caller's.
         let resolved = cfg.resolve("").map_err(Error::from)?;
         dbpool_backends::request_policy::check_request_pool(&resolved)?;
-        let entry = self
-            .calls
-            .manager
-            .create(&r.pool_id, &cfg, !r.lazy)
-            .await?;
+        let entry = self.calls.manager.create(&r.pool_id, &cfg, !r.lazy).await?;
         self.health.pool_added(&entry).await;
         Ok(Response::new(pb::CreatePoolResponse {
             pool: Some(convert::info(&entry)),
@@ -117,8 +113,8 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<Self::QueryStream>, Status> {
         let r = req.into_inner();
         // Checked before the query runs: an unknown format must not cost a connection.
-        let format = pb::ResultFormat::try_from(r.format)
-            .map_err(|_| unknown_enum("format", r.format))?;
+        let format =
+            pb::ResultFormat::try_from(r.format).map_err(|_| unknown_enum("format", r.format))?;
         bounds::params(&self.calls.limits, "params", r.params.len())?;
         let params = convert::params(&r.params, "params")?;
         let q = self

@@ -67,7 +67,11 @@ async fn an_unreachable_database_is_unavailable_and_logged_with_pool_method_and_
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     daemon
         .wait_for_line(
-            &["call failed", "pool=down", "method=dbpool.v1.PoolService/Execute"],
+            &[
+                "call failed",
+                "pool=down",
+                "method=dbpool.v1.PoolService/Execute",
+            ],
             LOG_WAIT,
         )
         .unwrap_or_else(|| panic!("no such log line in:\n{}", daemon.log_tail()));

@@ -54,7 +54,9 @@ mod tests {
             kind: tiberius::error::IoErrorKind::ConnectionRefused,
             message: "refused".into(),
         };
-        assert!(matches!(classify(&e), Error::Unavailable { message, .. } if message.contains("refused")));
+        assert!(
+            matches!(classify(&e), Error::Unavailable { message, .. } if message.contains("refused"))
+        );
         assert!(!keeps_connection(&e));
         let c = TdsError::Conversion("bad".into());
         assert!(matches!(classify(&c), Error::InvalidArgument { field, .. } if field == "params"));

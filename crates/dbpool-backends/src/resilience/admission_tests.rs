@@ -61,7 +61,10 @@ async fn a_published_connect_failure_ends_the_wait_at_once() {
     }
     a.watch().publish(refused());
     let e = waiting.await.unwrap();
-    assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("database unavailable: refused"));
+    assert_eq!(
+        e.map(|e| e.to_string()).as_deref(),
+        Some("database unavailable: refused")
+    );
     assert_eq!(a.timeouts(), 0);
 }
 

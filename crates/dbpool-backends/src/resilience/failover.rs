@@ -383,7 +383,6 @@ impl Backend for FailoverBackend {
     }
 }
 
-
 #[cfg(test)]
 #[path = "failover_tests.rs"]
 mod tests;

@@ -28,8 +28,14 @@ async fn a_write_while_the_primary_is_down_is_refused_with_its_cause_kept() {
     let primary = Scripted::failing([down(Connect)]);
     let backup = Scripted::failing([]);
     let pool = group(&primary, &[&backup]);
-    let e = pool.execute("INSERT INTO t VALUES (1)", vec![]).await.unwrap_err();
-    let Error::ReadOnly { pool: id, cause, .. } = &e else {
+    let e = pool
+        .execute("INSERT INTO t VALUES (1)", vec![])
+        .await
+        .unwrap_err();
+    let Error::ReadOnly {
+        pool: id, cause, ..
+    } = &e
+    else {
         panic!("{e:?}")
     };
     assert_eq!(id, "pg");
@@ -95,7 +101,10 @@ async fn the_probe_finds_the_primary_back() {
     // for that on paused time, which runs the probe's timers without real waiting.
     let started = tokio::time::Instant::now();
     while pool.failover().unwrap().degraded {
-        assert!(started.elapsed() < Duration::from_secs(10), "the primary never came back");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the primary never came back"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(started.elapsed() >= Duration::from_secs(2));

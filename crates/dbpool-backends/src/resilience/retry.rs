@@ -40,9 +40,7 @@ impl Default for Backoff {
 /// and no breaker refused it.
 fn worth_retrying(e: &Error) -> bool {
     match e.unavailable_cause() {
-        Some(UnavailableCause::Connect | UnavailableCause::Closed | UnavailableCause::Busy) => {
-            true
-        }
+        Some(UnavailableCause::Connect | UnavailableCause::Closed | UnavailableCause::Busy) => true,
         Some(UnavailableCause::CircuitOpen) | None => false,
     }
 }

@@ -12,7 +12,10 @@ fn retrying(inner: &Arc<Scripted>) -> Retrying {
 async fn a_read_whose_connection_failed_is_retried_twice_with_backoff() {
     let inner = Scripted::failing([down(Connect), down(Closed)]);
     let started = Instant::now();
-    retrying(&inner).query("SELECT 1", vec![], 10).await.unwrap();
+    retrying(&inner)
+        .query("SELECT 1", vec![], 10)
+        .await
+        .unwrap();
     assert_eq!(inner.calls(), 3);
     // 50 ms then 200 ms, each plus up to as much again of jitter.
     let waited = started.elapsed();
@@ -43,7 +46,10 @@ async fn an_open_circuit_fails_at_once() {
 #[tokio::test(start_paused = true)]
 async fn writes_and_statement_errors_are_not_retried() {
     let inner = Scripted::failing([down(Connect)]);
-    assert!(retrying(&inner).execute("DELETE FROM t", vec![]).await.is_err());
+    assert!(retrying(&inner)
+        .execute("DELETE FROM t", vec![])
+        .await
+        .is_err());
     assert_eq!(inner.calls(), 1);
     let inner = Scripted::failing([Error::Database {
         message: "syntax error".into(),

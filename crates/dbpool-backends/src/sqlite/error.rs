@@ -8,7 +8,9 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Error {
             use rusqlite::ErrorCode::*;
             let message = msg.clone().unwrap_or_else(|| f.to_string());
             match f.code {
-                DatabaseBusy | DatabaseLocked => Error::unavailable(UnavailableCause::Busy, message),
+                DatabaseBusy | DatabaseLocked => {
+                    Error::unavailable(UnavailableCause::Busy, message)
+                }
                 CannotOpen | NotADatabase | DatabaseCorrupt => {
                     Error::unavailable(UnavailableCause::Connect, message)
                 }

@@ -29,8 +29,9 @@ pub(crate) fn flight_stream(q: QueryStream) -> Out<FlightData> {
     let body = q
         .batches
         .map(move |item| {
-            item.map_err(Status::from)
-                .and_then(|batch| encode(&mut encoder, &batch).map_err(|e| Status::from(dbpool_core::Error::from(e))))
+            item.map_err(Status::from).and_then(|batch| {
+                encode(&mut encoder, &batch).map_err(|e| Status::from(dbpool_core::Error::from(e)))
+            })
         })
         // Nothing follows an error.
         .scan(false, |failed, item| {

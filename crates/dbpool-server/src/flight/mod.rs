@@ -148,11 +148,10 @@ impl FlightService for FlightImpl {
     }
 
     async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let (t, params) =
-            match commands::classify(&req.get_ref().ticket, "ticket")? {
-                Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
-                Command::Query(t, p) => (t, p),
-            };
+        let (t, params) = match commands::classify(&req.get_ref().ticket, "ticket")? {
+            Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
+            Command::Query(t, p) => (t, p),
+        };
         let mut q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, params, t.batch_size)

@@ -115,7 +115,9 @@ mod tests {
         assert!(
             matches!(status(404, b""), Error::Database { message, .. } if message == "HTTP status 404")
         );
-        assert!(matches!(redirect(307), Error::Unavailable { message, .. } if message.contains("HTTP 307")));
+        assert!(
+            matches!(redirect(307), Error::Unavailable { message, .. } if message.contains("HTTP 307"))
+        );
     }
 
     #[test]
