@@ -1,7 +1,5 @@
 //! Database backends of dbpool: one folder and one cargo feature per database, each
 //! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
-mod breaker;
-pub mod failover;
 #[cfg(feature = "influxdb")]
 pub mod influxdb;
 #[cfg(feature = "mssql")]
@@ -12,6 +10,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod request_policy;
+pub mod resilience;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tx;
@@ -49,27 +48,36 @@ impl Factory {
 
 #[async_trait]
 impl BackendFactory for Factory {
-    /// One backend, or with `backup_urls` a failover wrapper around the primary's and
-    /// one per backup.
+    /// One backend, or with `backup_urls` one per server, inside the resilience layer.
     async fn create(&self, pool_id: &str, pool: &ResolvedPool) -> Result<Arc<dyn Backend>> {
         let primary = self.single(pool_id, pool)?;
-        if pool.backup_urls.is_empty() {
-            return Ok(primary);
-        }
-        let backups = (1..=pool.backup_urls.len())
-            .map(|n| {
-                self.single(
-                    &format!("{pool_id}:backup{n}"),
-                    &failover::backup_pool(pool, n)?,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(failover::FailoverBackend::new(
-            pool_id,
-            primary,
-            backups,
-            std::time::Duration::from_millis(pool.options.breaker_cooldown_ms),
-        )))
+        let backups = match pool.backup_urls.len() {
+            0 => None,
+            n => {
+                let read_only = read_only_backup(pool.kind)?;
+                let servers = (1..=n)
+                    .map(|n| {
+                        let backup = resilience::failover::backup_pool(pool, n, &read_only)?;
+                        self.single(&format!("{pool_id}:backup{n}"), &backup)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some(resilience::Backups { servers, read_only })
+            }
+        };
+        Ok(resilience::wrap(pool_id, pool, primary, backups))
+    }
+}
+
+/// How a database kind serves as a failover backup, if it can.
+fn read_only_backup(kind: BackendKind) -> Result<resilience::ReadOnlyBackup> {
+    match kind {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Ok(postgres::backup::READ_ONLY),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::Unsupported(format!(
+            "backup_urls on {} pools",
+            other.name()
+        ))),
     }
 }
 

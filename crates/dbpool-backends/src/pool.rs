@@ -1,14 +1,12 @@
 //! What every backend's pool shares: a bb8 manager wrapper that tells connect failures
-//! apart and retires connections at a jittered age, and an acquire that serves callers
-//! in arrival order and fails fast with the database's own error.
-use crate::breaker::Breaker;
+//! apart and retires connections at a jittered age, and an acquire through the pool's
+//! admission (resilience/admission.rs: breaker, fair bounded queue, fail fast).
+use crate::resilience::admission::{Admission, ConnectWatch};
 use dbpool_config::PoolOptions;
-use dbpool_core::{Error, LogLimiter, PoolState, Result};
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use dbpool_core::{Error, LogLimiter, PoolState, Result, UnavailableCause};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Wraps a bb8 manager so the error sink can tell a failed connect from a failed check,
 /// and so each connection retires at its own, jittered, age.
@@ -84,21 +82,14 @@ impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
     }
 }
 
-/// Latest connect failure of a pool, published to callers waiting for a connection.
-struct ConnectWatch {
-    last: Mutex<Option<Error>>,
-    generation: watch::Sender<u64>,
-    /// A pool whose database is down fails every connect (health checks, waiters, the
-    /// minimum-idle filler): its warning is logged once, then once per interval.
-    log: LogLimiter,
-}
-
-/// At most one "connection failed" line per pool per this interval.
+/// At most one "connection failed" line per pool per this interval: a pool whose
+/// database is down fails every connect (health checks, waiters, the minimum-idle filler).
 const CONNECT_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Forwards connect failures to the watch; bb8 reports them nowhere else.
+/// Forwards connect failures to the pool's admission; bb8 reports them nowhere else.
 struct Sink<E: 'static> {
     watch: Arc<ConnectWatch>,
+    log: Arc<LogLimiter>,
     classify: fn(&E) -> Error,
 }
 
@@ -108,74 +99,51 @@ impl<E> std::fmt::Debug for Sink<E> {
     }
 }
 
-impl<E: Send + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
+impl<E: std::error::Error + Send + Sync + 'static> bb8::ErrorSink<ManagedError<E>> for Sink<E> {
     fn sink(&self, error: ManagedError<E>) {
         let (ManagedError::Connect(e) | ManagedError::Check(e)) = &error else {
             return;
         };
         let classified = connect_error((self.classify)(e));
-        if let Some(suppressed) = self.watch.log.check() {
+        if let Some(suppressed) = self.log.check() {
             tracing::warn!(error = %classified, suppressed_since_last_log = suppressed, "connection failed");
         }
-        if let ManagedError::Connect(_) = error {
-            *self.watch.last.lock() = Some(classified);
-            self.watch.generation.send_modify(|g| *g += 1);
+        if let ManagedError::Connect(e) = error {
+            self.watch.publish(classified.with_source(e));
         }
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ManagedError<E>>> {
         Box::new(Sink {
             watch: self.watch.clone(),
+            log: self.log.clone(),
             classify: self.classify,
         })
     }
 }
 
 /// A connect failure is never the statement's fault: anything but bad credentials is
-/// "unavailable" to the caller.
+/// "unavailable to connect" to the caller, whatever the driver's classifier made of it.
 fn connect_error(e: Error) -> Error {
     match e {
-        Error::AuthFailed(_) | Error::Unavailable(_) => e,
-        other => Error::Unavailable(other.to_string()),
+        Error::AuthFailed(_) => e,
+        Error::Unavailable {
+            message, source, ..
+        } => Error::Unavailable {
+            cause: UnavailableCause::Connect,
+            message,
+            source,
+        },
+        other => Error::unavailable(UnavailableCause::Connect, other.to_string()),
     }
 }
 
 /// A bb8 pool plus the bookkeeping bb8 does not do: waiters, timeouts, fast failure.
 pub struct PoolHandle<M: bb8::ManageConnection> {
     pool: bb8::Pool<Managed<M>>,
-    watch: Arc<ConnectWatch>,
     classify: fn(&M::Error) -> Error,
-    waiters: AtomicU32,
-    timeouts: AtomicU64,
-    waits: dbpool_core::Histogram,
-    breaker: Breaker,
-    /// One permit per connection, handed out first come, first served: bb8 lets a new
-    /// caller take a connection that was just returned before the waiter it woke runs,
-    /// and that waiter goes to the back of the queue (seen: clients starved for seconds,
-    /// and a latency tail twice the mean under load). With the turn taken here, a caller
-    /// reaches bb8 only when a connection is there for it.
-    turns: Arc<Semaphore>,
+    admission: Admission,
     options: PoolOptions,
-}
-
-/// An acquire in progress: on drop it leaves the wait queue, and unless it told the
-/// breaker how the database is, it gives up a half-open probe it may hold.
-struct Pending<'a> {
-    breaker: &'a Breaker,
-    waiters: &'a AtomicU32,
-    queued: bool,
-    settled: bool,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if self.queued {
-            self.waiters.fetch_sub(1, Relaxed);
-        }
-        if !self.settled {
-            self.breaker.abandon();
-        }
-    }
 }
 
 /// A connection checked out of a `PoolHandle`; on drop it returns to the pool, then
@@ -200,15 +168,14 @@ impl<M: bb8::ManageConnection> std::ops::DerefMut for Conn<M> {
     }
 }
 
-impl<M: bb8::ManageConnection> PoolHandle<M> {
+impl<M> PoolHandle<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
     /// Builds the pool without connecting; `classify` turns driver errors into ours.
     pub fn new(manager: M, options: &PoolOptions, classify: fn(&M::Error) -> Error) -> Self {
-        let (generation, _) = watch::channel(0);
-        let watch = Arc::new(ConnectWatch {
-            last: Mutex::new(None),
-            generation,
-            log: LogLimiter::new(CONNECT_LOG_INTERVAL),
-        });
+        let admission = Admission::new(options);
         let pool = bb8::Pool::builder()
             .max_size(options.max_connections)
             .min_idle((options.min_connections > 0).then_some(options.min_connections))
@@ -219,7 +186,8 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             .retry_connection(false)
             .test_on_check_out(true)
             .error_sink(Box::new(Sink {
-                watch: watch.clone(),
+                watch: admission.watch(),
+                log: Arc::new(LogLimiter::new(CONNECT_LOG_INTERVAL)),
                 classify,
             }))
             .build_unchecked(Managed {
@@ -228,16 +196,8 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
             });
         PoolHandle {
             pool,
-            watch,
             classify,
-            waiters: AtomicU32::new(0),
-            timeouts: AtomicU64::new(0),
-            waits: dbpool_core::Histogram::default(),
-            breaker: Breaker::new(
-                options.breaker_threshold,
-                Duration::from_millis(options.breaker_cooldown_ms),
-            ),
-            turns: Arc::new(Semaphore::new(options.max_connections as usize)),
+            admission,
             options: options.clone(),
         }
     }
@@ -245,66 +205,19 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
     /// Checks a connection out. Fails with the database's error as soon as a connect
     /// attempt made on our behalf fails, and with `AcquireTimeout` when the pool stays full.
     pub async fn acquire(&self) -> Result<Conn<M>> {
-        self.breaker.admit()?;
-        // Settles the breaker and the waiter count however the call ends, including a
-        // caller that goes away (deadline, cancel) while it waits.
-        let mut pending = Pending {
-            breaker: &self.breaker,
-            waiters: &self.waiters,
-            queued: false,
-            settled: false,
+        let checkout = async {
+            self.pool.get_owned().await.map_err(|e| match e {
+                bb8::RunError::TimedOut => Error::AcquireTimeout(self.options.acquire_timeout()),
+                bb8::RunError::User(ManagedError::Connect(e) | ManagedError::Check(e)) => {
+                    connect_error((self.classify)(&e)).with_source(e)
+                }
+                bb8::RunError::User(ManagedError::Broken) => {
+                    Error::unavailable(UnavailableCause::Closed, "connection closed")
+                }
+            })
         };
-        let mut rx = self.watch.generation.subscribe();
-        rx.mark_unchanged();
-        // A bounded queue: beyond it, refuse at once instead of piling up.
-        if self.waiters.fetch_add(1, Relaxed) >= self.options.max_waiters {
-            self.waiters.fetch_sub(1, Relaxed);
-            return Err(Error::ResourceExhausted(format!(
-                "{} calls are already waiting for a connection (max_waiters)",
-                self.options.max_waiters
-            )));
-        }
-        pending.queued = true;
-        let started = Instant::now();
-        // One deadline for the turn and the checkout together (bb8's own timeout, the
-        // same length, never ends first).
-        let checkout = tokio::time::timeout(self.options.acquire_timeout(), async {
-            let turn = self.turns.clone().acquire_owned().await;
-            let turn = turn.expect("the pool's semaphore is never closed");
-            let conn = self.pool.get_owned().await?;
-            Ok(Conn { conn, _turn: turn })
-        });
-        let checkout = async { checkout.await.unwrap_or(Err(bb8::RunError::TimedOut)) };
-        let result = tokio::select! {
-            r = checkout => match r {
-                Ok(c) => Ok(c),
-                Err(bb8::RunError::TimedOut) => {
-                    self.timeouts.fetch_add(1, Relaxed);
-                    Err(Error::AcquireTimeout(self.options.acquire_timeout()))
-                }
-                Err(bb8::RunError::User(ManagedError::Connect(e) | ManagedError::Check(e))) => {
-                    Err(connect_error((self.classify)(&e)))
-                }
-                Err(bb8::RunError::User(ManagedError::Broken)) => {
-                    Err(Error::Unavailable("connection closed".into()))
-                }
-            },
-            _ = rx.changed() => Err(self
-                .watch
-                .last
-                .lock()
-                .clone()
-                .unwrap_or_else(|| Error::Unavailable("connect failed".into()))),
-        };
-        self.waits.observe(started.elapsed());
-        match &result {
-            Ok(_) => self.breaker.success(),
-            Err(e) if e.is_connection_error() => self.breaker.failure(e),
-            // Neither: a probe that learnt nothing lets the next call probe.
-            Err(_) => return result,
-        }
-        pending.settled = true;
-        result
+        let (turn, conn) = self.admission.admit(checkout).await?;
+        Ok(Conn { conn, _turn: turn })
     }
 
     /// Size, idle and waiters.
@@ -313,18 +226,17 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
         PoolState {
             size: s.connections,
             idle: s.idle_connections,
-            // Calls inside `acquire` that have no connection yet.
-            waiters: self.waiters.load(Relaxed),
+            waiters: self.admission.waiters(),
             max_size: self.options.max_connections,
             connections_created: s.statistics.connections_created,
-            acquire_timeouts: self.timeouts.load(Relaxed),
-            circuit: self.breaker.state(),
+            acquire_timeouts: self.admission.timeouts(),
+            circuit: self.admission.circuit(),
         }
     }
 
     /// How long acquires waited.
     pub fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
-        self.waits.snapshot()
+        self.admission.waits()
     }
 
     /// The pool's options.
@@ -337,6 +249,7 @@ impl<M: bb8::ManageConnection> PoolHandle<M> {
 mod tests {
     use super::*;
     use crate::sqlite::SqliteManager;
+    use parking_lot::Mutex;
 
     fn sqlite_pool(
         dir: &tempfile::TempDir,
@@ -352,7 +265,7 @@ mod tests {
             ..PoolOptions::default()
         };
         Arc::new(PoolHandle::new(manager, &options, |e| {
-            Error::Unavailable(e.to_string())
+            Error::unavailable(UnavailableCause::Connect, e.to_string())
         }))
     }
 
@@ -404,7 +317,9 @@ mod tests {
             acquire_timeout_ms: 50,
             ..PoolOptions::default()
         };
-        let pool = PoolHandle::new(manager, &options, |e| Error::Unavailable(e.to_string()));
+        let pool = PoolHandle::new(manager, &options, |e| {
+            Error::unavailable(UnavailableCause::Connect, e.to_string())
+        });
         let held = pool.acquire().await.unwrap();
         let err = pool.acquire().await.err().expect("the pool is full");
         assert!(matches!(err, Error::AcquireTimeout(_)), "{err:?}");

@@ -3,7 +3,8 @@
 //! probe (every cool-down) brings the primary back. The live PostgreSQL version of this
 //! (driver behaviour: read-only backups, SQLSTATE 25006) is dbpool-server's
 //! tests/failover.rs.
-use dbpool_backends::failover::FailoverBackend;
+use dbpool_backends::postgres::backup::READ_ONLY;
+use dbpool_backends::resilience::FailoverBackend;
 use dbpool_config::BackendKind;
 use dbpool_core::{Backend, CircuitState, Error, Failover, Serving, TxOptions};
 use dbpool_testkit::{wait_until_sync, Fake, Step, Verb};
@@ -22,6 +23,7 @@ fn pool(n: usize) -> (FailoverBackend, Fake, Vec<Fake>) {
         primary.backend(),
         backups.iter().map(Fake::backend).collect(),
         COOLDOWN,
+        &READ_ONLY,
     );
     (backend, primary, backups)
 }
@@ -156,7 +158,7 @@ async fn backups_are_tried_in_order_and_none_left_is_unavailable() {
 
     backups[1].set_default(Step::down());
     let e = read(&b).await.unwrap_err();
-    let Error::Unavailable(m) = &e else {
+    let Error::Unavailable { message: m, .. } = &e else {
         panic!("expected unavailable, got {e:?}")
     };
     assert!(m.contains("primary and every backup unavailable"), "{m}");
@@ -207,7 +209,7 @@ async fn a_health_check_while_the_primary_is_down_names_the_serving_backup() {
     let (b, primary, backups) = pool(2);
     primary.set_default(Step::down());
     backups[0].set_default(Step::down());
-    assert!(matches!(b.health_check().await, Err(Error::Unavailable(_))));
+    assert!(matches!(b.health_check().await, Err(Error::Unavailable { .. })));
     assert_eq!(
         degraded(&b),
         Failover {

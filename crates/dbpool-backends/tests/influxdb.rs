@@ -365,7 +365,7 @@ async fn errors_inside_200_responses_and_statuses() {
     let down = backend_with("influxdb://127.0.0.1:1/x", &[], 1).await;
     assert!(matches!(
         down.health_check().await,
-        Err(Error::Unavailable(_))
+        Err(Error::Unavailable { .. })
     ));
 
     assert!(matches!(

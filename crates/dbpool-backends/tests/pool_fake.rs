@@ -3,7 +3,7 @@
 //! refuses connections opens the breaker, which lets one probe through per cool-down.
 use dbpool_backends::PoolHandle;
 use dbpool_config::PoolOptions;
-use dbpool_core::{CircuitState, Error};
+use dbpool_core::{CircuitState, Error, UnavailableCause};
 use dbpool_testkit::wait_until_sync;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
@@ -24,6 +24,14 @@ struct FakeManager(Arc<Database>);
 /// The one way connecting fails.
 #[derive(Debug)]
 struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused (fake)")
+    }
+}
+
+impl std::error::Error for Refused {}
 
 impl bb8::ManageConnection for FakeManager {
     type Connection = u32;
@@ -48,7 +56,7 @@ impl bb8::ManageConnection for FakeManager {
 }
 
 fn unavailable(_: &Refused) -> Error {
-    Error::Unavailable("connection refused (fake)".into())
+    Error::unavailable(UnavailableCause::Connect, "connection refused (fake)")
 }
 
 fn pool(change: impl FnOnce(&mut PoolOptions)) -> (Arc<PoolHandle<FakeManager>>, Arc<Database>) {
@@ -124,7 +132,7 @@ async fn a_refusing_database_opens_the_breaker_and_a_probe_closes_it() {
     for _ in 0..2 {
         let e = pool.acquire().await.err().expect("the database is down");
         assert!(
-            matches!(&e, Error::Unavailable(m) if m.contains("refused")),
+            matches!(&e, Error::Unavailable { cause: UnavailableCause::Connect, message, .. } if message.contains("refused")),
             "{e:?}"
         );
     }
@@ -132,7 +140,7 @@ async fn a_refusing_database_opens_the_breaker_and_a_probe_closes_it() {
     let tried = manager.connects.load(SeqCst);
     let e = pool.acquire().await.err().expect("the circuit is open");
     assert!(
-        matches!(&e, Error::Unavailable(m) if m.contains("circuit open")),
+        matches!(&e, Error::Unavailable { cause: UnavailableCause::CircuitOpen, .. }),
         "{e:?}"
     );
     assert_eq!(

@@ -276,12 +276,17 @@ async fn errors_are_classified() {
     // Nothing listens on port 1.
     let down = backend("postgres://postgres@127.0.0.1:1/postgres").await;
     let e = down.execute("SELECT 1", vec![]).await.unwrap_err();
-    assert!(matches!(e, Error::Unavailable(_)), "{e}");
+    assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+    assert_eq!(
+        e.unavailable_cause(),
+        Some(dbpool_core::UnavailableCause::Connect),
+        "a refused connect is told apart by type"
+    );
     // Bad credentials / missing database are the database's answer at connect time.
     let missing = backend(&format!("{}_missing", db.url)).await;
     let e = missing.execute("SELECT 1", vec![]).await.unwrap_err();
     assert!(
-        matches!(e, Error::Unavailable(ref m) if m.contains("does not exist")),
+        matches!(e, Error::Unavailable { ref message, .. } if message.contains("does not exist")),
         "{e}"
     );
 }

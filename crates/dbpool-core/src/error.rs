@@ -1,5 +1,59 @@
-//! The error type every layer shares; dbpool-server maps it to gRPC codes in one place.
+//! The error type every layer shares; `grpc.rs` (feature `grpc`) maps it to gRPC
+//! statuses in one place. Causes are variants: retry, breaker, failover, status codes and
+//! health decide by matching on them, never on message text.
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The error a driver (or the OS) raised, kept behind an error of ours so a caller can
+/// inspect it: `std::error::Error::source` of ours is this error itself, ready for
+/// `downcast_ref::<std::io::Error>()`. Shared, so `Error` stays `Clone`.
+#[derive(Debug, Clone)]
+pub struct Source(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Source {
+    /// Keeps `e`.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Source(Arc::new(e))
+    }
+}
+
+/// The kept error itself (not the `Arc` around it), which is what `#[source]` hands out.
+impl std::ops::Deref for Source {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// Why a database is unavailable: what retry, the breaker and failover decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnavailableCause {
+    /// Opening a connection failed: refused, unreachable, TLS, handshake, or a server
+    /// that answers at the address but is not the database (a redirect).
+    Connect,
+    /// The pool's circuit breaker is open after repeated connect failures, or a probe
+    /// is testing the database: the call failed fast without trying.
+    CircuitOpen,
+    /// A connection broke while in use or was found closed: I/O, protocol, the server
+    /// shutting down.
+    Closed,
+    /// The database is up but cannot take the call now: SQLite busy or locked, Redis
+    /// `LOADING`/`BUSY`, an HTTP 5xx of a gateway, a server still starting.
+    Busy,
+}
+
+impl UnavailableCause {
+    /// `CONNECT`, `CIRCUIT_OPEN`, `CLOSED` or `BUSY` (the `cause` a client reads).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnavailableCause::Connect => "CONNECT",
+            UnavailableCause::CircuitOpen => "CIRCUIT_OPEN",
+            UnavailableCause::Closed => "CLOSED",
+            UnavailableCause::Busy => "BUSY",
+        }
+    }
+}
 
 /// Everything that can go wrong in a call, classified by what the caller can do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,17 +115,28 @@ pub enum Error {
     /// A statement ran longer than the statement timeout or was cancelled.
     #[error("statement timed out or was cancelled: {0}")]
     StatementTimeout(String),
-    /// The database could not be reached or dropped the connection.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// The database could not be reached, dropped the connection, or cannot take the
+    /// call now; `cause` says which.
+    #[error("database unavailable: {message}")]
+    Unavailable {
+        /// Why, by kind: what retry, breaker and failover decide on.
+        cause: UnavailableCause,
+        /// What the caller reads: the database's or driver's own words (never a URL,
+        /// a password or an upstream body).
+        message: String,
+        /// The driver's error, when one was at hand; `message` already says what it said.
+        #[source]
+        source: Option<Source>,
+    },
     /// The pool's primary is down and its backups serve reads only: a write is refused
     /// rather than sent to a replica.
-    #[error("pool `{pool}` is in read-only degraded mode: primary unavailable ({cause}); writes are refused, {reads}")]
+    #[error("pool `{pool}` is in read-only degraded mode: primary unavailable ({}); writes are refused, {reads}", Bare(.cause))]
     ReadOnly {
         /// The pool's id.
         pool: String,
         /// Why the primary is considered down (its last connection error).
-        cause: String,
+        #[source]
+        cause: Box<Error>,
         /// Where reads go meanwhile, e.g. `reads are served by backup 1`.
         reads: String,
     },
@@ -138,6 +203,63 @@ impl Error {
         }
     }
 
+    /// An `Unavailable` error without a driver error behind it.
+    pub fn unavailable(cause: UnavailableCause, message: impl Into<String>) -> Self {
+        Error::Unavailable {
+            cause,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` behind an `Unavailable` error (other errors are returned as they are:
+    /// their message is all a caller needs).
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match self {
+            Error::Unavailable { cause, message, .. } => Error::Unavailable {
+                cause,
+                message,
+                source: Some(Source::new(source)),
+            },
+            other => other,
+        }
+    }
+
+    /// The cause of an `Unavailable` error.
+    pub fn unavailable_cause(&self) -> Option<UnavailableCause> {
+        match self {
+            Error::Unavailable { cause, .. } => Some(*cause),
+            _ => None,
+        }
+    }
+
+    /// The same error with `note` appended to its message, for the variants whose
+    /// message is free text (e.g. how many rows went in before a bulk insert failed).
+    pub fn noted(self, note: &str) -> Self {
+        match self {
+            Error::Database { message, code } => Error::Database {
+                message: message + note,
+                code,
+            },
+            Error::InvalidArgument { field, message } => Error::InvalidArgument {
+                field,
+                message: message + note,
+            },
+            Error::Unavailable {
+                cause,
+                message,
+                source,
+            } => Error::Unavailable {
+                cause,
+                message: message + note,
+                source,
+            },
+            Error::StatementTimeout(m) => Error::StatementTimeout(m + note),
+            Error::AuthFailed(m) => Error::AuthFailed(m + note),
+            other => other,
+        }
+    }
+
     /// A request field error.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument {
@@ -158,7 +280,21 @@ impl Error {
 
     /// Whether this error says the database (not the statement) is at fault.
     pub fn is_connection_error(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::AuthFailed(_))
+        matches!(self, Error::Unavailable { .. } | Error::AuthFailed(_))
+    }
+}
+
+/// An error as it reads nested in another's message: an `Unavailable` error without its
+/// "database unavailable: " prefix (the outer message says so already).
+#[derive(Debug)]
+pub struct Bare<'a>(pub &'a Error);
+
+impl std::fmt::Display for Bare<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Error::Unavailable { message, .. } => f.write_str(message),
+            other => write!(f, "{other}"),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The heart of dbpool: the `Backend` trait, parameters, errors, the `PoolManager` and
 //! its counters. No driver code and no gRPC code live here.
 mod backend;
+pub mod call;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod limiter;
 mod manager;
 mod metrics;
@@ -14,7 +17,7 @@ pub use backend::{
     validate_statements, Backend, BackendFactory, BatchOutcome, BulkInsert, CircuitState, Failover,
     InsertMode, PoolState, QueryStream, Serving, Statement, StatementResult, TableRef,
 };
-pub use error::{Error, Result};
+pub use error::{Bare, Error, Result, Source, UnavailableCause};
 pub use limiter::{clip, LogLimiter, ECHO_CHARS};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{

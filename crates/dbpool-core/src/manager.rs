@@ -83,6 +83,7 @@ impl PoolManager {
         check: bool,
     ) -> Result<Arc<PoolEntry>> {
         validate_pool_id(id).map_err(|m| Error::invalid("pool_id", m))?;
+        crate::call::note_pool(id);
         let resolved = config.resolve("")?;
         {
             let pools = self.pools.read();
@@ -138,6 +139,7 @@ impl PoolManager {
         if id.is_empty() {
             return Err(Error::invalid("pool_id", "is empty"));
         }
+        crate::call::note_pool(id);
         self.pools
             .read()
             .get(id)
@@ -187,7 +189,10 @@ mod tests {
             if self.reachable {
                 Ok(())
             } else {
-                Err(Error::Unavailable("refused".into()))
+                Err(Error::unavailable(
+                    crate::UnavailableCause::Connect,
+                    "refused",
+                ))
             }
         }
         fn state(&self) -> PoolState {
@@ -234,7 +239,7 @@ mod tests {
     async fn failed_check_adds_nothing() {
         let m = PoolManager::new(Arc::new(FakeFactory));
         let e = m.create("b", &cfg("sqlite:///down"), true).await;
-        assert!(matches!(e, Err(Error::Unavailable(_))));
+        assert!(matches!(e, Err(Error::Unavailable { .. })));
         assert!(m.list().is_empty());
         assert!(matches!(
             m.create("bad id!", &cfg("sqlite:///x"), false).await,

@@ -172,6 +172,7 @@ impl TxRegistry {
             .filter(|e| e.owner == owner)
             .cloned()
             .ok_or_else(|| not_found(id))?;
+        crate::call::note_pool(&entry.pool.id);
         entry.touch();
         Ok(entry)
     }
@@ -186,6 +187,7 @@ impl TxRegistry {
             }
         }
         .ok_or_else(|| not_found(id))?;
+        crate::call::note_pool(&entry.pool.id);
         if commit {
             entry.tx.commit().await
         } else {

@@ -61,29 +61,6 @@ fn refuse_tx_control(sql: &str, target: &Target) -> Result<()> {
     sql_lex::refuse_tx_control(sql, kind, target.tx().is_some(), "sql")
 }
 
-/// Retries a read that failed before any row was sent because the connection failed:
-/// twice, with exponential backoff and jitter. Never used for writes, and not while the
-/// pool's circuit is open (that error is meant to be fast).
-async fn with_retry<T, F, Fut>(mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut delay = Duration::from_millis(50);
-    for attempt in 0.. {
-        match f().await {
-            Err(Error::Unavailable(m)) if attempt < 2 && !m.starts_with("circuit") => {
-                let jitter = delay.mul_f64(fastrand::f64());
-                tracing::debug!(error = %m, attempt, "retrying a read");
-                tokio::time::sleep(delay + jitter).await;
-                delay *= 4;
-            }
-            r => return r,
-        }
-    }
-    unreachable!("the loop returns")
-}
-
 /// Where a call runs: a pool, or a transaction on one.
 enum Target {
     Pool(Arc<PoolEntry>),
@@ -176,7 +153,7 @@ impl Calls {
         } as usize;
         let started = async {
             match &target {
-                Target::Pool(p) => with_retry(|| p.backend.query(sql, params.clone(), size)).await,
+                Target::Pool(p) => p.backend.query(sql, params, size).await,
                 Target::Tx(t) => t.tx.query(sql, params, size).await,
             }
         }

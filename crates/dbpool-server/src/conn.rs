@@ -1,7 +1,9 @@
 //! Accepted client connections: each gets a daemon-wide unique id (the owner of the
 //! transactions it begins), must send its first bytes within the handshake timeout, and
 //! reports when it closes so its transactions are rolled back. Every call runs in a
-//! scope that names its connection and carries its server's per-call settings.
+//! scope that names its connection and carries its server's per-call settings, and as a
+//! [`Call`] naming its connection and method for the log line of a failure.
+use dbpool_core::call::Call;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Sleep;
-use tonic::codegen::http::Request;
+use tonic::codegen::http::{Request, Response};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::transport::server::Connected;
@@ -211,6 +213,71 @@ where
             call_spans: self.call_spans,
         };
         Box::pin(SCOPE.scope(scope, self.inner.call(req)))
+    }
+}
+
+/// Wraps a tonic service so each call runs as a [`Call`]: its connection's id, its
+/// method and pool in the log line of a failure. The response body is polled in the same
+/// scope, so an error met mid-stream is told apart too.
+#[derive(Clone)]
+pub struct WithCall<S>(pub S);
+
+impl<S: NamedService> NamedService for WithCall<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<Request<B>> for WithCall<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let id = req.extensions().get::<ConnInfo>().map(|c| c.id);
+        let path = req.uri().path();
+        let call = Call::new(id, path.strip_prefix('/').unwrap_or(path));
+        let response = call.clone().scope(self.0.call(req));
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|inner| tonic::body::Body::new(CallBody { call, inner })))
+        })
+    }
+}
+
+/// A response body whose frames are produced inside its call's scope.
+struct CallBody {
+    call: Arc<Call>,
+    inner: tonic::body::Body,
+}
+
+impl http_body::Body for CallBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let inner = &mut this.inner;
+        this.call
+            .clone()
+            .sync_scope(|| Pin::new(inner).poll_frame(cx))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

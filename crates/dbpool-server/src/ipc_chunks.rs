@@ -2,7 +2,6 @@
 //! gRPC messages as streaming allows.
 use crate::ipc_encode::{schema_has_dictionary, BatchEncoder};
 use crate::schema_cache::SchemaMessages;
-use crate::status::to_status;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::ipc::writer::{write_message, EncodedData, StreamWriter};
@@ -49,9 +48,9 @@ pub fn ipc_stream(q: QueryStream, schemas: &SchemaMessages) -> Result<QueryStrea
         let mut failed = None;
         for item in group {
             let step = match item {
-                Some(Ok(batch)) => w.write(&batch).map_err(|e| to_status(&e.into())),
-                Some(Err(e)) => Err(to_status(&e)),
-                None => w.finish().map_err(|e| to_status(&e.into())),
+                Some(Ok(batch)) => w.write(&batch).map_err(|e| Error::from(e).into()),
+                Some(Err(e)) => Err(e.into()),
+                None => w.finish().map_err(|e| Error::from(e).into()),
             };
             if let Err(s) = step {
                 failed = Some(s);

@@ -2,7 +2,6 @@
 use crate::calls::Calls;
 use crate::health::Health;
 use crate::ipc_chunks::{ipc_stream, QueryStreamOut};
-use crate::status::to_status;
 use crate::{bounds, convert, rows};
 use dbpool_core::{Error, Isolation, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
@@ -39,8 +38,8 @@ fn json_stream(q: dbpool_core::QueryStream) -> QueryStreamOut {
         })),
     };
     let body = q.batches.map(|b| {
-        let b = b.map_err(|e| to_status(&e))?;
-        let rows = rows::to_structs(&b).map_err(|e| to_status(&e))?;
+        let b = b?;
+        let rows = rows::to_structs(&b)?;
         Ok(pb::QueryResponse {
             payload: Some(pb::query_response::Payload::Rows(pb::RowBatch {
                 columns: vec![],
@@ -60,17 +59,11 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
         let r = req.into_inner();
-        let cfg = convert::pool_config(&r, &self.calls.limits).map_err(|e| to_status(&e))?;
+        let cfg = convert::pool_config(&r, &self.calls.limits)?;
         // Command policy and file paths are the operator's (config file), not a caller's.
-        let resolved = cfg.resolve("").map_err(|e| to_status(&e.into()))?;
-        dbpool_backends::request_policy::check_request_pool(&resolved)
-            .map_err(|e| to_status(&e))?;
-        let entry = self
-            .calls
-            .manager
-            .create(&r.pool_id, &cfg, !r.lazy)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let resolved = cfg.resolve("").map_err(Error::from)?;
+        dbpool_backends::request_policy::check_request_pool(&resolved)?;
+        let entry = self.calls.manager.create(&r.pool_id, &cfg, !r.lazy).await?;
         self.health.pool_added(&entry).await;
         Ok(Response::new(pb::CreatePoolResponse {
             pool: Some(convert::info(&entry)),
@@ -82,8 +75,8 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::RemovePoolRequest>,
     ) -> Result<Response<pb::RemovePoolResponse>, Status> {
         let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
-        self.calls.manager.remove(&id).map_err(|e| to_status(&e))?;
+        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        self.calls.manager.remove(&id)?;
         self.health.pool_removed(&id).await;
         Ok(Response::new(pb::RemovePoolResponse {}))
     }
@@ -107,8 +100,8 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::GetPoolStatusRequest>,
     ) -> Result<Response<pb::PoolStatus>, Status> {
         let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
-        let entry = self.calls.manager.get(&id).map_err(|e| to_status(&e))?;
+        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        let entry = self.calls.manager.get(&id)?;
         Ok(Response::new(convert::status(&entry)))
     }
 
@@ -120,20 +113,17 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<Self::QueryStream>, Status> {
         let r = req.into_inner();
         // Checked before the query runs: an unknown format must not cost a connection.
-        let format = pb::ResultFormat::try_from(r.format)
-            .map_err(|_| to_status(&unknown_enum("format", r.format)))?;
-        bounds::params(&self.calls.limits, "params", r.params.len()).map_err(|e| to_status(&e))?;
-        let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
+        let format =
+            pb::ResultFormat::try_from(r.format).map_err(|_| unknown_enum("format", r.format))?;
+        bounds::params(&self.calls.limits, "params", r.params.len())?;
+        let params = convert::params(&r.params, "params")?;
         let q = self
             .calls
             .query(&r.pool_id, &r.transaction_id, &r.sql, params, r.batch_size)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         let out = match format {
             pb::ResultFormat::JsonRows => json_stream(q),
-            pb::ResultFormat::ArrowIpcUnspecified => {
-                ipc_stream(q, &self.calls.schemas).map_err(|e| to_status(&e))?
-            }
+            pb::ResultFormat::ArrowIpcUnspecified => ipc_stream(q, &self.calls.schemas)?,
         };
         Ok(Response::new(out))
     }
@@ -143,13 +133,12 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let r = req.into_inner();
-        bounds::params(&self.calls.limits, "params", r.params.len()).map_err(|e| to_status(&e))?;
-        let params = convert::params(&r.params, "params").map_err(|e| to_status(&e))?;
+        bounds::params(&self.calls.limits, "params", r.params.len())?;
+        let params = convert::params(&r.params, "params")?;
         let n = self
             .calls
             .execute(&r.pool_id, &r.transaction_id, &r.sql, params)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::ExecuteResponse { rows_affected: n }))
     }
 
@@ -160,7 +149,7 @@ impl PoolService for PoolServiceImpl {
         let r = req.into_inner();
         let l = &self.calls.limits;
         // Counted before the statements are converted (copied).
-        bounds::statements(l, "statements", r.statements.len()).map_err(|e| to_status(&e))?;
+        bounds::statements(l, "statements", r.statements.len())?;
         let statements = r
             .statements
             .iter()
@@ -172,13 +161,11 @@ impl PoolService for PoolServiceImpl {
                     params: convert::params(&s.params, &format!("statements[{i}].params"))?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()
-            .map_err(|e| to_status(&e))?;
+            .collect::<Result<Vec<_>, Error>>()?;
         let out = self
             .calls
             .execute_batch(&r.pool_id, statements, r.transaction)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         let results: Vec<pb::StatementResult> = out
             .into_iter()
             .map(|s| match s.outcome {
@@ -210,7 +197,7 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<pb::BeginTransactionResponse>, Status> {
         let r = req.into_inner();
         let level = pb::IsolationLevel::try_from(r.isolation)
-            .map_err(|_| to_status(&unknown_enum("isolation", r.isolation)))?;
+            .map_err(|_| unknown_enum("isolation", r.isolation))?;
         let isolation = match level {
             pb::IsolationLevel::DefaultUnspecified => Isolation::Default,
             pb::IsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
@@ -225,8 +212,7 @@ impl PoolService for PoolServiceImpl {
         let id = self
             .calls
             .begin(&r.pool_id, options, r.idle_timeout_ms)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::BeginTransactionResponse {
             transaction_id: id,
         }))
@@ -238,8 +224,7 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
         self.calls
             .end(&req.into_inner().transaction_id, true)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::EndTransactionResponse {}))
     }
 
@@ -249,8 +234,7 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
         self.calls
             .end(&req.into_inner().transaction_id, false)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         Ok(Response::new(pb::EndTransactionResponse {}))
     }
 
@@ -259,11 +243,11 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id).map_err(|e| to_status(&e))?;
+        bounds::id(&self.calls.limits, "pool_id", &id)?;
         let entries = if id.is_empty() {
             self.calls.manager.list()
         } else {
-            vec![self.calls.manager.get(&id).map_err(|e| to_status(&e))?]
+            vec![self.calls.manager.get(&id)?]
         };
         Ok(Response::new(pb::GetMetricsResponse {
             pools: entries.iter().map(|e| convert::status(e)).collect(),

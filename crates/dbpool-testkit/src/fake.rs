@@ -94,7 +94,9 @@ impl Step {
 
     /// Fails as a database that cannot be reached.
     pub fn down() -> Step {
-        Step::fail(|| Error::Unavailable("connection refused (fake)".into()))
+        Step::fail(|| {
+            Error::unavailable(dbpool_core::UnavailableCause::Connect, "connection refused (fake)")
+        })
     }
 
     /// Waits `delay` on tokio's clock first.

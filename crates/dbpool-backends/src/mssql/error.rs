@@ -1,5 +1,5 @@
 //! tiberius errors → dbpool errors, keeping SQL Server's error number and message.
-use dbpool_core::Error;
+use dbpool_core::{Error, UnavailableCause};
 use tiberius::error::Error as TdsError;
 
 /// Login failed for user (wrong name or password).
@@ -31,9 +31,10 @@ pub fn classify(e: &TdsError) -> Error {
         }
         TdsError::Conversion(m) => Error::invalid("params", m.to_string()),
         TdsError::BulkInput(m) => Error::invalid("stream", m.to_string()),
-        TdsError::Tls(m) => Error::Unavailable(format!("TLS: {m}")),
+        TdsError::Tls(m) => Error::unavailable(UnavailableCause::Connect, format!("TLS: {m}")),
         // I/O, protocol and encoding failures leave the connection unusable.
-        other => Error::Unavailable(other.to_string()),
+        other => Error::unavailable(UnavailableCause::Closed, other.to_string())
+            .with_source(other.clone()),
     }
 }
 
@@ -53,7 +54,9 @@ mod tests {
             kind: tiberius::error::IoErrorKind::ConnectionRefused,
             message: "refused".into(),
         };
-        assert!(matches!(classify(&e), Error::Unavailable(m) if m.contains("refused")));
+        assert!(
+            matches!(classify(&e), Error::Unavailable { message, .. } if message.contains("refused"))
+        );
         assert!(!keeps_connection(&e));
         let c = TdsError::Conversion("bad".into());
         assert!(matches!(classify(&c), Error::InvalidArgument { field, .. } if field == "params"));

@@ -1,5 +1,6 @@
 //! PostgreSQL errors → dbpool errors, keeping the SQLSTATE and the server's message.
-use dbpool_core::Error;
+use super::params::ParamError;
+use dbpool_core::{Error, UnavailableCause};
 use tokio_postgres::error::Severity;
 
 /// Classifies a tokio-postgres error by what the caller can do about it.
@@ -20,10 +21,21 @@ pub fn classify(e: &tokio_postgres::Error) -> Error {
                 message,
                 code: Some(code),
             },
-            "08" => Error::Unavailable(format!("{message} (SQLSTATE {code})")),
+            "08" => Error::unavailable(
+                UnavailableCause::Closed,
+                format!("{message} (SQLSTATE {code})"),
+            ),
             "28" => Error::AuthFailed(format!("{message} (SQLSTATE {code})")),
             "57" if code == "57014" => Error::StatementTimeout(message),
-            "57" => Error::Unavailable(format!("{message} (SQLSTATE {code})")),
+            // cannot_connect_now: the server is starting up or shutting down.
+            "57" if code == "57P03" => Error::unavailable(
+                UnavailableCause::Busy,
+                format!("{message} (SQLSTATE {code})"),
+            ),
+            "57" => Error::unavailable(
+                UnavailableCause::Closed,
+                format!("{message} (SQLSTATE {code})"),
+            ),
             "40" => Error::Aborted { message, code },
             _ => Error::Database {
                 message,
@@ -32,17 +44,17 @@ pub fn classify(e: &tokio_postgres::Error) -> Error {
         };
     }
     let text = e.to_string();
-    if text.starts_with("error serializing parameter") {
+    let source = std::error::Error::source(e);
+    if let Some(refused) = source.and_then(|s| s.downcast_ref::<ParamError>()) {
         // Our ToSql refused a value, e.g. out of range for int2.
-        let source = std::error::Error::source(e)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
-        return Error::invalid("params", format!("{text}: {source}"));
+        return Error::invalid("params", format!("{text}: {refused}"));
     }
-    // Everything else is the connection's fault: closed, I/O, protocol. The source says
-    // why ("Connection refused").
-    match std::error::Error::source(e) {
-        Some(source) => Error::Unavailable(format!("{text}: {source}")),
-        None => Error::Unavailable(text),
-    }
+    // Everything else is the connection's fault: closed, I/O, protocol (a failed connect
+    // is told apart by the pool, which knows it was connecting). The source says why
+    // ("Connection refused").
+    let message = match source {
+        Some(source) => format!("{text}: {source}"),
+        None => text,
+    };
+    Error::unavailable(UnavailableCause::Closed, message)
 }

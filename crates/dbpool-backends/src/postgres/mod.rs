@@ -1,5 +1,6 @@
 //! PostgreSQL through bb8-postgres: cached prepared statements, binary results decoded
 //! straight into Arrow builders and streamed in bounded batches.
+pub mod backup;
 mod cancel;
 mod convert;
 mod copy;

@@ -48,8 +48,42 @@ impl PgParam<'_> {
     }
 }
 
+/// A value our `ToSql` refused (out of range, no form for the type): the request's
+/// fault, told apart from the connection's by its type.
+#[derive(Debug)]
+pub struct ParamError(String);
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for ParamError {}
+
 impl ToSql for PgParam<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        self.encode(ty, out)
+            .map_err(|e| Box::new(ParamError(e.to_string())) as BoxError)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, ty: &Type) -> Format {
+        if self.binary(ty) {
+            Format::Binary
+        } else {
+            Format::Text
+        }
+    }
+
+    to_sql_checked!();
+}
+
+impl PgParam<'_> {
+    fn encode(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         if !self.binary(ty) {
             out.put_slice(self.text()?.as_bytes());
             return Ok(IsNull::No);
@@ -99,22 +133,6 @@ impl ToSql for PgParam<'_> {
         Ok(IsNull::No)
     }
 
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, ty: &Type) -> Format {
-        if self.binary(ty) {
-            Format::Binary
-        } else {
-            Format::Text
-        }
-    }
-
-    to_sql_checked!();
-}
-
-impl PgParam<'_> {
     fn text(&self) -> Result<String, BoxError> {
         Ok(match self.0 {
             Param::Null => String::new(),

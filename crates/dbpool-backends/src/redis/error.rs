@@ -1,6 +1,6 @@
 //! Redis errors → dbpool errors, keeping the server's error kind (`WRONGTYPE`, `ERR`) as
 //! the code and its message as the text.
-use dbpool_core::Error;
+use dbpool_core::{Error, UnavailableCause};
 use redis::{ErrorKind, RedisError, ServerError};
 
 /// Classifies a driver error by what the caller can do about it.
@@ -20,7 +20,14 @@ pub fn classify(e: &RedisError) -> Error {
         ErrorKind::InvalidClientConfig => Error::invalid("url", e.to_string()),
         ErrorKind::Client => Error::invalid("sql", e.to_string()),
         // Everything else is the connection's fault: refused, closed, TLS, protocol.
-        _ => Error::Unavailable(e.to_string()),
+        _ => {
+            let cause = if e.is_connection_refusal() {
+                UnavailableCause::Connect
+            } else {
+                UnavailableCause::Closed
+            };
+            Error::unavailable(cause, e.to_string()).with_source(e.clone())
+        }
     }
 }
 
@@ -32,7 +39,7 @@ pub fn server(e: &ServerError) -> Error {
         "WRONGPASS" | "NOAUTH" => Error::AuthFailed(format!("{code} {message}")),
         "NOPERM" => Error::PermissionDenied(format!("{code} {message}")),
         "LOADING" | "MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN" | "BUSY" => {
-            Error::Unavailable(format!("{code} {message}"))
+            Error::unavailable(UnavailableCause::Busy, format!("{code} {message}"))
         }
         _ => Error::Database {
             message,

@@ -1,5 +1,5 @@
 //! SQLite errors → dbpool errors, keeping SQLite's extended result code.
-use dbpool_core::Error;
+use dbpool_core::{Error, UnavailableCause};
 
 /// rusqlite errors → ours, keeping SQLite's extended result code.
 pub(crate) fn classify(e: &rusqlite::Error) -> Error {
@@ -8,10 +8,13 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Error {
             use rusqlite::ErrorCode::*;
             let message = msg.clone().unwrap_or_else(|| f.to_string());
             match f.code {
-                DatabaseBusy | DatabaseLocked => Error::Unavailable(message),
-                CannotOpen | NotADatabase | DatabaseCorrupt | SystemIoFailure => {
-                    Error::Unavailable(message)
+                DatabaseBusy | DatabaseLocked => {
+                    Error::unavailable(UnavailableCause::Busy, message)
                 }
+                CannotOpen | NotADatabase | DatabaseCorrupt => {
+                    Error::unavailable(UnavailableCause::Connect, message)
+                }
+                SystemIoFailure => Error::unavailable(UnavailableCause::Closed, message),
                 PermissionDenied | ReadOnly | AuthorizationForStatementDenied => Error::Database {
                     message,
                     code: Some(f.extended_code.to_string()),

@@ -161,7 +161,7 @@ async fn redirects_are_not_followed() {
         let e = b.execute("SHOW DATABASES", vec![]).await.unwrap_err();
         let code = &status[..3];
         assert!(
-            matches!(&e, Error::Unavailable(m) if m.contains(&format!("HTTP {code}")) && m.contains("not followed")),
+            matches!(&e, Error::Unavailable { message: m, .. } if m.contains(&format!("HTTP {code}")) && m.contains("not followed")),
             "{e:?}"
         );
         server.await.unwrap();

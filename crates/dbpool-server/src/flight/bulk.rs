@@ -3,7 +3,6 @@
 use super::ipc_in::decode_put;
 use super::sql::SqlService;
 use super::{commands, Out};
-use crate::status::to_status;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::PutResult;
 use dbpool_core::{BulkInsert, Error, InsertMode};
@@ -18,12 +17,11 @@ pub async fn do_put(
     req: Request<PeekableFlightDataStream>,
     message: arrow_flight::sql::Any,
 ) -> Result<Response<Out<PutResult>>, Status> {
-    let st = |e: Error| to_status(&e);
-    let cmd = commands::bulk_insert(&message).map_err(st)?;
-    let (schema, batches) = decode_put(req.into_inner(), svc.ipc).await.map_err(st)?;
+    let cmd = commands::bulk_insert(&message)?;
+    let (schema, batches) = decode_put(req.into_inner(), svc.ipc).await?;
     // An unknown mode is refused, not read as the default (append).
     let mode = pb::InsertMode::try_from(cmd.mode).map_err(|_| {
-        st(Error::invalid(
+        Status::from(Error::invalid(
             "mode",
             format!("{} is not a known insert mode", cmd.mode),
         ))
@@ -40,8 +38,7 @@ pub async fn do_put(
     let rows = svc
         .calls
         .bulk_insert(&cmd.pool_id, target, schema, batches)
-        .await
-        .map_err(st)?;
+        .await?;
     let result = PutResult {
         app_metadata: BulkInsertResult {
             rows_inserted: rows,

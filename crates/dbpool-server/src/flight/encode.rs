@@ -8,7 +8,6 @@
 use super::Out;
 use crate::ipc_encode::{schema_has_dictionary, BatchEncoder};
 use crate::schema_cache::SchemaMessages;
-use crate::status::to_status;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
@@ -32,8 +31,9 @@ pub(crate) fn flight_stream(q: QueryStream, schemas: &SchemaMessages) -> Out<Fli
     let body = q
         .batches
         .map(move |item| {
-            item.map_err(|e| to_status(&e))
-                .and_then(|batch| encode(&mut encoder, &batch).map_err(|e| to_status(&e.into())))
+            item.map_err(Status::from).and_then(|batch| {
+                encode(&mut encoder, &batch).map_err(|e| Status::from(dbpool_core::Error::from(e)))
+            })
         })
         // Nothing follows an error.
         .scan(false, |failed, item| {
@@ -56,7 +56,7 @@ pub(crate) fn flight_stream(q: QueryStream, schemas: &SchemaMessages) -> Out<Fli
 fn general_stream(q: QueryStream) -> Out<FlightData> {
     let batches = q
         .batches
-        .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+        .map_err(|e| FlightError::Tonic(Box::new(e.into())));
     FlightDataEncoderBuilder::new()
         .with_schema(q.schema)
         .build(batches)

@@ -13,7 +13,6 @@ mod state;
 mod views;
 
 use crate::calls::Calls;
-use crate::status::to_status;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
@@ -64,7 +63,7 @@ impl FlightImpl {
         &self,
         d: &FlightDescriptor,
     ) -> Result<Option<arrow::datatypes::SchemaRef>, Status> {
-        match descriptor_cmd(d).map_err(|e| to_status(&e))? {
+        match descriptor_cmd(d)? {
             Command::FlightSql => Ok(None),
             Command::Query(t, params) => self
                 .calls
@@ -77,7 +76,7 @@ impl FlightImpl {
                         s
                     })
                 })
-                .map_err(|e| to_status(&e)),
+                .map_err(Status::from),
         }
     }
 }
@@ -117,7 +116,7 @@ impl FlightService for FlightImpl {
         let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(d.cmd.clone()));
         let info = FlightInfo::new()
             .try_with_schema(&schema)
-            .map_err(|e| to_status(&e.into()))?
+            .map_err(Error::from)?
             .with_endpoint(endpoint)
             .with_descriptor(d)
             .with_ordered(true);
@@ -142,21 +141,19 @@ impl FlightService for FlightImpl {
         };
         let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
-            .map_err(|e: arrow::error::ArrowError| to_status(&e.into()))?;
+            .map_err(Error::from)?;
         Ok(Response::new(result))
     }
 
     async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let (t, params) =
-            match commands::classify(&req.get_ref().ticket, "ticket").map_err(|e| to_status(&e))? {
-                Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
-                Command::Query(t, p) => (t, p),
-            };
+        let (t, params) = match commands::classify(&req.get_ref().ticket, "ticket")? {
+            Command::FlightSql => return FlightService::do_get(&*self.sql, req).await,
+            Command::Query(t, p) => (t, p),
+        };
         let mut q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, params, t.batch_size)
-            .await
-            .map_err(|e| to_status(&e))?;
+            .await?;
         if t.string_view {
             q = views::string_views(q);
         }
@@ -184,7 +181,7 @@ impl FlightService for FlightImpl {
         &self,
         req: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        commands::check_action(req.get_ref()).map_err(|e| to_status(&e))?;
+        commands::check_action(req.get_ref())?;
         FlightService::do_action(&*self.sql, req).await
     }
 

@@ -3,7 +3,7 @@
 use super::ipc_in::IpcLimits;
 use super::prepared::{client_key, Prepared};
 use super::sql_support::{
-    info, one_row, schema_bytes, st, statement_info, statement_ticket, tx_id, utf8,
+    info, one_row, schema_bytes, statement_info, statement_ticket, tx_id, utf8,
 };
 use super::state::FlightState;
 use super::{flight_stream, Out};
@@ -79,9 +79,9 @@ impl FlightSqlService for SqlService {
         q: CommandStatementQuery,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
-        self.check_statement(&pool, &tx, &q.query).map_err(st)?;
+        let tx = tx_id(q.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
+        self.check_statement(&pool, &tx, &q.query)?;
         let t = QueryTicket {
             pool_id: pool,
             sql: q.query,
@@ -100,7 +100,7 @@ impl FlightSqlService for SqlService {
         _: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
         let t = QueryTicket::decode(ticket.statement_handle.as_ref()).map_err(|e| {
-            st(Error::invalid(
+            Status::from(Error::invalid(
                 "ticket",
                 format!("not a dbpool statement ticket: {e}"),
             ))
@@ -108,8 +108,7 @@ impl FlightSqlService for SqlService {
         let q = self
             .calls
             .query(&t.pool_id, &t.transaction_id, &t.sql, vec![], t.batch_size)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(Response::new(flight_stream(q, &self.calls.schemas)))
     }
 
@@ -118,13 +117,12 @@ impl FlightSqlService for SqlService {
         cmd: CommandStatementUpdate,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let tx = tx_id(cmd.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
+        let tx = tx_id(cmd.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
         let n = self
             .calls
             .execute(&pool, &tx, &cmd.query, vec![])
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(n as i64)
     }
 
@@ -134,7 +132,7 @@ impl FlightSqlService for SqlService {
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let md = req.metadata().clone();
-        self.ingest(cmd, &md, req).await.map_err(st)
+        self.ingest(cmd, &md, req).await.map_err(Status::from)
     }
 
     async fn do_action_create_prepared_statement(
@@ -144,7 +142,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         if q.query.len() > self.max_sql_bytes {
             // Held for as long as the statement lives: bounded before anything else.
-            return Err(st(Error::invalid(
+            return Err(Status::from(Error::invalid(
                 "query",
                 format!(
                     "is {} bytes, more than server.limits.max_sql_bytes ({})",
@@ -153,13 +151,12 @@ impl FlightSqlService for SqlService {
                 ),
             )));
         }
-        let tx = tx_id(q.transaction_id.as_ref()).map_err(st)?;
-        let pool = self.target(req.metadata(), &tx).map_err(st)?;
+        let tx = tx_id(q.transaction_id.as_ref())?;
+        let pool = self.target(req.metadata(), &tx)?;
         let schema: SchemaRef = self
             .calls
             .schema(&pool, &tx, &q.query, vec![])
-            .await
-            .map_err(st)?;
+            .await?;
         let handle = self
             .state
             .prepared()
@@ -172,11 +169,10 @@ impl FlightSqlService for SqlService {
                     returns_rows: !schema.fields().is_empty(),
                     params: vec![],
                 },
-            )
-            .map_err(st)?;
+            )?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
-            dataset_schema: schema_bytes(&schema).map_err(st)?,
+            dataset_schema: schema_bytes(&schema)?,
             parameter_schema: Default::default(),
         })
     }
@@ -189,7 +185,7 @@ impl FlightSqlService for SqlService {
         self.state
             .prepared()
             .close(client_key(), &q.prepared_statement_handle)
-            .map_err(st)
+            .map_err(Status::from)
     }
 
     async fn do_put_prepared_statement_query(
@@ -200,12 +196,10 @@ impl FlightSqlService for SqlService {
         let (owner, prepared) = (client_key(), self.state.prepared());
         // The handle is checked first: no parameters are decoded for a stranger's handle.
         prepared
-            .get(owner, &q.prepared_statement_handle)
-            .map_err(st)?;
-        let rows = self.read_params(req).await.map_err(st)?;
+            .get(owner, &q.prepared_statement_handle)?;
+        let rows = self.read_params(req).await?;
         prepared
-            .bind(owner, &q.prepared_statement_handle, rows)
-            .map_err(st)?;
+            .bind(owner, &q.prepared_statement_handle, rows)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(q.prepared_statement_handle),
         })
@@ -217,8 +211,8 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
-        one_row(&p).map_err(st)?;
+        let p = self.prepared(&q.prepared_statement_handle)?;
+        one_row(&p)?;
         let ticket = q.as_any().encode_to_vec();
         Ok(Response::new(statement_info(ticket, req.into_inner())))
     }
@@ -228,9 +222,9 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementQuery,
         _req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
-        one_row(&p).map_err(st)?;
-        let out = self.run_prepared(&p).await.map_err(st)?;
+        let p = self.prepared(&q.prepared_statement_handle)?;
+        one_row(&p)?;
+        let out = self.run_prepared(&p).await?;
         Ok(Response::new(flight_stream(out, &self.calls.schemas)))
     }
 
@@ -239,9 +233,9 @@ impl FlightSqlService for SqlService {
         q: CommandPreparedStatementUpdate,
         req: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let p = self.prepared(&q.prepared_statement_handle).map_err(st)?;
-        let rows = self.read_params(req).await.map_err(st)?;
-        self.run_update(&p, rows).await.map_err(st)
+        let p = self.prepared(&q.prepared_statement_handle)?;
+        let rows = self.read_params(req).await?;
+        self.run_update(&p, rows).await.map_err(Status::from)
     }
 
     async fn do_action_begin_transaction(
@@ -249,13 +243,12 @@ impl FlightSqlService for SqlService {
         _: ActionBeginTransactionRequest,
         req: Request<Action>,
     ) -> Result<ActionBeginTransactionResult, Status> {
-        let pool = self.pool_of(req.metadata()).map_err(st)?;
+        let pool = self.pool_of(req.metadata())?;
         // Owned by this client connection; idle timeout: the server's default (0).
         let id = self
             .calls
             .begin(&pool, Default::default(), 0)
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(ActionBeginTransactionResult {
             transaction_id: id.into_bytes().into(),
         })
@@ -266,13 +259,13 @@ impl FlightSqlService for SqlService {
         q: ActionEndTransactionRequest,
         _: Request<Action>,
     ) -> Result<(), Status> {
-        let id = utf8(&q.transaction_id, "transaction_id").map_err(st)?;
+        let id = utf8(&q.transaction_id, "transaction_id")?;
         let commit = match q.action() {
             EndTransaction::Commit => true,
             EndTransaction::Rollback => false,
-            _ => return Err(st(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
+            _ => return Err(Status::from(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
         };
-        self.calls.end(&id, commit).await.map_err(st)
+        self.calls.end(&id, commit).await.map_err(Status::from)
     }
 
     /// A DoPut without a first message or without its descriptor is the client's error.
@@ -285,7 +278,7 @@ impl FlightSqlService for SqlService {
             DoPutError::MissingCommand => "is missing: a DoPut starts with a message",
             DoPutError::MissingFlightDescriptor => "has no descriptor naming the command",
         };
-        Err(st(Error::invalid("flight_data[0]", why)))
+        Err(Status::from(Error::invalid("flight_data[0]", why)))
     }
 
     async fn do_put_fallback(
@@ -306,7 +299,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder(&self.info).schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -318,7 +311,7 @@ impl FlightSqlService for SqlService {
         let batch = q
             .into_builder(&self.info)
             .build()
-            .map_err(|e| st(super::sql_meta::flight_err(e)))?;
+            .map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
         Ok(Response::new(super::sql_meta::one_batch(batch)))
     }
 
@@ -329,7 +322,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -340,7 +333,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_catalogs(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -351,7 +344,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -362,7 +355,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_schemas(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -373,7 +366,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -384,7 +377,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_tables(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 
@@ -395,7 +388,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -408,7 +401,7 @@ impl FlightSqlService for SqlService {
         for t in super::sql_meta::TABLE_TYPES {
             b.append(t);
         }
-        let batch = b.build().map_err(|e| st(super::sql_meta::flight_err(e)))?;
+        let batch = b.build().map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
         Ok(Response::new(super::sql_meta::one_batch(batch)))
     }
 
@@ -419,7 +412,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = super::sql_meta::primary_keys_schema();
         Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner()).map_err(st)?,
+            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
         ))
     }
 
@@ -430,7 +423,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<Out<FlightData>>, Status> {
         self.meta_primary_keys(q, req.metadata())
             .await
-            .map_err(st)
+            .map_err(Status::from)
             .map(Response::new)
     }
 }

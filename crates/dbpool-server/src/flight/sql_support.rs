@@ -7,7 +7,6 @@ use super::prepared::{client_key, Prepared};
 use super::sql::{SqlService, POOL_HEADER};
 use super::state::FlightState;
 use crate::calls::Calls;
-use crate::status::to_status;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::sql::metadata::SqlInfoDataBuilder;
@@ -20,11 +19,7 @@ use futures::StreamExt;
 use prost::Message;
 use std::sync::Arc;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Status};
-
-pub(super) fn st(e: Error) -> Status {
-    to_status(&e)
-}
+use tonic::Request;
 
 pub(super) fn utf8(bytes: &[u8], field: &str) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::invalid(field, "is not UTF-8"))

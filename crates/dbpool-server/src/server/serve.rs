@@ -65,15 +65,19 @@ pub(super) fn router(
     let limits = &config.server.limits;
     let max_message = limits.max_message_bytes;
     let pool_service = conn::Scoped::new(
-        PoolServiceServer::new(pool_service)
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(max_message),
+        conn::WithCall(
+            PoolServiceServer::new(pool_service)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        ),
         call_spans,
     );
     let flight_service = conn::Scoped::new(
-        FlightServiceServer::new(flight)
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(max_message),
+        conn::WithCall(
+            FlightServiceServer::new(flight)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        ),
         call_spans,
     );
     let reflection = || {

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -21,12 +21,19 @@ fn binary() -> PathBuf {
         .join("dbpool")
 }
 
+/// The daemon's log lines so far, and a signal for each new one.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    more: Condvar,
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
     /// `host:port` it listens on.
     pub addr: String,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     _dir: tempfile::TempDir,
 }
 
@@ -57,7 +64,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log: Arc<Log> = Arc::default();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let lines = log.clone();
@@ -70,12 +77,13 @@ impl Daemon {
                         let _ = addr_tx.send(a.split_whitespace().next().unwrap_or("").into());
                     }
                 }
-                lines.lock().unwrap().push(line);
+                lines.lines.lock().unwrap().push(line);
+                lines.more.notify_all();
             }
         });
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("dbpool did not start: {:?}", log.lock().unwrap()));
+            .unwrap_or_else(|_| panic!("dbpool did not start: {:?}", log.lines.lock().unwrap()));
         Daemon {
             child,
             addr,
@@ -100,8 +108,22 @@ impl Daemon {
 
     /// The last lines of the daemon's log.
     pub fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
+        let log = self.log.lines.lock().unwrap();
         log[log.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The first log line that holds every one of `parts`, waiting up to `within` for the
+    /// daemon to write it.
+    pub fn wait_for_line(&self, parts: &[&str], within: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return Some(l.clone());
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            lines = self.log.more.wait_timeout(lines, left).unwrap().0;
+        }
     }
 
     /// Resident memory now (`VmRSS` of `/proc/<pid>/status`), in bytes.

@@ -1,10 +1,12 @@
 //! InfluxDB 1.x HTTP failures → dbpool errors: status codes, `{"error": …}` bodies and
 //! the errors InfluxDB reports inside a 200 response.
-use dbpool_core::Error;
+use dbpool_core::{Error, UnavailableCause};
 
 /// A transport failure: refused or dropped connections are `Unavailable`, a request
-/// that outlived the statement timeout is `StatementTimeout`.
+/// that outlived the statement timeout is `StatementTimeout`. The URL (which holds the
+/// query) is left out of the message and of the kept source.
 pub fn transport(e: reqwest::Error) -> Error {
+    let e = e.without_url();
     // reqwest's Display hides the cause ("error sending request"); add the chain.
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -14,10 +16,14 @@ pub fn transport(e: reqwest::Error) -> Error {
         source = s.source();
     }
     if e.is_timeout() {
-        Error::StatementTimeout(msg)
-    } else {
-        Error::Unavailable(msg)
+        return Error::StatementTimeout(msg);
     }
+    let cause = if e.is_connect() {
+        UnavailableCause::Connect
+    } else {
+        UnavailableCause::Closed
+    };
+    Error::unavailable(cause, msg).with_source(e)
 }
 
 /// Characters of an upstream message a caller sees at most.
@@ -56,10 +62,13 @@ pub fn body_message(body: &[u8]) -> String {
 
 /// A 3xx answer: not followed, so the pool cannot be pointed through to another server.
 pub fn redirect(code: u16) -> Error {
-    Error::Unavailable(format!(
-        "InfluxDB answered HTTP {code}, a redirect, which is not followed: point the pool's \
-         URL at the server itself"
-    ))
+    Error::unavailable(
+        UnavailableCause::Connect,
+        format!(
+            "InfluxDB answered HTTP {code}, a redirect, which is not followed: point the \
+             pool's URL at the server itself"
+        ),
+    )
 }
 
 /// A non-2xx response: 401/403 are bad credentials or privileges, 4xx the statement's
@@ -71,7 +80,7 @@ pub fn status(code: u16, body: &[u8]) -> Error {
     }
     match code {
         401 | 403 => Error::AuthFailed(message),
-        502..=599 => Error::Unavailable(format!("{message} (HTTP {code})")),
+        502..=599 => Error::unavailable(UnavailableCause::Busy, format!("{message} (HTTP {code})")),
         _ => Error::Database {
             message,
             code: Some(code.to_string()),
@@ -101,11 +110,14 @@ mod tests {
         let e = status(400, br#"{"error":"error parsing query: found SELEC"}"#);
         assert!(matches!(&e, Error::Database { message, code: Some(c) }
             if message.starts_with("error parsing") && c == "400"));
-        assert!(matches!(status(503, b"busy"), Error::Unavailable(m) if m.contains("busy")));
+        assert!(matches!(status(503, b"busy"),
+            Error::Unavailable { cause: UnavailableCause::Busy, message, .. } if message.contains("busy")));
         assert!(
             matches!(status(404, b""), Error::Database { message, .. } if message == "HTTP status 404")
         );
-        assert!(matches!(redirect(307), Error::Unavailable(m) if m.contains("HTTP 307")));
+        assert!(
+            matches!(redirect(307), Error::Unavailable { message, .. } if message.contains("HTTP 307"))
+        );
     }
 
     #[test]

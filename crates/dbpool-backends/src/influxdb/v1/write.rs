@@ -78,21 +78,7 @@ fn after(e: Error, written: u64) -> Error {
     if written == 0 {
         return e;
     }
-    let note = format!(" ({written} rows were written before this error)");
-    match e {
-        Error::Database { message, code } => Error::Database {
-            message: message + &note,
-            code,
-        },
-        Error::InvalidArgument { field, message } => Error::InvalidArgument {
-            field,
-            message: message + &note,
-        },
-        Error::Unavailable(m) => Error::Unavailable(m + &note),
-        Error::StatementTimeout(m) => Error::StatementTimeout(m + &note),
-        Error::AuthFailed(m) => Error::AuthFailed(m + &note),
-        other => other,
-    }
+    e.noted(&format!(" ({written} rows were written before this error)"))
 }
 
 /// Whether the measurement has any series.

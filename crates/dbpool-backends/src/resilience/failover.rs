@@ -6,8 +6,8 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool, Secret};
 use dbpool_core::{
-    Backend, BatchOutcome, BulkInsert, CircuitState, Error, Failover, Param, PoolState,
-    QueryStream, Result, Serving, Statement, TableRef, Transaction, TxOptions,
+    Backend, Bare, BatchOutcome, BulkInsert, CircuitState, Error, Failover, Param, PoolState,
+    QueryStream, Result, Serving, Statement, TableRef, Transaction, TxOptions, UnavailableCause,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -16,56 +16,30 @@ use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// PostgreSQL's SQLSTATE for "cannot execute … in a read-only transaction".
-const READ_ONLY_SQLSTATE: &str = "25006";
+/// What failover asks of a database kind that can have backups; each backend that
+/// supports `backup_urls` provides one (PostgreSQL: `postgres::backup::READ_ONLY`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnlyBackup {
+    /// The URL of a backup, changed so that server refuses every write on it (even one
+    /// sent through Query, such as `INSERT … RETURNING`).
+    pub url: fn(&str) -> String,
+    /// Whether an error is a backup refusing a write, which the caller must read as the
+    /// pool being in read-only degraded mode.
+    pub refused_write: fn(&Error) -> bool,
+}
 
-/// The config of backup `n` (1-based): its URL, opened read-only, and the primary's
+/// The config of backup `n` (1-based): its URL opened read-only, and the primary's
 /// options without idle connections kept open (a backup is connected when used).
-pub fn backup_pool(pool: &ResolvedPool, n: usize) -> Result<ResolvedPool> {
+pub fn backup_pool(pool: &ResolvedPool, n: usize, kind: &ReadOnlyBackup) -> Result<ResolvedPool> {
     let url = pool
         .backup_urls
         .get(n - 1)
         .ok_or_else(|| Error::Internal(format!("no backup {n}")))?;
-    let url = match pool.kind {
-        // Even a statement sent through Query (`INSERT … RETURNING`) cannot write there.
-        BackendKind::Postgres => {
-            with_pg_option(url.expose(), "-c default_transaction_read_only=on")
-        }
-        other => {
-            return Err(Error::Unsupported(format!(
-                "backup_urls on {} pools",
-                other.name()
-            )))
-        }
-    };
     let mut backup = pool.clone();
-    backup.url = Secret::new(url);
+    backup.url = Secret::new((kind.url)(url.expose()));
     backup.backup_urls = Vec::new();
     backup.options.min_connections = 0;
     Ok(backup)
-}
-
-/// Adds `option` to the `options` parameter of a PostgreSQL URL, keeping the URL's own.
-/// Spaces are written `%20`: tokio-postgres percent-decodes values but keeps `+`.
-fn with_pg_option(url: &str, option: &str) -> String {
-    let encoded = option.replace(' ', "%20").replace('=', "%3D");
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut found = false;
-    let mut parts: Vec<String> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some(("options", own)) => {
-                found = true;
-                format!("options={own}%20{encoded}")
-            }
-            _ => p.to_string(),
-        })
-        .collect();
-    if !found {
-        parts.push(format!("options={encoded}"));
-    }
-    format!("{base}?{}", parts.join("&"))
 }
 
 /// A pool with a primary and backups, as one `Backend`.
@@ -79,23 +53,17 @@ struct Inner {
     backups: Vec<Arc<dyn Backend>>,
     /// How often a background probe tries the primary while it is down.
     probe_every: Duration,
+    /// Tells a backup's refusal of a write apart.
+    refused_write: fn(&Error) -> bool,
     mode: Mutex<Mode>,
 }
 
 #[derive(Default)]
 struct Mode {
     /// Why the primary is down (its last connection error); `None` while it is up.
-    down: Option<String>,
+    down: Option<Error>,
     serving: Serving,
     probing: bool,
-}
-
-/// The text of an error without the "database unavailable: " prefix, for nesting.
-fn why(e: &Error) -> String {
-    match e {
-        Error::Unavailable(m) => m.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl FailoverBackend {
@@ -106,6 +74,7 @@ impl FailoverBackend {
         primary: Arc<dyn Backend>,
         backups: Vec<Arc<dyn Backend>>,
         probe_every: Duration,
+        kind: &ReadOnlyBackup,
     ) -> Self {
         FailoverBackend {
             inner: Arc::new(Inner {
@@ -113,6 +82,7 @@ impl FailoverBackend {
                 primary,
                 backups,
                 probe_every: probe_every.max(Duration::from_millis(100)),
+                refused_write: kind.refused_write,
                 mode: Mutex::new(Mode::default()),
             }),
         }
@@ -137,6 +107,9 @@ impl FailoverBackend {
             }
         }
         let mut failures = Vec::new();
+        // The cause of the whole is the last backup's: if its circuit is open, so is the
+        // pool's for a retry's purpose.
+        let mut cause = UnavailableCause::Connect;
         for (i, backup) in inner.backups.iter().enumerate() {
             let n = i + 1;
             match call(backup.clone()).await {
@@ -145,17 +118,19 @@ impl FailoverBackend {
                     return Ok((v, Serving::Backup(n)));
                 }
                 Err(e) if e.is_connection_error() => {
-                    failures.push(format!("backup {n}: {}", why(&e)))
+                    cause = e.unavailable_cause().unwrap_or(UnavailableCause::Connect);
+                    failures.push(format!("backup {n}: {}", Bare(&e)))
                 }
                 Err(e) => return Err(inner.backup_error(e, n)),
             }
         }
         inner.served_by(Serving::None);
-        Err(Error::Unavailable(format!(
+        let message = format!(
             "primary and every backup unavailable (primary: {}; {})",
-            inner.cause(),
+            Bare(&inner.cause()),
             failures.join("; ")
-        )))
+        );
+        Err(Error::unavailable(cause, message))
     }
 
     /// Runs a write on the primary; a connection failure means read-only degraded mode.
@@ -167,7 +142,7 @@ impl FailoverBackend {
             }
             Err(e) if e.is_connection_error() => {
                 self.inner.primary_down(&e);
-                Err(self.inner.read_only(why(&e), None))
+                Err(self.inner.read_only(e, None))
             }
             Err(e) => Err(e),
         }
@@ -181,9 +156,12 @@ impl Inner {
         self.mode.lock().down.is_some() && self.primary.state().circuit != CircuitState::Closed
     }
 
-    fn cause(&self) -> String {
+    /// Why the primary is down.
+    fn cause(&self) -> Error {
         let mode = self.mode.lock();
-        mode.down.clone().unwrap_or_else(|| "unknown".into())
+        mode.down
+            .clone()
+            .unwrap_or_else(|| Error::unavailable(UnavailableCause::Connect, "unknown"))
     }
 
     fn primary_down(self: &Arc<Self>, e: &Error) {
@@ -192,7 +170,7 @@ impl Inner {
             tracing::warn!(pool = %self.pool_id, error = %e, "primary unavailable: read-only degraded mode, reads go to the backups");
             mode.serving = Serving::None;
         }
-        mode.down = Some(why(e));
+        mode.down = Some(e.clone());
         if !mode.probing {
             mode.probing = true;
             tokio::spawn(probe(Arc::downgrade(self), self.probe_every));
@@ -215,7 +193,7 @@ impl Inner {
     }
 
     /// The read-only error; `refused` is what a backup said when a write reached it.
-    fn read_only(&self, cause: String, refused: Option<(usize, &Error)>) -> Error {
+    fn read_only(&self, cause: Error, refused: Option<(usize, &Error)>) -> Error {
         let reads = match (refused, self.mode.lock().serving) {
             (Some((n, e)), _) => {
                 format!("backup {n} serves reads only and refused the statement: {e}")
@@ -225,14 +203,14 @@ impl Inner {
         };
         Error::ReadOnly {
             pool: self.pool_id.clone(),
-            cause,
+            cause: Box::new(cause),
             reads,
         }
     }
 
     /// A backup's error as the caller sees it: a write it refused is the read-only error.
     fn backup_error(&self, e: Error, n: usize) -> Error {
-        if e.db_code() == Some(READ_ONLY_SQLSTATE) {
+        if (self.refused_write)(&e) {
             self.read_only(self.cause(), Some((n, &e)))
         } else {
             e
@@ -406,53 +384,5 @@ impl Backend for FailoverBackend {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backups_open_read_only_and_keep_their_own_options() {
-        let url = with_pg_option(
-            "postgres://u:p@db/app",
-            "-c default_transaction_read_only=on",
-        );
-        assert_eq!(
-            url,
-            "postgres://u:p@db/app?options=-c%20default_transaction_read_only%3Don"
-        );
-        let url = with_pg_option(
-            "postgres://db/app?sslmode=disable&options=-c%20search_path%3Dx",
-            "-c default_transaction_read_only=on",
-        );
-        assert_eq!(
-            url,
-            "postgres://db/app?sslmode=disable&options=-c%20search_path%3Dx%20-c%20default_transaction_read_only%3Don"
-        );
-    }
-
-    #[cfg(feature = "postgres")]
-    #[test]
-    fn tokio_postgres_reads_the_options() {
-        let pool = dbpool_config::PoolConfig {
-            url: Some(Secret::new("postgres://db/app")),
-            backup_urls: vec![Secret::new(
-                "postgres://u:pw@db2/app?options=-c%20search_path%3Dx",
-            )],
-            options: dbpool_config::PoolOptions {
-                min_connections: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .resolve("")
-        .unwrap();
-        let b = backup_pool(&pool, 1).unwrap();
-        assert_eq!(b.options.min_connections, 0);
-        assert!(b.backup_urls.is_empty());
-        let pg: tokio_postgres::Config = b.url.expose().parse().unwrap();
-        assert_eq!(
-            pg.get_options(),
-            Some("-c search_path=x -c default_transaction_read_only=on")
-        );
-        assert_eq!(pg.get_password(), Some(&b"pw"[..]));
-    }
-}
+#[path = "failover_tests.rs"]
+mod tests;

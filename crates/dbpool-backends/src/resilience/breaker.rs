@@ -1,15 +1,15 @@
 //! A per-pool circuit breaker: after `threshold` consecutive connection failures calls
 //! fail fast for `cooldown`, then one probe may try the database again.
-use dbpool_core::{CircuitState, Error};
+use dbpool_core::{Bare, CircuitState, Error, UnavailableCause};
 use parking_lot::Mutex;
 use std::time::Duration;
-// tokio's clock (the system's outside paused-time tests), so tests drive the cooldown.
+// tokio's clock, so tests drive the cool-down with paused time.
 use tokio::time::Instant;
 
 #[derive(Debug)]
 enum State {
     Closed { failures: u32 },
-    Open { until: Instant, last: String },
+    Open { until: Instant, last: Error },
     HalfOpen { probing: bool },
 }
 
@@ -40,16 +40,19 @@ impl Breaker {
                 let now = Instant::now();
                 if now < *until {
                     let wait = until.duration_since(now).as_millis();
-                    return Err(Error::Unavailable(format!(
-                        "circuit open after {} consecutive connection failures (last: {last}); next try in {wait} ms",
-                        self.threshold
-                    )));
+                    let message = format!(
+                        "circuit open after {} consecutive connection failures (last: {}); next try in {wait} ms",
+                        self.threshold,
+                        Bare(last)
+                    );
+                    return Err(Error::unavailable(UnavailableCause::CircuitOpen, message));
                 }
                 *s = State::HalfOpen { probing: true };
                 Ok(())
             }
-            State::HalfOpen { probing: true } => Err(Error::Unavailable(
-                "circuit half-open: a probe is testing the database".into(),
+            State::HalfOpen { probing: true } => Err(Error::unavailable(
+                UnavailableCause::CircuitOpen,
+                "circuit half-open: a probe is testing the database",
             )),
             State::HalfOpen { probing: false } => {
                 *s = State::HalfOpen { probing: true };
@@ -90,7 +93,7 @@ impl Breaker {
             tracing::warn!(error = %e, cooldown_ms = self.cooldown.as_millis() as u64, "circuit opened");
             *s = State::Open {
                 until: Instant::now() + self.cooldown,
-                last: e.to_string(),
+                last: e.clone(),
             };
         }
     }
@@ -110,24 +113,42 @@ mod tests {
     use super::*;
     use tokio::time::advance;
 
+    fn refused() -> Error {
+        Error::unavailable(UnavailableCause::Connect, "refused")
+    }
+
+    fn is_circuit_open(r: Result<(), Error>) -> bool {
+        matches!(
+            r,
+            Err(Error::Unavailable {
+                cause: UnavailableCause::CircuitOpen,
+                ..
+            })
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn opens_fails_fast_probes_and_closes() {
         let b = Breaker::new(2, Duration::from_millis(50));
-        let e = Error::Unavailable("refused".into());
-        b.failure(&e);
+        b.failure(&refused());
         assert!(b.admit().is_ok());
-        b.failure(&e);
+        b.failure(&refused());
         assert_eq!(b.state(), CircuitState::Open);
-        assert!(matches!(b.admit(), Err(Error::Unavailable(m)) if m.contains("circuit open")));
+        let open = b.admit();
+        assert!(
+            matches!(&open, Err(e) if e.to_string().contains("circuit open after 2 consecutive connection failures (last: refused)")),
+            "{open:?}"
+        );
+        assert!(is_circuit_open(open));
         advance(Duration::from_millis(49)).await;
-        assert!(b.admit().is_err(), "still within the cooldown");
+        assert!(is_circuit_open(b.admit()), "still cooling down");
         advance(Duration::from_millis(1)).await;
-        assert_eq!(b.state(), CircuitState::HalfOpen);
         assert!(b.admit().is_ok()); // the probe
-        assert!(b.admit().is_err()); // only one
-        b.failure(&e);
+        assert!(is_circuit_open(b.admit())); // only one
+        b.failure(&refused());
         assert_eq!(b.state(), CircuitState::Open);
         advance(Duration::from_millis(50)).await;
+        assert_eq!(b.state(), CircuitState::HalfOpen);
         assert!(b.admit().is_ok());
         b.success();
         assert_eq!(b.state(), CircuitState::Closed);
@@ -136,7 +157,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_lets_the_next_call_probe() {
         let b = Breaker::new(1, Duration::from_millis(20));
-        b.failure(&Error::Unavailable("refused".into()));
+        b.failure(&refused());
         advance(Duration::from_millis(20)).await;
         assert!(b.admit().is_ok()); // the probe; its caller goes away
         assert!(b.admit().is_err());
@@ -147,11 +168,11 @@ mod tests {
         assert_eq!(b.state(), CircuitState::Closed);
     }
 
-    #[test]
-    fn threshold_zero_never_opens() {
-        let b = Breaker::new(0, Duration::from_secs(60));
+    #[tokio::test(start_paused = true)]
+    async fn threshold_zero_never_opens() {
+        let b = Breaker::new(0, Duration::from_millis(20));
         for _ in 0..10 {
-            b.failure(&Error::Unavailable("refused".into()));
+            b.failure(&refused());
         }
         assert_eq!(b.state(), CircuitState::Closed);
         assert!(b.admit().is_ok());
