@@ -2,6 +2,7 @@
 //! its counters. No driver code and no gRPC code live here.
 mod backend;
 mod error;
+mod executor;
 mod limiter;
 mod manager;
 mod metrics;
@@ -15,6 +16,7 @@ pub use backend::{
     InsertMode, PoolState, QueryStream, Serving, Statement, StatementResult, TableRef,
 };
 pub use error::{Error, Result};
+pub use executor::Executor;
 pub use limiter::{clip, LogLimiter, ECHO_CHARS};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{
