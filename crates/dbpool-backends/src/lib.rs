@@ -1,6 +1,7 @@
 //! Database backends of dbpool: one folder and one cargo feature per database, each
 //! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
 mod breaker;
+pub mod exec;
 pub mod failover;
 #[cfg(feature = "influxdb")]
 pub mod influxdb;
@@ -14,7 +15,6 @@ pub mod redis;
 pub mod request_policy;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-mod tx;
 
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
