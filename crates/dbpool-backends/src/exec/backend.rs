@@ -1,7 +1,7 @@
 //! A driver behind its pool, as the server sees it: `dbpool_core::Backend`, written once
 //! for every database. Each call checks a connection out of the pool.
 use super::run::{Exec, SessionSource};
-use super::{Catalog, Driver, PinnedTx, Session};
+use super::{Catalog, ConnPool, Driver, PinnedTx, Session};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
@@ -16,7 +16,7 @@ pub struct FromPool;
 
 impl<D: Driver> SessionSource<D> for FromPool {
     async fn session(&self, driver: &D) -> Result<Session<D::Conn>> {
-        Ok(Session::pooled(driver.acquire().await?))
+        Ok(Session::pooled(driver.pool().acquire().await?))
     }
 }
 
@@ -100,10 +100,10 @@ impl<D: Driver> Backend for PoolBackend<D> {
     }
 
     fn state(&self) -> PoolState {
-        self.driver.state()
+        self.driver.pool().state()
     }
 
     fn acquire_wait(&self) -> HistogramSnapshot {
-        self.driver.acquire_wait()
+        self.driver.pool().acquire_wait()
     }
 }

@@ -1,7 +1,7 @@
 //! Batches, written once: all-or-nothing in a transaction (the first failure rolls back
 //! and is reported as `Error::BatchStatement`), or statement by statement with each
 //! outcome reported, stopping only when the connection fails.
-use super::{Driver, Session};
+use super::{end, ConnPool, Driver, Session};
 use dbpool_core::{BatchOutcome, Error, Result, Statement, StatementResult, TxOptions};
 
 /// The outcomes of a batch so far, and what a failure does to it.
@@ -55,7 +55,7 @@ pub async fn run<D: Driver>(
             D::KIND.name()
         )));
     }
-    let mut s = Session::pooled(d.acquire().await?);
+    let mut s = Session::pooled(d.pool().acquire().await?);
     let mut out = Outcomes::new(statements.len(), transaction);
     if transaction {
         d.begin(&mut s, TxOptions::default()).await?;
@@ -75,10 +75,4 @@ pub async fn run<D: Driver>(
         end(d, &mut s, true).await?;
     }
     Ok(out.finish())
-}
-
-async fn end<D: Driver>(d: &D, s: &mut Session<D::Conn>, commit: bool) -> Result<()> {
-    let r = d.end(s, commit).await;
-    s.closed();
-    r
 }

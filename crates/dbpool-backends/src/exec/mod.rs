@@ -20,6 +20,7 @@ pub use run::{Exec, SessionSource};
 pub use session::{spawn_cleanup, Guard, Pinned, Session};
 pub use tx::PinnedTx;
 
+use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -41,6 +42,9 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// A connection checked out of the pool.
     type Conn: Send + 'static;
 
+    /// The pool the connections come from.
+    type Pool: ConnPool<Conn = Self::Conn>;
+
     /// Which database this is.
     const KIND: BackendKind;
 
@@ -51,8 +55,8 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Builds the driver and its pool from a resolved pool config; connects lazily.
     fn open(pool_id: &str, cfg: &ResolvedPool) -> Result<Self>;
 
-    /// Checks a connection out of the pool.
-    fn acquire(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
+    /// The driver's pool.
+    fn pool(&self) -> &Self::Pool;
 
     /// Runs a query on `s`; the stream owns the session until it ends.
     fn query(
@@ -128,17 +132,42 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Opens (or borrows) a connection and runs a trivial statement.
     fn health_check(&self) -> impl Future<Output = Result<()>> + Send;
 
-    /// Pool size, idle and waiting counts.
+    /// Flight SQL catalog metadata, for a database that has it.
+    fn catalog(&self) -> Option<&dyn Catalog> {
+        None
+    }
+}
+
+/// A pool of connections, as the generic layer uses it.
+pub trait ConnPool: Send + Sync + 'static {
+    /// A connection checked out of it.
+    type Conn: Send + 'static;
+
+    /// Checks a connection out.
+    fn acquire(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
+
+    /// Size, idle and waiting counts.
     fn state(&self) -> PoolState;
 
     /// How long calls waited for a connection.
     fn acquire_wait(&self) -> HistogramSnapshot {
         HistogramSnapshot::default()
     }
+}
 
-    /// Flight SQL catalog metadata, for a database that has it.
-    fn catalog(&self) -> Option<&dyn Catalog> {
-        None
+impl<M: bb8::ManageConnection> ConnPool for PoolHandle<M> {
+    type Conn = Conn<M>;
+
+    fn acquire(&self) -> impl Future<Output = Result<Conn<M>>> + Send {
+        PoolHandle::acquire(self)
+    }
+
+    fn state(&self) -> PoolState {
+        PoolHandle::state(self)
+    }
+
+    fn acquire_wait(&self) -> HistogramSnapshot {
+        PoolHandle::acquire_wait(self)
     }
 }
 
@@ -155,6 +184,14 @@ pub trait Catalog: Send + Sync {
     async fn table_schema(&self, db_schema: &str, table: &str) -> Result<SchemaRef>;
     /// The primary key columns of a table, in key order.
     async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>>;
+}
+
+/// Ends the transaction open on `s` with the driver's `end`. The session no longer
+/// counts as inside it whatever happened: `end` leaves the connection fit for the pool.
+async fn end<D: Driver>(d: &D, s: &mut Session<D::Conn>, commit: bool) -> Result<()> {
+    let r = d.end(s, commit).await;
+    s.closed();
+    r
 }
 
 /// What a database without transactions answers where one is asked for.

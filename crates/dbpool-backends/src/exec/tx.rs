@@ -3,7 +3,7 @@
 //! connection (a running query holds it until its stream ends); a transaction dropped
 //! unfinished is rolled back by the driver's `abandon`.
 use super::run::{Exec, SessionSource};
-use super::{Driver, Pinned, Session};
+use super::{end, Driver, Pinned, Session};
 use async_trait::async_trait;
 use dbpool_core::{Result, Transaction};
 use std::sync::Arc;
@@ -29,10 +29,7 @@ impl<D: Driver> PinnedTx<D> {
     /// Takes the connection out of its pin and ends the transaction on it.
     async fn end(&self, commit: bool) -> Result<()> {
         let mut s = Session::ending(self.source.take().await?, D::abandon);
-        let r = self.driver.end(&mut s, commit).await;
-        // The driver's `end` leaves the connection fit for the pool whatever happened.
-        s.closed();
-        r
+        end(&*self.driver, &mut s, commit).await
     }
 }
 

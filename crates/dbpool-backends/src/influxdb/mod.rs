@@ -18,7 +18,7 @@ pub mod v1;
 pub use bulk::Target;
 pub use config::InfluxConfig;
 
-use crate::exec::{Driver, PoolBackend, Session};
+use crate::exec::{ConnPool, Driver, PoolBackend, Session};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_config::{BackendKind, ResolvedPool};
@@ -28,14 +28,27 @@ use futures::stream::BoxStream;
 /// An InfluxDB pool.
 pub type InfluxBackend = PoolBackend<InfluxDriver>;
 
-/// InfluxDB over HTTP: a bounded number of concurrent requests to one server. A call
-/// takes its request slot itself, so its session holds no connection.
+/// InfluxDB over HTTP: a bounded number of concurrent requests to one server.
 pub struct InfluxDriver {
     client: v1::Client,
 }
 
+/// Each call takes its request slot itself: a session holds no connection.
+impl ConnPool for v1::Client {
+    type Conn = ();
+
+    async fn acquire(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn state(&self) -> PoolState {
+        v1::Client::state(self)
+    }
+}
+
 impl Driver for InfluxDriver {
     type Conn = ();
+    type Pool = v1::Client;
     const KIND: BackendKind = BackendKind::Influxdb;
     const NO_TRANSACTIONS: Option<&'static str> = Some("InfluxDB has no transactions");
 
@@ -47,8 +60,8 @@ impl Driver for InfluxDriver {
         })
     }
 
-    async fn acquire(&self) -> Result<()> {
-        Ok(())
+    fn pool(&self) -> &v1::Client {
+        &self.client
     }
 
     /// InfluxQL; `$1`, `$2`, … are bound to `params`.
@@ -83,9 +96,5 @@ impl Driver for InfluxDriver {
 
     async fn health_check(&self) -> Result<()> {
         self.client.health().await
-    }
-
-    fn state(&self) -> PoolState {
-        self.client.state()
     }
 }

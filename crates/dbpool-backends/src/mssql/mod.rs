@@ -19,7 +19,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, PoolOptions, ResolvedPool};
-use dbpool_core::{BulkInsert, Param, PoolState, QueryStream, Result, TableRef, TxOptions};
+use dbpool_core::{BulkInsert, Param, QueryStream, Result, TableRef, TxOptions};
 use futures::stream::BoxStream;
 use manager::Manager;
 use params::bind;
@@ -59,6 +59,7 @@ impl MssqlDriver {
 
 impl Driver for MssqlDriver {
     type Conn = Conn<Manager>;
+    type Pool = PoolHandle<Manager>;
     const KIND: BackendKind = BackendKind::Mssql;
 
     /// Builds the pool from an `mssql://` URL or the `ado` setting.
@@ -71,8 +72,8 @@ impl Driver for MssqlDriver {
         })
     }
 
-    async fn acquire(&self) -> Result<Conn<Manager>> {
-        self.conn().await
+    fn pool(&self) -> &PoolHandle<Manager> {
+        &self.pool
     }
 
     async fn query(
@@ -167,10 +168,6 @@ impl Driver for MssqlDriver {
     async fn health_check(&self) -> Result<()> {
         let mut conn = self.conn().await?;
         batch(&mut conn, "SELECT 1").await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
     }
 
     fn catalog(&self) -> Option<&dyn Catalog> {

@@ -20,7 +20,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use cancel::Cancelling;
 use dbpool_config::{BackendKind, ResolvedPool};
-use dbpool_core::{BulkInsert, Error, Param, PoolState, QueryStream, Result, TableRef, TxOptions};
+use dbpool_core::{BulkInsert, Error, Param, QueryStream, Result, TableRef, TxOptions};
 use futures::stream::BoxStream;
 use params::PgParam;
 use postgres_types::{ToSql, Type};
@@ -130,6 +130,7 @@ pub(crate) async fn describe(s: &PgSession, sql: &str, params: &[Param]) -> Resu
 
 impl Driver for PgDriver {
     type Conn = Conn<Manager>;
+    type Pool = PoolHandle<Manager>;
     const KIND: BackendKind = BackendKind::Postgres;
 
     /// Builds the pool from a `postgres://` URL.
@@ -166,8 +167,8 @@ impl Driver for PgDriver {
         })
     }
 
-    async fn acquire(&self) -> Result<Conn<Manager>> {
-        self.pool.acquire().await
+    fn pool(&self) -> &PoolHandle<Manager> {
+        &self.pool
     }
 
     async fn query(
@@ -226,14 +227,6 @@ impl Driver for PgDriver {
         let conn = self.pool.acquire().await?;
         conn.simple_query("SELECT 1").await.map_err(pg)?;
         Ok(())
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
-    }
-
-    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
-        self.pool.acquire_wait()
     }
 
     fn catalog(&self) -> Option<&dyn Catalog> {

@@ -20,8 +20,7 @@ use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult,
+    BatchOutcome, BulkInsert, Error, Param, QueryStream, Result, Statement, StatementResult,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -147,6 +146,7 @@ fn stream_of(batch: arrow::record_batch::RecordBatch, batch_size: usize) -> Quer
 
 impl Driver for RedisDriver {
     type Conn = Conn<RedisManager>;
+    type Pool = PoolHandle<RedisManager>;
     const KIND: BackendKind = BackendKind::Redis;
     const NO_TRANSACTIONS: Option<&'static str> = Some(
         "Redis cannot roll back; send the commands together with \
@@ -164,8 +164,8 @@ impl Driver for RedisDriver {
         })
     }
 
-    async fn acquire(&self) -> Result<Conn<RedisManager>> {
-        self.pool.acquire().await
+    fn pool(&self) -> &PoolHandle<RedisManager> {
+        &self.pool
     }
 
     async fn query(
@@ -303,10 +303,6 @@ impl Driver for RedisDriver {
     async fn health_check(&self) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         run::<()>(&mut conn, &redis::cmd("PING")).await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
     }
 }
 

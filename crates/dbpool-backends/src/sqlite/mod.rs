@@ -20,8 +20,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream, Result, Statement, TableRef,
-    TxOptions,
+    BatchOutcome, BulkInsert, Error, Param, QueryStream, Result, Statement, TableRef, TxOptions,
 };
 use error::classify;
 pub(crate) use error::sq;
@@ -76,6 +75,7 @@ fn run_all(conn: &Connection, statements: &[Statement], out: &mut Outcomes) -> R
 
 impl Driver for SqliteDriver {
     type Conn = Conn<SqliteManager>;
+    type Pool = PoolHandle<SqliteManager>;
     const KIND: BackendKind = BackendKind::Sqlite;
 
     /// Builds the pool; the file is created on first connect, its directory now.
@@ -100,8 +100,8 @@ impl Driver for SqliteDriver {
         })
     }
 
-    async fn acquire(&self) -> Result<Conn<SqliteManager>> {
-        self.pool.acquire().await
+    fn pool(&self) -> &PoolHandle<SqliteManager> {
+        &self.pool
     }
 
     async fn query(
@@ -187,14 +187,6 @@ impl Driver for SqliteDriver {
     async fn health_check(&self) -> Result<()> {
         self.with_conn(|c| c.execute_batch("SELECT 1").map_err(sq))
             .await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
-    }
-
-    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
-        self.pool.acquire_wait()
     }
 
     fn catalog(&self) -> Option<&dyn Catalog> {
