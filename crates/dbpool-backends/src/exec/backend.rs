@@ -26,10 +26,15 @@ pub type PoolBackend<D> = Exec<D, FromPool>;
 impl<D: Driver> PoolBackend<D> {
     /// Builds the pool from a resolved pool config; connects lazily.
     pub fn new(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        Ok(Exec {
-            driver: Arc::new(D::open(pool_id, cfg)?),
+        Ok(Self::from_driver(D::open(pool_id, cfg)?))
+    }
+
+    /// The pool of a driver built already.
+    pub fn from_driver(driver: D) -> Self {
+        Exec {
+            driver: Arc::new(driver),
             source: FromPool,
-        })
+        }
     }
 
     /// The database's driver.

@@ -13,6 +13,8 @@ mod backend;
 pub(crate) mod batch;
 mod run;
 mod session;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 pub use backend::{FromPool, PoolBackend};
