@@ -14,10 +14,16 @@ fn end_sql(commit: bool) -> &'static str {
     }
 }
 
-/// Rolls back a connection whose transaction was abandoned, then lets it go back.
+/// Rolls back a connection whose transaction was abandoned, then lets it go back. A
+/// call dropped while its end ran may find the transaction over already.
 pub(crate) fn abandon(conn: Conn<SqliteManager>) {
     let rollback = move || {
-        if let Err(e) = conn.execute_batch(end_sql(false)) {
+        let sql = if conn.is_autocommit() {
+            "PRAGMA query_only = OFF;"
+        } else {
+            end_sql(false)
+        };
+        if let Err(e) = conn.execute_batch(sql) {
             tracing::warn!(error = %e, "rollback of an abandoned transaction failed");
         }
     };
