@@ -50,8 +50,9 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Which database this is.
     const KIND: BackendKind;
 
-    /// Why the database has no transactions, or `None` when it has them; then the
-    /// driver implements `begin`, `end` and `abandon`.
+    /// Why the database has no transactions the driver can begin (interactive ones,
+    /// and the transactional batches of the generic `batch`), or `None` when it has
+    /// them; then the driver implements `begin`, `end` and `abandon`.
     const NO_TRANSACTIONS: Option<&'static str> = None;
 
     /// Builds the driver and its pool from a resolved pool config; connects lazily.
