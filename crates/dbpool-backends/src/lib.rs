@@ -1,5 +1,6 @@
 //! Database backends of dbpool: one folder and one cargo feature per database, each
 //! behind its own bb8 pool and exposed to the server only as `Arc<dyn Backend>`.
+pub mod exec;
 #[cfg(feature = "influxdb")]
 pub mod influxdb;
 #[cfg(feature = "mssql")]
@@ -13,7 +14,6 @@ pub mod request_policy;
 pub mod resilience;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-mod tx;
 
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
@@ -88,11 +88,9 @@ impl Factory {
             #[cfg(feature = "postgres")]
             BackendKind::Postgres => Ok(Arc::new(postgres::PgBackend::new(pool_id, pool)?)),
             #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::new(
-                pool_id,
-                pool,
-                &self.sqlite_threads,
-            )?)),
+            BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteBackend::from_driver(
+                sqlite::SqliteDriver::with_budget(pool, &self.sqlite_threads)?,
+            ))),
             #[cfg(feature = "mssql")]
             BackendKind::Mssql => Ok(Arc::new(mssql::MssqlBackend::new(pool_id, pool)?)),
             #[cfg(feature = "redis")]

@@ -6,7 +6,7 @@
 use dbpool_backends::postgres::backup::READ_ONLY;
 use dbpool_backends::resilience::FailoverBackend;
 use dbpool_config::BackendKind;
-use dbpool_core::{Backend, CircuitState, Error, Failover, Serving, TxOptions};
+use dbpool_core::{Backend, CircuitState, Error, Executor, Failover, Serving, TxOptions};
 use dbpool_testkit::{wait_until_sync, Fake, Step, Verb};
 use futures::TryStreamExt;
 use std::time::Duration;
@@ -209,7 +209,10 @@ async fn a_health_check_while_the_primary_is_down_names_the_serving_backup() {
     let (b, primary, backups) = pool(2);
     primary.set_default(Step::down());
     backups[0].set_default(Step::down());
-    assert!(matches!(b.health_check().await, Err(Error::Unavailable { .. })));
+    assert!(matches!(
+        b.health_check().await,
+        Err(Error::Unavailable { .. })
+    ));
     assert_eq!(
         degraded(&b),
         Failover {

@@ -140,7 +140,13 @@ async fn a_refusing_database_opens_the_breaker_and_a_probe_closes_it() {
     let tried = manager.connects.load(SeqCst);
     let e = pool.acquire().await.err().expect("the circuit is open");
     assert!(
-        matches!(&e, Error::Unavailable { cause: UnavailableCause::CircuitOpen, .. }),
+        matches!(
+            &e,
+            Error::Unavailable {
+                cause: UnavailableCause::CircuitOpen,
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use dbpool_backends::postgres::PgBackend;
 use dbpool_config::{PoolConfig, PoolOptions, PreparedStatements, Secret};
-use dbpool_core::{Backend, Error, Param, TxOptions};
+use dbpool_core::{Backend, Error, Executor, Param, TxOptions};
 use dbpool_testkit::{PgBouncer, PgDb};
 use futures::TryStreamExt;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The object-safe `Backend` trait each database implements behind its own bb8 pool.
-use crate::{Error, Param, Result, Transaction, TxOptions};
+use crate::{Error, Executor, Param, Result, Transaction, TxOptions};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -152,23 +152,12 @@ impl PoolState {
     }
 }
 
-/// A database behind a connection pool, as the server sees it.
+/// A database behind a connection pool, as the server sees it: the statement verbs of
+/// `Executor` on a pooled connection, plus batches, transactions, catalog and state.
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Executor + 'static {
     /// Which database this is.
     fn kind(&self) -> BackendKind;
-
-    /// Runs a query; the schema is known when this returns, batches stream afterwards.
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
-
-    /// The schema a query would return, without streaming its rows where the database
-    /// can tell (PostgreSQL prepares the statement); others read the first batch.
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        Ok(self.query(sql, params, 1).await?.schema)
-    }
-
-    /// Runs one statement and returns the rows it affected.
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
 
     /// Runs statements on one connection. With `transaction` the batch is all-or-nothing
     /// and fails with `Error::BatchStatement`; without, each outcome is reported.
@@ -183,21 +172,6 @@ pub trait Backend: Send + Sync + 'static {
         let _ = options;
         Err(Error::Unsupported(format!(
             "transactions on {}",
-            self.kind().name()
-        )))
-    }
-
-    /// Writes a stream of record batches into `target.table` in one transaction: every
-    /// row or none. The schema is checked against the table before any row is written.
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        let _ = (target, schema, batches);
-        Err(Error::Unsupported(format!(
-            "bulk insert into {}",
             self.kind().name()
         )))
     }

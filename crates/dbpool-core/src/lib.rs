@@ -3,6 +3,7 @@
 mod backend;
 pub mod call;
 mod error;
+mod executor;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod limiter;
@@ -18,6 +19,7 @@ pub use backend::{
     InsertMode, PoolState, QueryStream, Serving, Statement, StatementResult, TableRef,
 };
 pub use error::{Bare, Error, Result, Source, UnavailableCause};
+pub use executor::Executor;
 pub use limiter::{clip, LogLimiter, ECHO_CHARS};
 pub use manager::{PoolEntry, PoolManager};
 pub use metrics::{

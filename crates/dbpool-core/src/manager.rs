@@ -162,7 +162,7 @@ impl PoolManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BatchOutcome, PoolState, QueryStream, Statement};
+    use crate::{BatchOutcome, Executor, PoolState, QueryStream, Statement};
     use async_trait::async_trait;
     use dbpool_config::{BackendKind, Secret};
 
@@ -172,15 +172,19 @@ mod tests {
     }
 
     #[async_trait]
-    impl Backend for Fake {
-        fn kind(&self) -> BackendKind {
-            BackendKind::Sqlite
-        }
+    impl Executor for Fake {
         async fn query(&self, _: &str, _: Vec<crate::Param>, _: usize) -> Result<QueryStream> {
             Err(Error::Unsupported("fake".into()))
         }
         async fn execute(&self, _: &str, _: Vec<crate::Param>) -> Result<u64> {
             Ok(1)
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Fake {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Sqlite
         }
         async fn execute_batch(&self, _: Vec<Statement>, _: bool) -> Result<BatchOutcome> {
             Ok(vec![])

@@ -1,6 +1,6 @@
 //! Interactive transactions: the `Transaction` a backend hands out, and the registry that
 //! finds them by id, rolls back idle ones and those of clients that went away.
-use crate::{Error, Param, PoolEntry, QueryStream, Result};
+use crate::{Error, Executor, PoolEntry, Result};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -32,28 +32,11 @@ pub struct TxOptions {
     pub read_only: bool,
 }
 
-/// A transaction on a pinned connection. Calls are serialised on the connection; a
-/// transaction dropped without `commit`/`rollback` is rolled back.
+/// A transaction on a pinned connection: the statement verbs of `Executor`, run inside
+/// it, plus its end. Calls are serialised on the connection; a transaction dropped
+/// without `commit`/`rollback` is rolled back.
 #[async_trait]
-pub trait Transaction: Send + Sync {
-    /// Runs a query inside the transaction; the connection stays busy until the stream ends.
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
-    /// The schema a statement would return, without running statements that write.
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef>;
-    /// Writes record batches into a table inside the transaction (all rows or none).
-    async fn bulk_insert(
-        &self,
-        target: crate::BulkInsert,
-        schema: arrow::datatypes::SchemaRef,
-        batches: futures::stream::BoxStream<'static, Result<arrow::record_batch::RecordBatch>>,
-    ) -> Result<u64> {
-        let _ = (target, schema, batches);
-        Err(Error::Unsupported(
-            "bulk insert inside a transaction on this backend".into(),
-        ))
-    }
-    /// Runs one statement inside the transaction.
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
+pub trait Transaction: Executor {
     /// Commits and releases the connection.
     async fn commit(&self) -> Result<()>;
     /// Rolls back and releases the connection.

@@ -1,16 +1,21 @@
-//! What PoolService and Flight share: look up the pool (or transaction), run the call,
-//! count it.
-use crate::hooks::{AllowAll, Authorizer, MiddlewareChain};
+//! What PoolService and Flight share: look up the pool (or transaction), run the call
+//! through one dispatch point, count it.
+mod call;
+
+pub use call::{Op, Reply};
+
+use crate::hooks::{self, AllowAll, Authorizer, MiddlewareChain, Outcome};
 use crate::schema_cache::SchemaMessages;
 use crate::status::code_name;
 use crate::timed::Timed;
 use crate::{bounds, conn};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use call::Target;
 use dbpool_config::Limits;
 use dbpool_core::{
     sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream,
-    Result, Statement, TxEntry, TxOptions, TxRegistry,
+    Result, Statement, TxOptions, TxRegistry,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -61,28 +66,6 @@ fn refuse_tx_control(sql: &str, target: &Target) -> Result<()> {
     sql_lex::refuse_tx_control(sql, kind, target.tx().is_some(), "sql")
 }
 
-/// Where a call runs: a pool, or a transaction on one.
-enum Target {
-    Pool(Arc<PoolEntry>),
-    Tx(Arc<TxEntry>),
-}
-
-impl Target {
-    fn tx(&self) -> Option<&Arc<TxEntry>> {
-        match self {
-            Target::Pool(_) => None,
-            Target::Tx(t) => Some(t),
-        }
-    }
-
-    fn pool(&self) -> &Arc<PoolEntry> {
-        match self {
-            Target::Pool(p) => p,
-            Target::Tx(t) => &t.pool,
-        }
-    }
-}
-
 impl Calls {
     /// Builds the shared call layer: every call allowed, no middleware (the server
     /// builder sets its own).
@@ -128,6 +111,74 @@ impl Calls {
         Ok(Target::Tx(tx))
     }
 
+    /// The target of a statement with SQL: the SQL must be there, and must not open,
+    /// end or hand over a transaction.
+    fn statement_target(&self, pool_id: &str, tx_id: &str, sql: &str) -> Result<Target> {
+        require_sql(sql)?;
+        let target = self.target(pool_id, tx_id)?;
+        refuse_tx_control(sql, &target)?;
+        Ok(target)
+    }
+
+    /// The dispatch point: every statement call passes through here, its target (pool
+    /// or transaction) chosen once.
+    async fn dispatch(&self, target: &Target, op: Op<'_>) -> Result<Reply> {
+        let started = std::time::Instant::now();
+        let pool = target.pool();
+        let tx_id = target.tx().map(|t| t.id.as_str()).unwrap_or_default();
+        let mut hook = hooks::Call::new(op.method(), &pool.id).in_tx(tx_id);
+        hook.sql = op.sql().map(std::borrow::Cow::Borrowed);
+        // The authorizer, then the middleware chain (which may rewrite the statement).
+        if let Err(e) = self.admit(&mut hook) {
+            self.finish(&hook, &Outcome::refused(&e));
+            return Err(e);
+        }
+        let rewritten = hook.sql.clone();
+        let op = match rewritten.as_deref() {
+            Some(sql) if Some(sql) != op.sql() => op.with_sql(sql),
+            _ => op,
+        };
+        let reply = self.run(target, op).await;
+        let rows = match &reply {
+            Ok(Reply::Rows(n)) => *n,
+            _ => 0,
+        };
+        let outcome = Outcome {
+            error: reply.as_ref().err(),
+            rows,
+            bytes: 0,
+            elapsed: started.elapsed(),
+        };
+        self.finish(&hook, &outcome);
+        reply
+    }
+
+    /// Runs a call on its target's executor.
+    async fn run(&self, target: &Target, op: Op<'_>) -> Result<Reply> {
+        let exec = target.executor();
+        Ok(match op {
+            Op::Query {
+                sql,
+                params,
+                batch_size,
+            } => Reply::Stream(exec.query(sql, params, batch_size).await?),
+            Op::Schema { sql, params } => Reply::Schema(exec.schema(sql, params).await?),
+            Op::Execute { sql, params } => Reply::Rows(exec.execute(sql, params).await?),
+            Op::Batch {
+                statements,
+                transaction,
+            } => {
+                let backend = &target.pool().backend;
+                Reply::Batch(backend.execute_batch(statements, transaction).await?)
+            }
+            Op::BulkInsert {
+                target,
+                schema,
+                batches,
+            } => Reply::Rows(exec.bulk_insert(target, schema, batches).await?),
+        })
+    }
+
     /// Starts a query; the returned stream counts rows and errors as they pass.
     pub async fn query(
         &self,
@@ -139,26 +190,26 @@ impl Calls {
     ) -> Result<QueryStream> {
         self.check_request(pool_id, tx_id, sql, params.len())?;
         bounds::batch_size(&self.limits, "batch_size", batch_size)?;
-        require_sql(sql)?;
-        let target = self.target(pool_id, tx_id)?;
-        refuse_tx_control(sql, &target)?;
+        let target = self.statement_target(pool_id, tx_id, sql)?;
         let entry = target.pool().clone();
         let timed = Timed::start(&entry, CallKind::Query)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());
-        let size = if batch_size > 0 {
+        let batch_size = if batch_size > 0 {
             batch_size
         } else {
             entry.config.options.batch_size
         } as usize;
-        let started = async {
-            match &target {
-                Target::Pool(p) => p.backend.query(sql, params, size).await,
-                Target::Tx(t) => t.tx.query(sql, params, size).await,
-            }
-        }
-        .instrument(timed.span.clone())
-        .await;
+        let op = Op::Query {
+            sql,
+            params,
+            batch_size,
+        };
+        let started = self
+            .dispatch(&target, op)
+            .instrument(timed.span.clone())
+            .await
+            .and_then(Reply::stream);
         let QueryStream { schema, batches } = counted(&entry, started)?;
         let batches = batches
             .inspect(move |b| match b {
@@ -172,7 +223,8 @@ impl Calls {
         Ok(QueryStream { schema, batches })
     }
 
-    /// The schema of a query without streaming it.
+    /// The schema of a query without streaming it; inside a transaction the statement
+    /// sees the transaction's state.
     pub async fn schema(
         &self,
         pool_id: &str,
@@ -181,20 +233,9 @@ impl Calls {
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
         self.check_request(pool_id, tx_id, sql, params.len())?;
-        require_sql(sql)?;
-        let target = self.target(pool_id, tx_id)?;
-        refuse_tx_control(sql, &target)?;
-        match target {
-            Target::Pool(p) => {
-                let r = p.backend.schema(sql, params).await;
-                counted(&p, r)
-            }
-            // Inside a transaction the statement must see the transaction's state.
-            Target::Tx(t) => {
-                let r = t.tx.schema(sql, params).await;
-                counted(&t.pool, r)
-            }
-        }
+        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let r = self.dispatch(&target, Op::Schema { sql, params }).await;
+        counted(target.pool(), r.and_then(Reply::schema))
     }
 
     /// Runs one statement.
@@ -206,20 +247,15 @@ impl Calls {
         params: Vec<Param>,
     ) -> Result<u64> {
         self.check_request(pool_id, tx_id, sql, params.len())?;
-        require_sql(sql)?;
-        let target = self.target(pool_id, tx_id)?;
-        refuse_tx_control(sql, &target)?;
+        let target = self.statement_target(pool_id, tx_id, sql)?;
         let mut timed = Timed::start(target.pool(), CallKind::Execute)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());
-        let r = async {
-            match &target {
-                Target::Pool(p) => p.backend.execute(sql, params).await,
-                Target::Tx(t) => t.tx.execute(sql, params).await,
-            }
-        }
-        .instrument(timed.span.clone())
-        .await;
+        let r = self
+            .dispatch(&target, Op::Execute { sql, params })
+            .instrument(timed.span.clone())
+            .await
+            .and_then(Reply::rows);
         timed.rows = *r.as_ref().unwrap_or(&0);
         counted(target.pool(), r)
     }
@@ -241,15 +277,19 @@ impl Calls {
             )?;
         }
         bounds::id(&self.limits, "pool_id", pool_id)?;
-        let entry = self.manager.get(pool_id)?;
+        let target = Target::Pool(self.manager.get(pool_id)?);
+        let kind = target.pool().backend.kind();
         for (i, s) in statements.iter().enumerate() {
-            let kind = entry.backend.kind();
             let field = format_args!("statements[{i}].sql");
             sql_lex::refuse_tx_control(&s.sql, kind, transaction, field)?;
         }
-        let _timed = Timed::start(&entry, CallKind::Batch);
-        let r = entry.backend.execute_batch(statements, transaction).await;
-        counted(&entry, r)
+        let _timed = Timed::start(target.pool(), CallKind::Batch);
+        let call = Op::Batch {
+            statements,
+            transaction,
+        };
+        let r = self.dispatch(&target, call).await;
+        counted(target.pool(), r.and_then(Reply::batch))
     }
 
     /// Begins a transaction owned by the calling client connection; `idle_timeout_ms` 0
@@ -331,15 +371,20 @@ impl Calls {
         schema: SchemaRef,
         batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<u64> {
-        if tx_id.is_empty() {
-            return self.bulk_insert(pool_id, target, schema, batches).await;
+        if target.table.trim().is_empty() {
+            return Err(Error::invalid("table", "is empty"));
         }
         self.check_request(pool_id, tx_id, "", 0)?;
         bounds::id(&self.limits, "table", &target.table)?;
-        let tx = self.txs.get(tx_id, conn::current())?;
-        let _timed = Timed::start(&tx.pool, CallKind::BulkInsert);
-        let r = tx.tx.bulk_insert(target, schema, batches).await;
-        counted(&tx.pool, r)
+        let on = self.target(pool_id, tx_id)?;
+        let _timed = Timed::start(on.pool(), CallKind::BulkInsert).in_tx(on.tx());
+        let call = Op::BulkInsert {
+            target,
+            schema,
+            batches,
+        };
+        let r = self.dispatch(&on, call).await;
+        counted(on.pool(), r.and_then(Reply::rows))
     }
 
     /// Writes record batches into a table.
@@ -350,14 +395,7 @@ impl Calls {
         schema: SchemaRef,
         batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<u64> {
-        if target.table.trim().is_empty() {
-            return Err(Error::invalid("table", "is empty"));
-        }
-        bounds::id(&self.limits, "pool_id", pool_id)?;
-        bounds::id(&self.limits, "table", &target.table)?;
-        let entry = self.manager.get(pool_id)?;
-        let _timed = Timed::start(&entry, CallKind::BulkInsert);
-        let r = entry.backend.bulk_insert(target, schema, batches).await;
-        counted(&entry, r)
+        self.bulk_insert_in(pool_id, "", target, schema, batches)
+            .await
     }
 }

@@ -7,7 +7,8 @@ use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use dbpool_config::{BackendKind, Config, PoolConfig, ResolvedPool, Secret};
 use dbpool_core::{
-    Backend, BackendFactory, BatchOutcome, Param, PoolState, QueryStream, Result, Statement,
+    Backend, BackendFactory, BatchOutcome, Executor, Param, PoolState, QueryStream, Result,
+    Statement,
 };
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::{Server, ServerError};
@@ -33,11 +34,7 @@ struct Fake {
 }
 
 #[tonic::async_trait]
-impl Backend for Fake {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Sqlite
-    }
-
+impl Executor for Fake {
     async fn query(&self, _: &str, _: Vec<Param>, _: usize) -> Result<QueryStream> {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
         let batch =
@@ -51,6 +48,13 @@ impl Backend for Fake {
 
     async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {
         Ok(1)
+    }
+}
+
+#[tonic::async_trait]
+impl Backend for Fake {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
     }
 
     async fn execute_batch(&self, _: Vec<Statement>, _: bool) -> Result<BatchOutcome> {

@@ -11,7 +11,7 @@ use arrow_flight::{FlightDescriptor, PutResult, Ticket};
 use common::*;
 use dbpool_backends::redis::RedisBackend;
 use dbpool_config::{PoolConfig, Secret};
-use dbpool_core::Backend;
+use dbpool_core::Executor;
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::{BulkInsertCommand, BulkInsertResult, QueryTicket};
 use futures::TryStreamExt;

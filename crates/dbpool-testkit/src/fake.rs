@@ -8,8 +8,8 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    Backend, BackendFactory, BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream,
-    Result, Statement, StatementResult, Transaction, TxOptions,
+    Backend, BackendFactory, BatchOutcome, BulkInsert, Error, Executor, Param, PoolState,
+    QueryStream, Result, Statement, StatementResult, Transaction, TxOptions,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use parking_lot::Mutex;
@@ -95,7 +95,10 @@ impl Step {
     /// Fails as a database that cannot be reached.
     pub fn down() -> Step {
         Step::fail(|| {
-            Error::unavailable(dbpool_core::UnavailableCause::Connect, "connection refused (fake)")
+            Error::unavailable(
+                dbpool_core::UnavailableCause::Connect,
+                "connection refused (fake)",
+            )
         })
     }
 
@@ -256,12 +259,9 @@ impl Fake {
     }
 }
 
+/// The statement verbs of the fake, on a pool and in a transaction alike.
 #[async_trait]
-impl Backend for Fake {
-    fn kind(&self) -> BackendKind {
-        self.0.kind
-    }
-
+impl Executor for Fake {
     async fn query(&self, _: &str, _: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
         self.0.query(Verb::Query, batch_size).await
     }
@@ -272,24 +272,6 @@ impl Backend for Fake {
 
     async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {
         self.0.call(Verb::Execute).await.0
-    }
-
-    async fn execute_batch(&self, statements: Vec<Statement>, _: bool) -> Result<BatchOutcome> {
-        let n = self.0.call(Verb::Batch).await.0?;
-        let outcome = |index| StatementResult {
-            index,
-            outcome: Ok(n),
-        };
-        Ok((0..statements.len()).map(outcome).collect())
-    }
-
-    async fn begin(&self, _: TxOptions) -> Result<Box<dyn Transaction>> {
-        let (result, guard) = self.0.call(Verb::Begin).await;
-        result?;
-        Ok(Box::new(FakeTx {
-            shared: self.0.clone(),
-            open: Mutex::new(Some(guard)),
-        }))
     }
 
     async fn bulk_insert(
@@ -306,6 +288,31 @@ impl Backend for Fake {
         }
         Ok(rows)
     }
+}
+
+#[async_trait]
+impl Backend for Fake {
+    fn kind(&self) -> BackendKind {
+        self.0.kind
+    }
+
+    async fn execute_batch(&self, statements: Vec<Statement>, _: bool) -> Result<BatchOutcome> {
+        let n = self.0.call(Verb::Batch).await.0?;
+        let outcome = |index| StatementResult {
+            index,
+            outcome: Ok(n),
+        };
+        Ok((0..statements.len()).map(outcome).collect())
+    }
+
+    async fn begin(&self, _: TxOptions) -> Result<Box<dyn Transaction>> {
+        let (result, guard) = self.0.call(Verb::Begin).await;
+        result?;
+        Ok(Box::new(FakeTx {
+            fake: self.clone(),
+            open: Mutex::new(Some(guard)),
+        }))
+    }
 
     async fn health_check(&self) -> Result<()> {
         self.0.call(Verb::Health).await.0.map(|_| ())
@@ -318,36 +325,36 @@ impl Backend for Fake {
 
 /// A transaction of the fake: holds its "connection" (in flight) until it ends.
 struct FakeTx {
-    shared: Arc<Shared>,
+    fake: Fake,
     open: Mutex<Option<InFlight>>,
 }
 
 impl FakeTx {
     async fn end(&self, verb: Verb) -> Result<()> {
-        let result = self.shared.call(verb).await.0;
+        let result = self.fake.0.call(verb).await.0;
         self.open.lock().take();
         result.map(|_| ())
     }
 }
 
+/// Inside a transaction the fake answers as on its pool (bulk insert included).
+#[async_trait]
+impl Executor for FakeTx {
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+        self.fake.query(sql, params, batch_size).await
+    }
+
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        self.fake.schema(sql, params).await
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+        self.fake.execute(sql, params).await
+    }
+}
+
 #[async_trait]
 impl Transaction for FakeTx {
-    async fn query(&self, _: &str, _: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        self.shared.query(Verb::Query, batch_size).await
-    }
-
-    async fn schema(&self, _: &str, _: Vec<Param>) -> Result<SchemaRef> {
-        self.shared
-            .call(Verb::Schema)
-            .await
-            .0
-            .map(|_| rows_schema())
-    }
-
-    async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {
-        self.shared.call(Verb::Execute).await.0
-    }
-
     async fn commit(&self) -> Result<()> {
         self.end(Verb::Commit).await
     }

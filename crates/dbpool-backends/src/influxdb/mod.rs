@@ -18,77 +18,75 @@ pub mod v1;
 pub use bulk::Target;
 pub use config::InfluxConfig;
 
+use crate::exec::{ConnPool, Driver, PoolBackend, Session};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
-use dbpool_core::{
-    Backend, BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult, Transaction, TxOptions,
-};
+use dbpool_core::{BulkInsert, Param, PoolState, QueryStream, Result};
 use futures::stream::BoxStream;
 
-/// An InfluxDB pool: a bounded number of concurrent HTTP requests to one server.
-pub struct InfluxBackend {
+/// An InfluxDB pool.
+pub type InfluxBackend = PoolBackend<InfluxDriver>;
+
+/// InfluxDB over HTTP: a bounded number of concurrent requests to one server.
+pub struct InfluxDriver {
     client: v1::Client,
 }
 
-impl InfluxBackend {
-    /// Builds the pool from an `influxdb://` or `influxdbs://` URL; connects lazily.
-    pub fn new(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        let config = InfluxConfig::from_pool(cfg)?;
-        Ok(InfluxBackend {
-            client: v1::Client::new(pool_id, config, &cfg.options)?,
-        })
+/// Each call takes its request slot itself: a session holds no connection.
+impl ConnPool for v1::Client {
+    type Conn = ();
+
+    async fn acquire(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn state(&self) -> PoolState {
+        v1::Client::state(self)
     }
 }
 
-#[async_trait]
-impl Backend for InfluxBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Influxdb
+impl Driver for InfluxDriver {
+    type Conn = ();
+    type Pool = v1::Client;
+    const KIND: BackendKind = BackendKind::Influxdb;
+    const NO_TRANSACTIONS: Option<&'static str> = Some("InfluxDB has no transactions");
+
+    /// Builds the pool from an `influxdb://` or `influxdbs://` URL.
+    fn open(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let config = InfluxConfig::from_pool(cfg)?;
+        Ok(InfluxDriver {
+            client: v1::Client::new(pool_id, config, &cfg.options)?,
+        })
+    }
+
+    fn pool(&self) -> &v1::Client {
+        &self.client
     }
 
     /// InfluxQL; `$1`, `$2`, … are bound to `params`.
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+    async fn query(
+        &self,
+        _: Session<()>,
+        sql: &str,
+        params: Vec<Param>,
+        batch_size: usize,
+    ) -> Result<QueryStream> {
         v1::query::start(&self.client, sql, params, batch_size).await
     }
 
+    async fn schema(&self, _: Session<()>, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        Ok(v1::query::start(&self.client, sql, params, 1).await?.schema)
+    }
+
     /// An InfluxQL statement, or line protocol in the pool's precision.
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+    async fn execute(&self, _: &mut Session<()>, sql: &str, params: Vec<Param>) -> Result<u64> {
         v1::write::execute(&self.client, sql, &params).await
-    }
-
-    async fn execute_batch(
-        &self,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<BatchOutcome> {
-        dbpool_core::validate_statements(&statements)?;
-        if transaction {
-            return Err(Error::Unsupported(
-                "transactional batches on influxdb: InfluxDB has no transactions".into(),
-            ));
-        }
-        let mut out = Vec::with_capacity(statements.len());
-        for (index, s) in statements.into_iter().enumerate() {
-            let outcome = v1::write::execute(&self.client, &s.sql, &s.params).await;
-            if matches!(&outcome, Err(e) if e.is_connection_error()) {
-                return Err(outcome.unwrap_err());
-            }
-            out.push(StatementResult { index, outcome });
-        }
-        Ok(out)
-    }
-
-    async fn begin(&self, _: TxOptions) -> Result<Box<dyn Transaction>> {
-        Err(Error::Unsupported(
-            "transactions on influxdb: InfluxDB has no transactions".into(),
-        ))
     }
 
     async fn bulk_insert(
         &self,
+        _: Session<()>,
         target: BulkInsert,
         schema: SchemaRef,
         batches: BoxStream<'static, Result<RecordBatch>>,
@@ -98,9 +96,5 @@ impl Backend for InfluxBackend {
 
     async fn health_check(&self) -> Result<()> {
         self.client.health().await
-    }
-
-    fn state(&self) -> PoolState {
-        self.client.state()
     }
 }

@@ -18,6 +18,9 @@ pub struct MssqlConn {
     /// Set when the connection is in an unknown state (I/O error, a result left
     /// unread, a statement timeout): the pool closes it instead of handing it out.
     pub broken: bool,
+    /// Set while a transaction that changed the isolation level is open: its end
+    /// restores the session's default before the connection is reused.
+    pub isolated: bool,
 }
 
 impl Deref for MssqlConn {
@@ -73,6 +76,7 @@ impl Manager {
         Ok(MssqlConn {
             client,
             broken: false,
+            isolated: false,
         })
     }
 }

@@ -13,26 +13,27 @@ mod tx;
 
 pub use convert::Kind;
 
+use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, PoolOptions, ResolvedPool};
-use dbpool_core::{
-    Backend, BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult, TableRef, Transaction, TxOptions,
-};
+use dbpool_core::{BulkInsert, Param, QueryStream, Result, TableRef, TxOptions};
 use futures::stream::BoxStream;
 use manager::Manager;
 use params::bind;
 use std::time::Duration;
-use stream::{batch, execute_on, first_schema, rollback_if_open, start_query, timed, Held};
+use stream::{batch, execute_on, first_schema, rollback_if_open, start_query, timed};
 
-/// A transaction's pinned connection: tiberius needs `&mut`, the pin hands out `&`.
-pub(crate) type TxConn = tokio::sync::Mutex<Conn<Manager>>;
+/// A connection a SQL Server call runs on: pooled, or pinned to a transaction.
+pub(crate) type MssqlSession = Session<Conn<Manager>>;
 
 /// A SQL Server pool.
-pub struct MssqlBackend {
+pub type MssqlBackend = PoolBackend<MssqlDriver>;
+
+/// SQL Server through tiberius.
+pub struct MssqlDriver {
     pool: PoolHandle<Manager>,
     /// Client-side statement timeout (SQL Server has no server-side one).
     timeout: Option<Duration>,
@@ -40,15 +41,15 @@ pub struct MssqlBackend {
     describe_rows: usize,
 }
 
-impl MssqlBackend {
-    /// Builds the pool from an `mssql://` URL or the `ado` setting; connects lazily.
-    pub fn new(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        let settings = config::settings(pool_id, cfg)?;
-        Ok(MssqlBackend {
-            pool: PoolHandle::new(Manager::new(settings), &cfg.options, error::classify),
-            timeout: PoolOptions::optional(cfg.options.statement_timeout_ms),
-            describe_rows: cfg.options.batch_size as usize,
-        })
+impl MssqlDriver {
+    /// The statement timeout of a call on `s`: none inside an interactive transaction,
+    /// whose connection must survive the call (closing it is what stops a statement).
+    fn limit(&self, s: &MssqlSession) -> Option<Duration> {
+        if s.interactive() {
+            None
+        } else {
+            self.timeout
+        }
     }
 
     async fn conn(&self) -> Result<Conn<Manager>> {
@@ -56,99 +57,126 @@ impl MssqlBackend {
     }
 }
 
-#[async_trait]
-impl Backend for MssqlBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Mssql
+impl Driver for MssqlDriver {
+    type Conn = Conn<Manager>;
+    type Pool = PoolHandle<Manager>;
+    const KIND: BackendKind = BackendKind::Mssql;
+
+    /// Builds the pool from an `mssql://` URL or the `ado` setting.
+    fn open(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let settings = config::settings(pool_id, cfg)?;
+        Ok(MssqlDriver {
+            pool: PoolHandle::new(Manager::new(settings), &cfg.options, error::classify),
+            timeout: PoolOptions::optional(cfg.options.statement_timeout_ms),
+            describe_rows: cfg.options.batch_size as usize,
+        })
     }
 
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        let params = bind(&params)?;
-        let conn = Held::Pooled(Box::new(self.conn().await?));
-        start_query(conn, sql.to_string(), params, batch_size, self.timeout).await
+    fn pool(&self) -> &PoolHandle<Manager> {
+        &self.pool
     }
 
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        // Run inside a transaction that is rolled back: a statement that writes does
-        // not keep its writes, and the first batch settles decimal scales.
+    async fn query(
+        &self,
+        s: MssqlSession,
+        sql: &str,
+        params: Vec<Param>,
+        batch_size: usize,
+    ) -> Result<QueryStream> {
         let params = bind(&params)?;
-        let mut conn = self.conn().await?;
-        timed(self.timeout, async {
-            batch(&mut conn, "BEGIN TRANSACTION").await?;
-            let schema = first_schema(&mut conn, sql, &params, self.describe_rows).await;
-            rollback_if_open(&mut conn).await?;
+        let limit = self.limit(&s);
+        start_query(s, sql.to_string(), params, batch_size, limit).await
+    }
+
+    /// Runs the statement inside a transaction (or, inside the caller's, a savepoint)
+    /// that is rolled back: a statement that writes does not keep its writes, and the
+    /// first batch settles decimal scales.
+    async fn schema(
+        &self,
+        mut s: MssqlSession,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<SchemaRef> {
+        let params = bind(&params)?;
+        let (limit, in_tx) = (self.limit(&s), s.in_transaction());
+        let conn = &mut *s;
+        timed(limit, async {
+            let open = if in_tx {
+                "SAVE TRANSACTION dbpool_describe"
+            } else {
+                "BEGIN TRANSACTION"
+            };
+            batch(conn, open).await?;
+            let schema = first_schema(conn, sql, &params, self.describe_rows).await;
+            if in_tx {
+                batch(conn, "ROLLBACK TRANSACTION dbpool_describe").await?;
+            } else {
+                rollback_if_open(conn).await?;
+            }
             schema
         })
         .await
     }
 
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+    async fn execute(&self, s: &mut MssqlSession, sql: &str, params: Vec<Param>) -> Result<u64> {
         let params = bind(&params)?;
-        let mut conn = self.conn().await?;
-        timed(self.timeout, execute_on(&mut conn, sql, &params)).await
+        timed(self.limit(s), execute_on(s, sql, &params)).await
     }
 
-    async fn execute_batch(
-        &self,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<BatchOutcome> {
-        dbpool_core::validate_statements(&statements)?;
-        let bound = statements
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                bind(&s.params).map_err(|e| Error::BatchStatement {
-                    index: i,
-                    source: Box::new(e),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut conn = self.conn().await?;
-        timed(self.timeout, async {
-            if transaction {
-                return all_or_nothing(&mut conn, &statements, &bound).await;
-            }
-            let mut out = Vec::with_capacity(statements.len());
-            for (index, (s, p)) in statements.iter().zip(&bound).enumerate() {
-                let outcome = execute_on(&mut conn, &s.sql, p).await;
-                if matches!(&outcome, Err(e) if e.is_connection_error()) {
-                    return Err(outcome.unwrap_err());
-                }
-                out.push(StatementResult { index, outcome });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
-        let conn = self.conn().await?;
-        Ok(Box::new(
-            tx::MssqlTx::begin(conn, options, self.describe_rows).await?,
-        ))
-    }
-
+    /// In a transaction of its own, or inside the caller's behind a savepoint.
     async fn bulk_insert(
         &self,
+        mut s: MssqlSession,
         target: BulkInsert,
         schema: SchemaRef,
         batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<u64> {
         let plan = bulk::Plan::new(&target, &schema)?;
-        let mut conn = self.conn().await?;
-        batch(&mut conn, "BEGIN TRANSACTION").await?;
-        let r = bulk::load(&mut conn, &plan, batches).await;
+        let in_tx = s.in_transaction();
+        let conn = &mut *s;
+        let open = if in_tx {
+            "SAVE TRANSACTION dbpool_bulk"
+        } else {
+            "BEGIN TRANSACTION"
+        };
+        batch(conn, open).await?;
+        let r = bulk::load(conn, &plan, batches).await;
         // A failed load may have left the connection mid-request: then closing it is
         // what rolls back.
-        match &r {
-            Ok(_) => batch(&mut conn, "COMMIT TRANSACTION").await?,
-            Err(_) if !conn.broken => rollback_if_open(&mut conn).await?,
-            Err(_) => {}
+        match (&r, in_tx) {
+            (Ok(_), false) => batch(conn, "COMMIT TRANSACTION").await?,
+            (Ok(_), true) => {}
+            (Err(_), _) if conn.broken => {}
+            (Err(_), false) => rollback_if_open(conn).await?,
+            (Err(_), true) => batch(conn, "ROLLBACK TRANSACTION dbpool_bulk").await?,
         }
         r
     }
 
+    async fn begin(&self, s: &mut MssqlSession, options: TxOptions) -> Result<()> {
+        tx::begin(s, options).await
+    }
+
+    async fn end(&self, s: &mut MssqlSession, commit: bool) -> Result<()> {
+        tx::end(s, commit).await
+    }
+
+    fn abandon(conn: Conn<Manager>) {
+        tx::abandon(conn)
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        batch(&mut conn, "SELECT 1").await
+    }
+
+    fn catalog(&self) -> Option<&dyn Catalog> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Catalog for MssqlDriver {
     async fn catalog_name(&self) -> Result<String> {
         meta::catalog_name(&mut *self.conn().await?).await
     }
@@ -168,44 +196,4 @@ impl Backend for MssqlBackend {
     async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>> {
         meta::primary_keys(&mut *self.conn().await?, db_schema, table).await
     }
-
-    async fn health_check(&self) -> Result<()> {
-        let mut conn = self.conn().await?;
-        batch(&mut conn, "SELECT 1").await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
-    }
-}
-
-/// Runs the statements in one transaction: all of them, or on the first failure none
-/// (`Error::BatchStatement` names it).
-async fn all_or_nothing(
-    conn: &mut manager::MssqlConn,
-    statements: &[Statement],
-    bound: &[Vec<params::Bound>],
-) -> Result<BatchOutcome> {
-    batch(conn, "BEGIN TRANSACTION").await?;
-    let mut out = Vec::with_capacity(statements.len());
-    for (index, (s, p)) in statements.iter().zip(bound).enumerate() {
-        match execute_on(conn, &s.sql, p).await {
-            Ok(n) => out.push(StatementResult {
-                index,
-                outcome: Ok(n),
-            }),
-            Err(e) => {
-                // Some errors end the transaction themselves (XACT_ABORT, deadlocks).
-                if !conn.broken {
-                    rollback_if_open(conn).await?;
-                }
-                return Err(Error::BatchStatement {
-                    index,
-                    source: Box::new(e),
-                });
-            }
-        }
-    }
-    batch(conn, "COMMIT TRANSACTION").await?;
-    Ok(out)
 }

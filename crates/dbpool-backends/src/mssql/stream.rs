@@ -8,9 +8,7 @@ use super::convert::{plan, Decoder};
 use super::error::{classify, keeps_connection};
 use super::manager::MssqlConn;
 use super::params::{refs, Bound};
-use super::{Manager, TxConn};
-use crate::pool::Conn;
-use crate::tx::Guard;
+use super::MssqlSession;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, QueryStream, Result};
@@ -20,14 +18,6 @@ use std::time::Duration;
 use tiberius::{QueryItem, Row};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-
-/// The connection a query task owns: pooled, or pinned to a transaction.
-pub enum Held {
-    /// Checked out of the pool for this call.
-    Pooled(Box<Conn<Manager>>),
-    /// The transaction's connection, locked until the stream ends.
-    Pinned(Guard<TxConn>),
-}
 
 /// Settles the broken mark after a call: a clean answer or an SQL error keeps the
 /// connection, anything else on the wire does not.
@@ -116,10 +106,10 @@ enum Msg {
     Fail(Error),
 }
 
-/// Starts the query in a task that owns `held`; returns once the first result set's
-/// schema is known (after its first batch, which settles decimal scales).
+/// Starts the query in a task that owns the session; returns once the first result
+/// set's schema is known (after its first batch, which settles decimal scales).
 pub async fn start_query(
-    held: Held,
+    held: MssqlSession,
     sql: String,
     params: Vec<Bound>,
     batch_size: usize,
@@ -131,7 +121,7 @@ pub async fn start_query(
     // Two batches in flight at most: a slow reader slows the database read.
     let (tx, mut rx) = mpsc::channel(2);
     let panic_tx = tx.clone();
-    let pooled = matches!(held, Held::Pooled(_));
+    let pooled = !held.interactive();
     let task = tokio::spawn(async move {
         let run = AssertUnwindSafe(run(held, sql, params, batch_size.max(1), tx));
         if let Err(p) = run.catch_unwind().await {
@@ -170,15 +160,14 @@ pub async fn start_query(
     Ok(QueryStream { schema, batches })
 }
 
-async fn run(mut held: Held, sql: String, params: Vec<Bound>, n: usize, tx: mpsc::Sender<Msg>) {
-    let mut inner;
-    let conn: &mut MssqlConn = match &mut held {
-        Held::Pooled(c) => c,
-        Held::Pinned(g) => {
-            inner = g.lock().await;
-            &mut inner
-        }
-    };
+async fn run(
+    mut held: MssqlSession,
+    sql: String,
+    params: Vec<Bound>,
+    n: usize,
+    tx: mpsc::Sender<Msg>,
+) {
+    let conn: &mut MssqlConn = &mut held;
     conn.broken = true;
     let (r, clean) = read(conn, &sql, &params, n, &tx).await;
     conn.broken = !clean;

@@ -1,31 +1,17 @@
-//! Interactive SQL Server transactions on a pinned pooled connection.
-use super::params::bind;
-use super::stream::{batch, execute_on, first_schema, rollback_if_open, start_query, Held};
-use super::{bulk, Manager, TxConn};
+//! SQL Server transaction control: the BEGIN for an isolation level, the end that
+//! restores the session's default level, and the rollback of an abandoned transaction.
+use super::stream::{batch, rollback_if_open};
+use super::{Manager, MssqlSession};
+use crate::exec::spawn_cleanup;
 use crate::pool::Conn;
-use crate::tx::{spawn_cleanup, Pinned};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
-use dbpool_core::{
-    BulkInsert, Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions,
-};
-use futures::stream::BoxStream;
+use dbpool_core::{Error, Isolation, Result, TxOptions};
 
 /// Restores the session default after a transaction that changed the isolation level
 /// (the connection goes back to the pool; SQL Server keeps the level per session).
 const RESET_ISOLATION: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
-/// A transaction holding its connection until commit or rollback.
-pub struct MssqlTx {
-    conn: Pinned<TxConn>,
-    isolated: bool,
-    describe_rows: usize,
-}
-
 /// Rolls back a connection whose transaction was abandoned, then lets it go back.
-fn abandon(conn: TxConn) {
-    let mut conn = conn.into_inner();
+pub(crate) fn abandon(mut conn: Conn<Manager>) {
     spawn_cleanup(async move {
         let r = match rollback_if_open(&mut conn).await {
             Ok(()) => batch(&mut conn, RESET_ISOLATION).await,
@@ -56,81 +42,27 @@ fn begin_sql(o: TxOptions) -> Result<String> {
     Ok(format!("{level}BEGIN TRANSACTION"))
 }
 
-impl MssqlTx {
-    /// Begins on `conn`.
-    pub async fn begin(mut conn: Conn<Manager>, options: TxOptions, rows: usize) -> Result<Self> {
-        batch(&mut conn, &begin_sql(options)?).await?;
-        Ok(MssqlTx {
-            conn: Pinned::new(tokio::sync::Mutex::new(conn), abandon),
-            isolated: options.isolation != Isolation::Default,
-            describe_rows: rows,
-        })
-    }
-
-    async fn end(&self, commit: bool) -> Result<()> {
-        let mut conn = self.conn.take().await?.into_inner();
-        if commit {
-            batch(&mut conn, "COMMIT TRANSACTION").await?;
-        } else {
-            rollback_if_open(&mut conn).await?;
-        }
-        if self.isolated {
-            batch(&mut conn, RESET_ISOLATION).await?;
-        }
-        Ok(())
-    }
+/// Begins on `s`; a level other than the default is reset when the transaction ends.
+pub(crate) async fn begin(s: &mut MssqlSession, options: TxOptions) -> Result<()> {
+    batch(s, &begin_sql(options)?).await?;
+    s.isolated = options.isolation != Isolation::Default;
+    Ok(())
 }
 
-#[async_trait]
-impl Transaction for MssqlTx {
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        let params = bind(&params)?;
-        let held = Held::Pinned(self.conn.lock().await?);
-        start_query(held, sql.to_string(), params, batch_size, None).await
+/// Commits or rolls back. A batch's connection left mid-answer (a statement timed out)
+/// is not rolled back here: it is closed when it goes back, which rolls back.
+pub(crate) async fn end(s: &mut MssqlSession, commit: bool) -> Result<()> {
+    let abandoned_batch = s.broken && !s.interactive();
+    let conn = &mut **s;
+    if commit {
+        batch(conn, "COMMIT TRANSACTION").await?;
+    } else if !abandoned_batch {
+        rollback_if_open(conn).await?;
     }
-
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        let params = bind(&params)?;
-        let guard = self.conn.lock().await?;
-        let mut conn = guard.lock().await;
-        // A savepoint keeps the transaction's own work while undoing the statement's.
-        batch(&mut conn, "SAVE TRANSACTION dbpool_describe").await?;
-        let schema = first_schema(&mut conn, sql, &params, self.describe_rows).await;
-        batch(&mut conn, "ROLLBACK TRANSACTION dbpool_describe").await?;
-        schema
+    if std::mem::take(&mut conn.isolated) {
+        batch(conn, RESET_ISOLATION).await?;
     }
-
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        let plan = bulk::Plan::new(&target, &schema)?;
-        let guard = self.conn.lock().await?;
-        let mut conn = guard.lock().await;
-        batch(&mut conn, "SAVE TRANSACTION dbpool_bulk").await?;
-        let r = bulk::load(&mut conn, &plan, batches).await;
-        if r.is_err() && !conn.broken {
-            batch(&mut conn, "ROLLBACK TRANSACTION dbpool_bulk").await?;
-        }
-        r
-    }
-
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
-        let params = bind(&params)?;
-        let guard = self.conn.lock().await?;
-        let mut conn = guard.lock().await;
-        execute_on(&mut conn, sql, &params).await
-    }
-
-    async fn commit(&self) -> Result<()> {
-        self.end(true).await
-    }
-
-    async fn rollback(&self) -> Result<()> {
-        self.end(false).await
-    }
+    Ok(())
 }
 
 #[cfg(test)]

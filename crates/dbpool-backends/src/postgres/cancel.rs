@@ -2,8 +2,8 @@
 //! or its gRPC deadline passed): PostgreSQL's cancel request, sent before the connection
 //! goes back to the pool so the cancel can never hit another caller's statement, and
 //! repeated until the session is idle (a cancel can arrive before the statement starts).
-use super::AsClient;
-use crate::tx::spawn_cleanup;
+use super::{client, PgSession};
+use crate::exec::spawn_cleanup;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -12,14 +12,14 @@ use tokio_postgres::NoTls;
 const CANCEL_ATTEMPTS: u32 = 4;
 
 /// Owns the connection while a statement runs on it.
-pub struct Cancelling<C: AsClient> {
-    conn: Option<C>,
+pub struct Cancelling {
+    conn: Option<PgSession>,
     armed: AtomicBool,
 }
 
-impl<C: AsClient> Cancelling<C> {
+impl Cancelling {
     /// Arms the guard around `conn`.
-    pub fn new(conn: C) -> Self {
+    pub fn new(conn: PgSession) -> Self {
         Cancelling {
             conn: Some(conn),
             armed: AtomicBool::new(true),
@@ -28,12 +28,17 @@ impl<C: AsClient> Cancelling<C> {
 
     /// The client to run on.
     pub fn client(&self) -> &tokio_postgres::Client {
-        self.inner().client()
+        client(self.inner())
     }
 
     /// The guarded connection.
-    pub fn inner(&self) -> &C {
+    pub fn inner(&self) -> &PgSession {
         self.conn.as_ref().expect("present until drop")
+    }
+
+    /// The statement ended: the connection back, nothing to cancel.
+    pub fn finish(mut self) -> PgSession {
+        self.conn.take().expect("present until drop")
     }
 
     /// The statement ended (rows read or error received): nothing to cancel.
@@ -42,13 +47,13 @@ impl<C: AsClient> Cancelling<C> {
     }
 }
 
-impl<C: AsClient> Drop for Cancelling<C> {
+impl Drop for Cancelling {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         if !self.armed.load(Ordering::Relaxed) {
             return;
         }
-        let token = conn.client().cancel_token();
+        let token = client(&conn).cancel_token();
         spawn_cleanup(async move {
             // A cancel that reaches PostgreSQL before the statement started does nothing:
             // cancel again until an empty query comes back, i.e. the session is idle.
@@ -58,7 +63,7 @@ impl<C: AsClient> Drop for Cancelling<C> {
                     break;
                 }
                 let wait = Duration::from_millis(250 * u64::from(attempt));
-                if tokio::time::timeout(wait, conn.client().simple_query(""))
+                if tokio::time::timeout(wait, client(&conn).simple_query(""))
                     .await
                     .is_ok()
                 {
@@ -70,7 +75,7 @@ impl<C: AsClient> Drop for Cancelling<C> {
             // Still busy: the connection goes back only once the statement has ended,
             // never to a caller whose statement would queue behind it.
             tracing::warn!("an abandoned statement ignored {CANCEL_ATTEMPTS} cancel requests");
-            let _ = conn.client().simple_query("").await;
+            let _ = client(&conn).simple_query("").await;
         });
     }
 }

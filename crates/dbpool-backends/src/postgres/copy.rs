@@ -3,8 +3,7 @@
 mod encode;
 mod numeric;
 
-use super::{pg, Manager};
-use crate::pool::PoolHandle;
+use super::{pg, PgSession};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
@@ -19,13 +18,19 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::Transaction;
 
 /// Writes `batches` into `target`: every row or, on any error, none (the transaction
-/// rolls back, undoing a create or replace too).
+/// rolls back, undoing a create or replace too). Not inside a transaction: COPY runs in
+/// one of its own.
 pub async fn bulk_insert(
-    pool: &PoolHandle<Manager>,
+    mut conn: PgSession,
     target: BulkInsert,
     schema: arrow::datatypes::SchemaRef,
     mut batches: BoxStream<'static, Result<RecordBatch>>,
 ) -> Result<u64> {
+    if conn.in_transaction() {
+        return Err(Error::Unsupported(
+            "bulk insert inside a transaction on postgres".into(),
+        ));
+    }
     // Everything that can be refused without the database is refused first.
     let schema = normalize_schema(&schema)?;
     check_names(&schema)?;
@@ -40,7 +45,6 @@ pub async fn bulk_insert(
             dbpool_core::normalize::create_table_sql(&table, &schema, pg_type)?
         )),
     };
-    let mut conn = pool.acquire().await?;
     let tx = conn.transaction().await.map_err(pg)?;
     if let Some(ddl) = ddl {
         tx.batch_execute(&ddl).await.map_err(pg)?;

@@ -14,70 +14,41 @@ mod tx;
 
 pub use convert::{arrow_type, Decoder};
 
+use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use cancel::Cancelling;
 use dbpool_config::{BackendKind, ResolvedPool};
-use dbpool_core::{
-    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult, Transaction, TxOptions,
-};
+use dbpool_core::{BulkInsert, Error, Param, QueryStream, Result, TableRef, TxOptions};
+use futures::stream::BoxStream;
 use params::PgParam;
 use postgres_types::{ToSql, Type};
-pub(crate) use query::start_query;
+use query::start_query;
 use session::{PgManager, StatementCache, StatementMode, Target};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{Client, GenericClient};
 
 type Manager = PgManager;
 
-/// A PostgreSQL pool.
-pub struct PgBackend {
-    pool: PoolHandle<Manager>,
-    mode: Arc<StatementMode>,
+/// A connection a PostgreSQL call runs on: pooled, or pinned to a transaction.
+pub(crate) type PgSession = Session<Conn<Manager>>;
+
+/// The tokio-postgres client of a session.
+pub(crate) fn client(s: &PgSession) -> &Client {
+    s
 }
 
-impl PgBackend {
-    /// Builds the pool from a `postgres://` URL; connects lazily.
-    pub fn new(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        let mut pg: tokio_postgres::Config = cfg
-            .url
-            .expose()
-            .parse()
-            .map_err(|e| Error::invalid("url", format!("not a PostgreSQL URL: {e}")))?;
-        if pg.get_application_name().is_none() {
-            pg.application_name(format!("dbpool:{pool_id}"));
-        }
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(cfg.options.acquire_timeout().min(Duration::from_secs(10)));
-        }
-        if cfg.options.statement_timeout_ms > 0 {
-            // Appended: the URL's own `options` (e.g. `-c search_path=…`) are kept.
-            let own = pg
-                .get_options()
-                .map(|o| format!("{o} "))
-                .unwrap_or_default();
-            pg.options(format!(
-                "{own}-c statement_timeout={}",
-                cfg.options.statement_timeout_ms
-            ));
-        }
-        let mode = Arc::new(StatementMode::new(cfg.options.prepared_statements, pool_id));
-        let cache_size = usize::try_from(cfg.options.statement_cache_size)
-            .map_err(|_| Error::invalid("options.statement_cache_size", "too large"))?;
-        let manager = PgManager::new(pg, cache_size, mode.clone());
-        Ok(PgBackend {
-            pool: PoolHandle::new(manager, &cfg.options, error::classify),
-            mode,
-        })
-    }
+/// A PostgreSQL pool.
+pub type PgBackend = PoolBackend<PgDriver>;
 
+impl PgBackend {
     /// How statements run now: `named` or `unnamed` (`auto` has switched once it
     /// detected a transaction-mode pooler).
     pub fn statement_mode(&self) -> &'static str {
-        if self.mode.unnamed() {
+        if self.driver().mode.unnamed() {
             "unnamed"
         } else {
             "named"
@@ -85,33 +56,10 @@ impl PgBackend {
     }
 }
 
-/// A connection a query can run on: pooled, or pinned to a transaction.
-pub(crate) trait AsClient: Send + Sync + 'static {
-    /// The tokio-postgres client.
-    fn client(&self) -> &tokio_postgres::Client;
-    /// The statements prepared on it.
-    fn cache(&self) -> &StatementCache;
-    /// Whether a statement that failed on a stale cache entry may simply run again:
-    /// not inside a transaction, which the failure aborted.
-    fn may_rerun(&self) -> bool;
-    /// Whether a transaction is open on it (then it cannot run one of its own).
-    fn in_transaction(&self) -> bool {
-        !self.may_rerun()
-    }
-}
-
-impl AsClient for Conn<Manager> {
-    fn client(&self) -> &tokio_postgres::Client {
-        self
-    }
-
-    fn cache(&self) -> &StatementCache {
-        (**self).cache()
-    }
-
-    fn may_rerun(&self) -> bool {
-        true
-    }
+/// PostgreSQL through bb8-postgres, with the pool's statement mode.
+pub struct PgDriver {
+    pool: PoolHandle<Manager>,
+    mode: Arc<StatementMode>,
 }
 
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
@@ -167,121 +115,113 @@ pub(crate) async fn execute_on<'s>(
 }
 
 /// The result schema of `sql` (prepared, not run); a multi-statement script has none.
-pub(crate) async fn describe(
-    conn: &impl AsClient,
-    sql: &str,
-    params: &[Param],
-) -> Result<SchemaRef> {
+pub(crate) async fn describe(s: &PgSession, sql: &str, params: &[Param]) -> Result<SchemaRef> {
     if params.is_empty() && script::is_script(sql) {
         return Ok(Arc::new(Schema::empty()));
     }
-    if conn.cache().unnamed() {
-        let in_tx = conn.in_transaction();
-        return conn
-            .cache()
-            .describe_unnamed(conn.client(), sql, in_tx)
+    let cache = s.cache();
+    if cache.unnamed() {
+        return cache
+            .describe_unnamed(client(s), sql, s.in_transaction())
             .await;
     }
     // Parameters may be bound later (Flight SQL prepared statements): no count check.
-    Ok(conn.cache().prepare(conn.client(), sql).await?.schema)
+    Ok(cache.prepare(client(s), sql).await?.schema)
 }
 
-#[async_trait]
-impl Backend for PgBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Postgres
+impl Driver for PgDriver {
+    type Conn = Conn<Manager>;
+    type Pool = PoolHandle<Manager>;
+    const KIND: BackendKind = BackendKind::Postgres;
+
+    /// Builds the pool from a `postgres://` URL.
+    fn open(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let mut pg: tokio_postgres::Config = cfg
+            .url
+            .expose()
+            .parse()
+            .map_err(|e| Error::invalid("url", format!("not a PostgreSQL URL: {e}")))?;
+        if pg.get_application_name().is_none() {
+            pg.application_name(format!("dbpool:{pool_id}"));
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(cfg.options.acquire_timeout().min(Duration::from_secs(10)));
+        }
+        if cfg.options.statement_timeout_ms > 0 {
+            // Appended: the URL's own `options` (e.g. `-c search_path=…`) are kept.
+            let own = pg
+                .get_options()
+                .map(|o| format!("{o} "))
+                .unwrap_or_default();
+            pg.options(format!(
+                "{own}-c statement_timeout={}",
+                cfg.options.statement_timeout_ms
+            ));
+        }
+        let mode = Arc::new(StatementMode::new(cfg.options.prepared_statements, pool_id));
+        let cache_size = usize::try_from(cfg.options.statement_cache_size)
+            .map_err(|_| Error::invalid("options.statement_cache_size", "too large"))?;
+        let manager = PgManager::new(pg, cache_size, mode.clone());
+        Ok(PgDriver {
+            pool: PoolHandle::new(manager, &cfg.options, error::classify),
+            mode,
+        })
     }
 
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        start_query(self.pool.acquire().await?, sql, params, batch_size).await
+    fn pool(&self) -> &PoolHandle<Manager> {
+        &self.pool
     }
 
-    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
-        Ok(Box::new(
-            tx::PgTx::begin(self.pool.acquire().await?, options).await?,
-        ))
-    }
-
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        describe(&self.pool.acquire().await?, sql, &params).await
-    }
-
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
-        let conn = cancel::Cancelling::new(self.pool.acquire().await?);
-        let r = execute_on(conn.client(), conn.inner().cache(), true, sql, &params).await;
-        conn.done();
-        r
-    }
-
-    async fn execute_batch(
+    async fn query(
         &self,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<BatchOutcome> {
-        dbpool_core::validate_statements(&statements)?;
-        let mut conn = self.pool.acquire().await?;
-        if transaction {
-            let (client, cache) = conn.split();
-            let tx = client.transaction().await.map_err(pg)?;
-            let mut out = Vec::with_capacity(statements.len());
-            for (index, s) in statements.iter().enumerate() {
-                match execute_on(&tx, cache, false, &s.sql, &s.params).await {
-                    Ok(n) => out.push(StatementResult {
-                        index,
-                        outcome: Ok(n),
-                    }),
-                    Err(e) => {
-                        // Dropping `tx` rolls back; do it explicitly to report failures.
-                        tx.rollback().await.map_err(pg)?;
-                        return Err(Error::BatchStatement {
-                            index,
-                            source: Box::new(e),
-                        });
-                    }
-                }
-            }
-            tx.commit().await.map_err(pg)?;
-            return Ok(out);
+        s: PgSession,
+        sql: &str,
+        params: Vec<Param>,
+        batch_size: usize,
+    ) -> Result<QueryStream> {
+        start_query(s, sql, params, batch_size).await
+    }
+
+    async fn schema(&self, s: PgSession, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        describe(&s, sql, &params).await
+    }
+
+    async fn execute(&self, s: &mut PgSession, sql: &str, params: Vec<Param>) -> Result<u64> {
+        if s.interactive() {
+            return execute_on(client(s), s.cache(), false, sql, &params).await;
         }
-        let mut out = Vec::with_capacity(statements.len());
-        for (index, s) in statements.iter().enumerate() {
-            let outcome = execute_on(conn.client(), conn.cache(), true, &s.sql, &s.params).await;
-            if matches!(&outcome, Err(e) if e.is_connection_error()) {
-                return Err(outcome.unwrap_err());
-            }
-            out.push(StatementResult { index, outcome });
-        }
-        Ok(out)
+        // Armed while the statement runs: a caller that goes away cancels it.
+        let c = Cancelling::new(s.lend()?);
+        let rerun = !c.inner().in_transaction();
+        let r = execute_on(c.client(), c.inner().cache(), rerun, sql, &params).await;
+        s.restore(c.finish());
+        r
     }
 
     async fn bulk_insert(
         &self,
-        target: dbpool_core::BulkInsert,
+        s: PgSession,
+        target: BulkInsert,
         schema: SchemaRef,
-        batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+        batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<u64> {
-        copy::bulk_insert(&self.pool, target, schema, batches).await
+        copy::bulk_insert(s, target, schema, batches).await
     }
 
-    async fn catalog_name(&self) -> Result<String> {
-        meta::catalog_name(&*self.pool.acquire().await?).await
+    async fn begin(&self, s: &mut PgSession, options: TxOptions) -> Result<()> {
+        s.batch_execute(&tx::begin_sql(options)).await.map_err(pg)
     }
 
-    async fn list_schemas(&self) -> Result<Vec<String>> {
-        meta::list_schemas(&*self.pool.acquire().await?).await
+    async fn end(&self, s: &mut PgSession, commit: bool) -> Result<()> {
+        if commit {
+            tx::commit_checked(client(s)).await
+        } else {
+            s.batch_execute("ROLLBACK").await.map_err(pg)
+        }
     }
 
-    async fn list_tables(&self) -> Result<Vec<dbpool_core::TableRef>> {
-        meta::list_tables(&*self.pool.acquire().await?).await
-    }
-
-    async fn table_schema(&self, db_schema: &str, table: &str) -> Result<SchemaRef> {
-        let sql = format!("SELECT * FROM {}", meta::qualified(db_schema, table));
-        self.schema(&sql, vec![]).await
-    }
-
-    async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>> {
-        meta::primary_keys(&*self.pool.acquire().await?, db_schema, table).await
+    fn abandon(conn: Conn<Manager>) {
+        tx::abandon(conn)
     }
 
     async fn health_check(&self) -> Result<()> {
@@ -290,11 +230,31 @@ impl Backend for PgBackend {
         Ok(())
     }
 
-    fn state(&self) -> PoolState {
-        self.pool.state()
+    fn catalog(&self) -> Option<&dyn Catalog> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Catalog for PgDriver {
+    async fn catalog_name(&self) -> Result<String> {
+        meta::catalog_name(&*self.pool.acquire().await?).await
     }
 
-    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
-        self.pool.acquire_wait()
+    async fn list_schemas(&self) -> Result<Vec<String>> {
+        meta::list_schemas(&*self.pool.acquire().await?).await
+    }
+
+    async fn list_tables(&self) -> Result<Vec<TableRef>> {
+        meta::list_tables(&*self.pool.acquire().await?).await
+    }
+
+    async fn table_schema(&self, db_schema: &str, table: &str) -> Result<SchemaRef> {
+        let sql = format!("SELECT * FROM {}", meta::qualified(db_schema, table));
+        describe(&Session::pooled(self.pool.acquire().await?), &sql, &[]).await
+    }
+
+    async fn primary_keys(&self, db_schema: &str, table: &str) -> Result<Vec<String>> {
+        meta::primary_keys(&*self.pool.acquire().await?, db_schema, table).await
     }
 }

@@ -5,7 +5,7 @@
 use super::cancel::Cancelling;
 use super::params::PgParam;
 use super::session::{Prepared, Target};
-use super::{pg, schema_of_columns, AsClient, Decoder};
+use super::{client, pg, schema_of_columns, Decoder, PgSession};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::{Error, Param, QueryStream, Result};
@@ -15,8 +15,8 @@ use tokio_postgres::{Column, RowStream};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Binds and starts the query on `conn`, then reads its first batch.
-pub(crate) async fn start_query<C: AsClient>(
-    conn: C,
+pub(crate) async fn start_query(
+    conn: PgSession,
     sql: &str,
     params: Vec<Param>,
     batch_size: usize,
@@ -48,7 +48,7 @@ pub(crate) async fn start_query<C: AsClient>(
                 (None, None) => {
                     let c = conn.inner();
                     c.cache()
-                        .describe_unnamed(c.client(), sql, c.in_transaction())
+                        .describe_unnamed(client(c), sql, c.in_transaction())
                         .await?
                 }
             };
@@ -106,12 +106,12 @@ pub(crate) async fn start_query<C: AsClient>(
 
 /// The statement of `sql` (none when unnamed) and its running portal; a stale cache
 /// entry is prepared anew.
-async fn bind<'s, C: AsClient>(
-    conn: &C,
+async fn bind<'s>(
+    conn: &PgSession,
     sql: &'s str,
     params: &[Param],
 ) -> Result<(Option<Prepared>, RowStream)> {
-    let client = conn.client();
+    let client = client(conn);
     let run = |target: Target<'s>| async move {
         match target {
             Target::Named(stmt) => client.query_raw(&stmt, params.iter().map(PgParam)).await,
@@ -125,9 +125,9 @@ async fn bind<'s, C: AsClient>(
             }
         }
     };
-    conn.cache()
-        .run(client, sql, params, conn.may_rerun(), run)
-        .await
+    // A stale statement runs again, unless a transaction it aborted is open.
+    let rerun = !conn.in_transaction();
+    conn.cache().run(client, sql, params, rerun, run).await
 }
 
 /// Rows the column builders have room for at first.

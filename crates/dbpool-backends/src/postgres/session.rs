@@ -49,11 +49,6 @@ impl PgConn {
     pub fn cache(&self) -> &StatementCache {
         &self.cache
     }
-
-    /// The client, mutably (for a transaction), beside the cache.
-    pub fn split(&mut self) -> (&mut Client, &StatementCache) {
-        (&mut self.client, &self.cache)
-    }
 }
 
 /// A prepared statement with its Arrow result schema, worked out once per statement.

@@ -1,12 +1,12 @@
-//! Interactive PostgreSQL transactions on a pinned pooled connection, and the checks
-//! that catch a transaction open or ended behind the daemon's back (issue 15).
-use super::{execute_on, pg, start_query, AsClient, Manager};
+//! PostgreSQL transaction control (begin, a checked commit, the rollback of an abandoned
+//! transaction), and the checks that catch a transaction open or ended behind the
+//! daemon's back (issue 15).
+use super::{pg, Manager};
+use crate::exec::spawn_cleanup;
 use crate::pool::Conn;
-use crate::tx::{spawn_cleanup, Guard, Pinned};
-use async_trait::async_trait;
-use dbpool_core::{Error, Isolation, Param, QueryStream, Result, Transaction, TxOptions};
+use dbpool_core::{Error, Isolation, Result, TxOptions};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, SimpleQueryMessage};
+use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 /// Whether the session is outside a transaction block, asked of the server in one
 /// statement: tokio-postgres does not expose ReadyForQuery's status. A statement run
@@ -47,27 +47,8 @@ pub(crate) async fn close_leftover<T>(client: &impl GenericClient, r: Result<T>)
     ))
 }
 
-/// A transaction holding its connection until commit or rollback.
-pub struct PgTx {
-    conn: Pinned<Conn<Manager>>,
-}
-
-impl AsClient for Guard<Conn<Manager>> {
-    fn client(&self) -> &tokio_postgres::Client {
-        self
-    }
-
-    fn cache(&self) -> &super::StatementCache {
-        (***self).cache()
-    }
-
-    fn may_rerun(&self) -> bool {
-        false
-    }
-}
-
 /// Rolls back a connection whose transaction was abandoned, then lets it go back.
-fn abandon(conn: Conn<Manager>) {
+pub(crate) fn abandon(conn: Conn<Manager>) {
     spawn_cleanup(async move {
         if let Err(e) = conn.batch_execute("ROLLBACK").await {
             tracing::warn!(error = %e, "rollback of an abandoned transaction failed");
@@ -76,7 +57,7 @@ fn abandon(conn: Conn<Manager>) {
 }
 
 /// The BEGIN statement for these options.
-fn begin_sql(o: TxOptions) -> String {
+pub(crate) fn begin_sql(o: TxOptions) -> String {
     let level = match o.isolation {
         Isolation::Default => "",
         Isolation::ReadUncommitted => " ISOLATION LEVEL READ UNCOMMITTED",
@@ -88,77 +69,36 @@ fn begin_sql(o: TxOptions) -> String {
     format!("BEGIN{level}{mode}")
 }
 
-impl PgTx {
-    /// Begins on `conn`.
-    pub async fn begin(conn: Conn<Manager>, options: TxOptions) -> Result<Self> {
-        conn.batch_execute(&begin_sql(options)).await.map_err(pg)?;
-        Ok(PgTx {
-            conn: Pinned::new(conn, abandon),
-        })
-    }
-
-    async fn end(&self, sql: &str) -> Result<()> {
-        let conn = self.conn.take().await?;
-        conn.batch_execute(sql).await.map_err(pg)
-    }
-
-    /// Commits only a transaction that is still open and not aborted. PostgreSQL answers
-    /// COMMIT in an aborted transaction with a ROLLBACK, and tokio-postgres reports that
-    /// as success: the check runs first, in the same round trip.
-    async fn commit_checked(&self) -> Result<()> {
-        let conn = self.conn.take().await?;
-        let checked = format!("{OUTSIDE_BLOCK}; COMMIT");
-        let failed = match conn.simple_query(&checked).await {
-            Ok(reply) if first_is_true(&reply) => {
-                // The COMMIT ran outside any block: nothing of ours was open to commit.
-                return Err(Error::TransactionBroken(
-                    "the transaction was ended by a statement inside it before Commit; \
-                     statements after that ran outside it"
-                        .into(),
-                ));
-            }
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        // The check failed (an aborted transaction) or the COMMIT did (a serialization
-        // failure, a deferred constraint): make sure nothing stays open.
-        if let Err(e) = conn.batch_execute("ROLLBACK").await {
-            tracing::warn!(error = %e, "rollback after a failed commit failed");
-        }
-        if failed.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
+/// Commits only a transaction that is still open and not aborted. PostgreSQL answers
+/// COMMIT in an aborted transaction with a ROLLBACK, and tokio-postgres reports that as
+/// success: the check runs first, in the same round trip.
+pub(crate) async fn commit_checked(conn: &Client) -> Result<()> {
+    let checked = format!("{OUTSIDE_BLOCK}; COMMIT");
+    let failed = match conn.simple_query(&checked).await {
+        Ok(reply) if first_is_true(&reply) => {
+            // The COMMIT ran outside any block: nothing of ours was open to commit.
             return Err(Error::TransactionBroken(
-                "a statement failed inside the transaction, which aborted it: it was \
-                 rolled back and nothing was committed (SQLSTATE 25P02)"
+                "the transaction was ended by a statement inside it before Commit; \
+                     statements after that ran outside it"
                     .into(),
             ));
         }
-        Err(pg(failed))
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    // The check failed (an aborted transaction) or the COMMIT did (a serialization
+    // failure, a deferred constraint): make sure nothing stays open.
+    if let Err(e) = conn.batch_execute("ROLLBACK").await {
+        tracing::warn!(error = %e, "rollback after a failed commit failed");
     }
-}
-
-#[async_trait]
-impl Transaction for PgTx {
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        start_query(self.conn.lock().await?, sql, params, batch_size).await
+    if failed.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
+        return Err(Error::TransactionBroken(
+            "a statement failed inside the transaction, which aborted it: it was \
+                 rolled back and nothing was committed (SQLSTATE 25P02)"
+                .into(),
+        ));
     }
-
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<arrow::datatypes::SchemaRef> {
-        let conn = self.conn.lock().await?;
-        super::describe(&conn, sql, &params).await
-    }
-
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
-        let conn = self.conn.lock().await?;
-        execute_on(conn.client(), conn.cache(), false, sql, &params).await
-    }
-
-    async fn commit(&self) -> Result<()> {
-        self.commit_checked().await
-    }
-
-    async fn rollback(&self) -> Result<()> {
-        self.end("ROLLBACK").await
-    }
+    Err(pg(failed))
 }
 
 #[cfg(test)]

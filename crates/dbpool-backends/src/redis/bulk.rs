@@ -1,11 +1,9 @@
 //! Bulk insert into Redis: a DataFrame into hashes or strings (one key per row from a
 //! key template) or into one list or stream, written in pipelines of bounded size.
 use super::error;
-use super::manager::RedisManager;
-use super::run_pipe;
 use super::settings::Settings;
 use super::target::{parse_target, Kind, Part, Target};
-use crate::pool::{Conn, PoolHandle};
+use super::{run_pipe, RedisSession};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -98,7 +96,7 @@ impl<'a> Cells<'a> {
 /// encoded before any of it is sent, but Redis has no rollback: an error stops the
 /// insert with the chunks before it written (docs/redis.md).
 pub async fn bulk_insert(
-    pool: &PoolHandle<RedisManager>,
+    mut conn: RedisSession,
     settings: &Settings,
     target: BulkInsert,
     schema: SchemaRef,
@@ -122,7 +120,6 @@ pub async fn bulk_insert(
         used.push("EXPIRE");
     }
     settings.policy.check_names(&used)?;
-    let mut conn = pool.acquire().await?;
     let single = matches!(t.kind, Kind::List | Kind::Stream);
     let single_key = if single { t.key_literal() } else { Vec::new() };
     if single && target.mode == InsertMode::Create {
@@ -274,7 +271,7 @@ fn pipe_row(
 }
 
 /// Mode Create: refuses when any of `keys` exists (checked before each chunk is sent).
-async fn refuse_existing(conn: &mut Conn<RedisManager>, keys: Vec<Vec<u8>>) -> Result<()> {
+async fn refuse_existing(conn: &mut RedisSession, keys: Vec<Vec<u8>>) -> Result<()> {
     let mut pipe = redis::pipe();
     for k in &keys {
         pipe.cmd("EXISTS").arg(k);
@@ -293,11 +290,7 @@ async fn refuse_existing(conn: &mut Conn<RedisManager>, keys: Vec<Vec<u8>>) -> R
 }
 
 /// Sends a pipeline; the first error reply fails the insert, naming its row.
-async fn send(
-    conn: &mut Conn<RedisManager>,
-    pipe: &mut redis::Pipeline,
-    rows: &[usize],
-) -> Result<()> {
+async fn send(conn: &mut RedisSession, pipe: &mut redis::Pipeline, rows: &[usize]) -> Result<()> {
     pipe.ignore_errors();
     let replies: Vec<Value> = run_pipe(conn, pipe).await?;
     for (i, r) in replies.iter().enumerate() {

@@ -15,13 +15,12 @@ pub use command::Command;
 pub use manager::{RedisConn, RedisManager};
 pub use settings::{Settings, DEFAULT_DENIED};
 
+use crate::exec::{Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
-use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    Backend, BatchOutcome, BulkInsert, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult, Transaction, TxOptions,
+    BatchOutcome, BulkInsert, Error, Param, QueryStream, Result, Statement, StatementResult,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -29,27 +28,21 @@ use parking_lot::Mutex;
 use redis::{FromRedisValue, Value};
 use std::collections::HashMap;
 
+/// A connection a Redis call runs on (Redis has no transactions to pin one to).
+pub(crate) type RedisSession = Session<Conn<RedisManager>>;
+
 /// A Redis pool.
-pub struct RedisBackend {
+pub type RedisBackend = PoolBackend<RedisDriver>;
+
+/// Redis through redis-rs, with the pool's settings.
+pub struct RedisDriver {
     pool: PoolHandle<RedisManager>,
     settings: Settings,
     /// Whether a command is read-only (from COMMAND INFO), for `schema`.
     readonly: Mutex<HashMap<String, bool>>,
 }
 
-impl RedisBackend {
-    /// Builds the pool from a `redis://` or `rediss://` URL and the pool's settings;
-    /// connects lazily.
-    pub fn new(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        let settings = Settings::parse(&cfg.settings, &cfg.options)?;
-        let manager = RedisManager::new(cfg.url.expose(), &settings)?;
-        Ok(RedisBackend {
-            pool: PoolHandle::new(manager, &cfg.options, error::classify),
-            settings,
-            readonly: Mutex::new(HashMap::new()),
-        })
-    }
-
+impl RedisDriver {
     /// Parses a command line and applies the pool's policy.
     fn command(&self, line: &str, params: Vec<Param>) -> Result<Command> {
         let cmd = Command::parse(line, params)?;
@@ -151,15 +144,38 @@ fn stream_of(batch: arrow::record_batch::RecordBatch, batch_size: usize) -> Quer
     }
 }
 
-#[async_trait]
-impl Backend for RedisBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Redis
+impl Driver for RedisDriver {
+    type Conn = Conn<RedisManager>;
+    type Pool = PoolHandle<RedisManager>;
+    const KIND: BackendKind = BackendKind::Redis;
+    const NO_TRANSACTIONS: Option<&'static str> = Some(
+        "Redis cannot roll back; send the commands together with \
+         execute_batch(transaction=true), which runs them in MULTI/EXEC",
+    );
+
+    /// Builds the pool from a `redis://` or `rediss://` URL and the pool's settings.
+    fn open(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        let settings = Settings::parse(&cfg.settings, &cfg.options)?;
+        let manager = RedisManager::new(cfg.url.expose(), &settings)?;
+        Ok(RedisDriver {
+            pool: PoolHandle::new(manager, &cfg.options, error::classify),
+            settings,
+            readonly: Mutex::new(HashMap::new()),
+        })
     }
 
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+    fn pool(&self) -> &PoolHandle<RedisManager> {
+        &self.pool
+    }
+
+    async fn query(
+        &self,
+        mut conn: RedisSession,
+        sql: &str,
+        params: Vec<Param>,
+        batch_size: usize,
+    ) -> Result<QueryStream> {
         let cmd = self.command(sql, params)?;
-        let mut conn = self.pool.acquire().await?;
         if let Some(spec) = scan::Spec::parse(&cmd)? {
             self.settings.policy.check_names(spec.commands())?;
             return scan::start(conn, spec, batch_size, self.settings.scan_count).await;
@@ -170,9 +186,13 @@ impl Backend for RedisBackend {
 
     /// Pattern reads read their first batch; other commands run when the server flags
     /// them read-only, since the shape of a reply is known only from the reply.
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+    async fn schema(
+        &self,
+        mut conn: RedisSession,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<SchemaRef> {
         let cmd = self.command(sql, params)?;
-        let mut conn = self.pool.acquire().await?;
         let batch_size = self.pool.options().batch_size as usize;
         if let Some(spec) = scan::Spec::parse(&cmd)? {
             self.settings.policy.check_names(spec.commands())?;
@@ -189,19 +209,15 @@ impl Backend for RedisBackend {
         Ok(reply::to_batch(&cmd, reply)?.schema())
     }
 
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+    async fn execute(&self, conn: &mut RedisSession, sql: &str, params: Vec<Param>) -> Result<u64> {
         let cmd = self.write_command(sql, params)?;
-        let mut conn = self.pool.acquire().await?;
-        let reply: Value = run(&mut conn, &cmd.to_cmd()).await?;
+        let reply: Value = run(conn, &cmd.to_cmd()).await?;
         Ok(reply::affected(&reply))
     }
 
-    async fn execute_batch(
-        &self,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<BatchOutcome> {
-        dbpool_core::validate_statements(&statements)?;
+    /// One pipeline (MULTI/EXEC when it is a transaction): commands the pool refuses
+    /// are not sent, and in a transaction none is.
+    async fn batch(&self, statements: Vec<Statement>, transaction: bool) -> Result<BatchOutcome> {
         let parsed: Vec<Result<Command>> = statements
             .into_iter()
             .map(|s| self.write_command(&s.sql, s.params))
@@ -274,30 +290,19 @@ impl Backend for RedisBackend {
         Ok(out)
     }
 
-    async fn begin(&self, _options: TxOptions) -> Result<Box<dyn Transaction>> {
-        Err(Error::Unsupported(
-            "interactive transactions on Redis: Redis cannot roll back; send the commands \
-             together with execute_batch(transaction=true), which runs them in MULTI/EXEC"
-                .into(),
-        ))
-    }
-
     async fn bulk_insert(
         &self,
+        conn: RedisSession,
         target: BulkInsert,
         schema: SchemaRef,
         batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch>>,
     ) -> Result<u64> {
-        bulk::bulk_insert(&self.pool, &self.settings, target, schema, batches).await
+        bulk::bulk_insert(conn, &self.settings, target, schema, batches).await
     }
 
     async fn health_check(&self) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         run::<()>(&mut conn, &redis::cmd("PING")).await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
     }
 }
 

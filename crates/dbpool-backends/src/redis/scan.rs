@@ -3,10 +3,8 @@
 //! batches; memory stays bounded by one batch plus one SCAN chunk.
 use super::columns::{decode, ColType};
 use super::command::Command;
-use super::manager::RedisManager;
 use super::reply::unique_name;
-use super::{run, run_pipe};
-use crate::pool::Conn;
+use super::{run, run_pipe, RedisSession};
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -136,7 +134,7 @@ struct Row {
 
 /// Walks SCAN and fetches values for the keys of each chunk.
 struct Scanner {
-    conn: Conn<RedisManager>,
+    conn: RedisSession,
     spec: Spec,
     count: u64,
     cursor: Option<Vec<u8>>,
@@ -255,7 +253,7 @@ type Columns = Vec<(String, ColType)>;
 
 /// Reads the first batch and derives the columns from it (or from FIELDS).
 async fn open(
-    conn: Conn<RedisManager>,
+    conn: RedisSession,
     spec: Spec,
     batch_size: usize,
     scan_count: u64,
@@ -314,7 +312,7 @@ async fn open(
 
 /// The schema of a pattern read (from its first batch).
 pub async fn schema(
-    conn: Conn<RedisManager>,
+    conn: RedisSession,
     spec: Spec,
     batch_size: usize,
     count: u64,
@@ -325,7 +323,7 @@ pub async fn schema(
 /// Starts a pattern read: the first batch is read now, the rest streams from a task
 /// that owns the connection.
 pub async fn start(
-    conn: Conn<RedisManager>,
+    conn: RedisSession,
     spec: Spec,
     batch_size: usize,
     scan_count: u64,

@@ -6,8 +6,9 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool, Secret};
 use dbpool_core::{
-    Backend, Bare, BatchOutcome, BulkInsert, CircuitState, Error, Failover, Param, PoolState,
-    QueryStream, Result, Serving, Statement, TableRef, Transaction, TxOptions, UnavailableCause,
+    Backend, Bare, BatchOutcome, BulkInsert, CircuitState, Error, Executor, Failover, Param,
+    PoolState, QueryStream, Result, Serving, Statement, TableRef, Transaction, TxOptions,
+    UnavailableCause,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -253,11 +254,7 @@ fn backup_stream(
 }
 
 #[async_trait]
-impl Backend for FailoverBackend {
-    fn kind(&self) -> BackendKind {
-        self.inner.primary.kind()
-    }
-
+impl Executor for FailoverBackend {
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
         let (q, serving) = self
             .read(|b| {
@@ -287,6 +284,23 @@ impl Backend for FailoverBackend {
         self.write(self.inner.primary.execute(sql, params)).await
     }
 
+    async fn bulk_insert(
+        &self,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        self.write(self.inner.primary.bulk_insert(target, schema, batches))
+            .await
+    }
+}
+
+#[async_trait]
+impl Backend for FailoverBackend {
+    fn kind(&self) -> BackendKind {
+        self.inner.primary.kind()
+    }
+
     async fn execute_batch(
         &self,
         statements: Vec<Statement>,
@@ -298,16 +312,6 @@ impl Backend for FailoverBackend {
 
     async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
         self.write(self.inner.primary.begin(options)).await
-    }
-
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        self.write(self.inner.primary.bulk_insert(target, schema, batches))
-            .await
     }
 
     async fn catalog_name(&self) -> Result<String> {

@@ -6,8 +6,8 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::BackendKind;
 use dbpool_core::{
-    Backend, BatchOutcome, BulkInsert, Error, Failover, HistogramSnapshot, Param, PoolState,
-    QueryStream, Result, Statement, TableRef, Transaction, TxOptions, UnavailableCause,
+    Backend, BatchOutcome, BulkInsert, Error, Executor, Failover, HistogramSnapshot, Param,
+    PoolState, QueryStream, Result, Statement, TableRef, Transaction, TxOptions, UnavailableCause,
 };
 use futures::stream::BoxStream;
 use std::future::Future;
@@ -84,11 +84,7 @@ impl Retrying {
 }
 
 #[async_trait]
-impl Backend for Retrying {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
+impl Executor for Retrying {
     /// Retried: the stream is returned once the schema is known, before any row is sent.
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
         self.backoff
@@ -104,6 +100,22 @@ impl Backend for Retrying {
         self.inner.execute(sql, params).await
     }
 
+    async fn bulk_insert(
+        &self,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        self.inner.bulk_insert(target, schema, batches).await
+    }
+}
+
+#[async_trait]
+impl Backend for Retrying {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
     async fn execute_batch(
         &self,
         statements: Vec<Statement>,
@@ -114,15 +126,6 @@ impl Backend for Retrying {
 
     async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
         self.inner.begin(options).await
-    }
-
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        self.inner.bulk_insert(target, schema, batches).await
     }
 
     async fn catalog_name(&self) -> Result<String> {

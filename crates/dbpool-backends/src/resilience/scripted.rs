@@ -4,8 +4,8 @@ use arrow::datatypes::Schema;
 use async_trait::async_trait;
 use dbpool_config::BackendKind;
 use dbpool_core::{
-    Backend, BatchOutcome, CircuitState, Error, Param, PoolState, QueryStream, Result, Statement,
-    UnavailableCause,
+    Backend, BatchOutcome, CircuitState, Error, Executor, Param, PoolState, QueryStream, Result,
+    Statement, UnavailableCause,
 };
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -47,11 +47,7 @@ pub fn down(cause: UnavailableCause) -> Error {
 }
 
 #[async_trait]
-impl Backend for Scripted {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Postgres
-    }
-
+impl Executor for Scripted {
     async fn query(&self, _: &str, _: Vec<Param>, _: usize) -> Result<QueryStream> {
         self.next()?;
         Ok(QueryStream {
@@ -62,6 +58,13 @@ impl Backend for Scripted {
 
     async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {
         self.next().map(|()| 1)
+    }
+}
+
+#[async_trait]
+impl Backend for Scripted {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
     }
 
     async fn execute_batch(&self, _: Vec<Statement>, _: bool) -> Result<BatchOutcome> {

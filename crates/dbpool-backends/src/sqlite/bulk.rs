@@ -1,7 +1,7 @@
 //! Bulk insert into SQLite: one IMMEDIATE transaction and one prepared INSERT on the
 //! blocking pool, fed record batches through a bounded channel.
-use super::{sq, ColType, SqliteManager};
-use crate::pool::{Conn, PoolHandle};
+use super::session::SqliteSession;
+use super::{sq, ColType};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
@@ -100,13 +100,19 @@ enum Msg {
     End,
 }
 
-/// Writes `batches` into `target` in one transaction: every row or none.
+/// Writes `batches` into `target` in one transaction: every row or none. Not inside a
+/// transaction: the insert runs in one of its own.
 pub async fn bulk_insert(
-    pool: &PoolHandle<SqliteManager>,
+    conn: SqliteSession,
     target: BulkInsert,
     schema: SchemaRef,
     mut batches: BoxStream<'static, Result<RecordBatch>>,
 ) -> Result<u64> {
+    if conn.in_transaction() {
+        return Err(Error::Unsupported(
+            "bulk insert inside a transaction on sqlite".into(),
+        ));
+    }
     let schema = normalize_schema(&schema)?;
     check_names(&schema)?;
     for f in schema.fields() {
@@ -127,7 +133,6 @@ pub async fn bulk_insert(
             dbpool_core::normalize::create_table_sql(&table, &schema, sqlite_type)?
         )),
     };
-    let conn = pool.acquire().await?;
     // Two batches in flight at most: a slow disk slows the sender.
     let (tx, rx) = mpsc::channel(2);
     let writer = {
@@ -171,7 +176,7 @@ pub async fn bulk_insert(
 
 /// The blocking side: transaction, DDL, schema check, then one INSERT per row.
 fn write(
-    mut conn: Conn<SqliteManager>,
+    mut conn: SqliteSession,
     table: &str,
     ddl: Option<&str>,
     schema: &Schema,

@@ -4,6 +4,8 @@ mod convert;
 mod error;
 mod manager;
 mod meta;
+mod query;
+mod session;
 mod threads;
 mod tx;
 
@@ -11,28 +13,30 @@ pub use convert::ColType;
 pub use manager::SqliteManager;
 pub use threads::{ThreadBudget, DEFAULT_BLOCKING_THREADS};
 
+use crate::exec::{batch::Outcomes, Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
-    Backend, BatchOutcome, Error, Param, PoolState, QueryStream, Result, Statement,
-    StatementResult, Transaction, TxOptions,
+    BatchOutcome, BulkInsert, Error, Param, QueryStream, Result, Statement, TableRef, TxOptions,
 };
 use error::classify;
 pub(crate) use error::sq;
-use futures::StreamExt;
-use rusqlite::types::Value;
-use rusqlite::Connection;
+use futures::stream::BoxStream;
+use query::{describe, execute_on, start_query, Described};
+use rusqlite::{Connection, TransactionBehavior};
+use session::{blocking, settle, still_open, SqliteSession};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// An SQLite database file behind a pool.
-pub struct SqliteBackend {
-    pool: Arc<PoolHandle<SqliteManager>>,
+pub type SqliteBackend = PoolBackend<SqliteDriver>;
+
+/// SQLite through rusqlite, statements on the blocking pool.
+pub struct SqliteDriver {
+    pool: PoolHandle<SqliteManager>,
     /// The pool's share of the blocking threads, given back when it is dropped.
     _threads: threads::Reservation,
 }
@@ -50,10 +54,31 @@ pub fn path_of(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-impl SqliteBackend {
-    /// Builds the pool; the file is created on first connect, its directory now. Its
-    /// `max_connections` threads are reserved of `budget`.
-    pub fn new(_pool_id: &str, cfg: &ResolvedPool, budget: &Arc<ThreadBudget>) -> Result<Self> {
+impl SqliteDriver {
+    /// Runs `f` with a pooled connection on the blocking pool; if the call goes away
+    /// (deadline, cancel) the statement is interrupted and the connection goes back.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut s = Session::pooled(self.pool.acquire().await?);
+        blocking(&mut s, move |c| settle(c, f(c))).await
+    }
+}
+
+/// Runs the statements of a batch on `conn`, recording each outcome.
+fn run_all(conn: &Connection, statements: &[Statement], out: &mut Outcomes) -> Result<()> {
+    for (index, s) in statements.iter().enumerate() {
+        out.record(index, execute_on(conn, &s.sql, &s.params))?;
+    }
+    Ok(())
+}
+
+impl SqliteDriver {
+    /// Builds the driver and its pool; the file is created on first connect, its
+    /// directory now. Its `max_connections` threads are reserved of `budget`, which the
+    /// factory shares between a server's SQLite pools.
+    pub fn with_budget(cfg: &ResolvedPool, budget: &Arc<ThreadBudget>) -> Result<Self> {
         let path = path_of(cfg.url.expose())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -68,371 +93,121 @@ impl SqliteBackend {
             path,
             busy_timeout: cfg.options.acquire_timeout(),
         };
-        Ok(SqliteBackend {
-            pool: Arc::new(PoolHandle::new(manager, &cfg.options, classify)),
+        Ok(SqliteDriver {
+            pool: PoolHandle::new(manager, &cfg.options, classify),
             _threads: threads,
         })
     }
+}
 
-    /// Runs `f` with a pooled connection on the blocking pool; if the call goes away
-    /// (deadline, cancel) the statement is interrupted and the connection goes back.
-    async fn with_conn<T: Send + 'static>(
+impl Driver for SqliteDriver {
+    type Conn = Conn<SqliteManager>;
+    type Pool = PoolHandle<SqliteManager>;
+    const KIND: BackendKind = BackendKind::Sqlite;
+
+    /// A pool with a thread budget of its own, sized for tokio's default blocking pool;
+    /// the factory uses [`SqliteDriver::with_budget`] so a server's pools share one.
+    fn open(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
+        Self::with_budget(cfg, &Arc::new(ThreadBudget::default()))
+    }
+
+    fn pool(&self) -> &PoolHandle<SqliteManager> {
+        &self.pool
+    }
+
+    async fn query(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let conn = self.pool.acquire().await?;
-        let (_abandon, flag) = threads::abandon_on_drop();
-        tokio::task::spawn_blocking(move || {
-            let mut watched = threads::Watched::new(conn, flag);
-            let r = f(watched.get());
-            watched.get().settle(r)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("sqlite task: {e}")))?
+        s: SqliteSession,
+        sql: &str,
+        params: Vec<Param>,
+        batch_size: usize,
+    ) -> Result<QueryStream> {
+        start_query(s, sql, params, batch_size).await
     }
-}
 
-/// A `Param` as an SQLite value: booleans are 0/1, timestamps ISO-8601 text in UTC
-/// (what SQLite's date functions read), decimals text.
-fn to_value(p: &Param) -> Value {
-    match p {
-        Param::Null => Value::Null,
-        Param::Bool(b) => Value::Integer(*b as i64),
-        Param::Int64(v) => Value::Integer(*v),
-        Param::Double(v) => Value::Real(*v),
-        Param::String(s) | Param::Decimal(s) => Value::Text(s.clone()),
-        Param::Bytes(b) => Value::Blob(b.clone()),
-        Param::TimestampMicros(us) => Value::Text(
-            chrono::DateTime::from_timestamp_micros(*us)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-                .unwrap_or_default(),
-        ),
-    }
-}
-
-fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<()> {
-    if stmt.parameter_count() != params.len() {
-        return Err(Error::invalid(
-            "params",
-            format!(
-                "the statement has {} placeholders but {} parameters were given",
-                stmt.parameter_count(),
-                params.len()
-            ),
-        ));
-    }
-    for (i, p) in params.iter().enumerate() {
-        stmt.raw_bind_parameter(i + 1, to_value(p)).map_err(sq)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn execute_on(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64> {
-    if sql.trim().is_empty() {
-        return Err(Error::invalid("sql", "is empty"));
-    }
-    let mut stmt = match conn.prepare(sql) {
-        // Several statements and no parameters: a script.
-        Err(rusqlite::Error::MultipleStatement) if params.is_empty() => {
-            conn.execute_batch(sql).map_err(sq)?;
-            return Ok(0);
-        }
-        other => other.map_err(sq)?,
-    };
-    bind(&mut stmt, params)?;
-    Ok(stmt.raw_execute().map_err(sq)? as u64)
-}
-
-/// Reads the query's rows in batches and sends them; the first message decides the
-/// schema. Runs on the blocking pool.
-fn read_rows(
-    conn: &Connection,
-    sql: &str,
-    params: &[Param],
-    batch_size: usize,
-    tx: &mpsc::Sender<Result<RecordBatch>>,
-) -> Result<()> {
-    if sql.trim().is_empty() {
-        return Err(Error::invalid("sql", "is empty"));
-    }
-    let mut stmt = conn.prepare(sql).map_err(sq)?;
-    bind(&mut stmt, params)?;
-    if stream_batches(&mut stmt, batch_size, tx)? {
-        return Ok(());
-    }
-    // No row at all: the statement was stepped (and re-prepared if the schema changed),
-    // so its columns are current; send one empty batch that carries the schema.
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-    let decl: Vec<Option<ColType>> = stmt
-        .columns()
-        .iter()
-        .map(|c| ColType::declared(c.decl_type()))
-        .collect();
-    let t = convert::infer(&decl, &[]);
-    let fields: Vec<Field> = names
-        .iter()
-        .zip(&t)
-        .map(|(n, ty)| Field::new(n, ty.data_type(), true))
-        .collect();
-    let _ = tx.blocking_send(Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields)))));
-    Ok(())
-}
-
-/// Sends the rows in batches; false when the statement returned no row at all.
-fn stream_batches(
-    stmt: &mut rusqlite::Statement<'_>,
-    batch_size: usize,
-    tx: &mpsc::Sender<Result<RecordBatch>>,
-) -> Result<bool> {
-    let mut rows = stmt.raw_query();
-    let mut types: Option<(Vec<ColType>, SchemaRef)> = None;
-    let mut buf: Vec<Vec<Value>> = Vec::with_capacity(batch_size);
-    let mut sent_rows = 0usize;
-    let mut columns_of: Option<(Vec<String>, Vec<Option<ColType>>)> = None;
-    loop {
-        let row = rows.next().map_err(sq)?;
-        let done = row.is_none();
-        if let Some(row) = row {
-            // Names and declared types are read at the first row: a statement prepared
-            // against a schema another connection changed is re-prepared by that step.
-            columns_of.get_or_insert_with(|| {
-                let stmt = row.as_ref();
-                let names = stmt.column_names().iter().map(|s| s.to_string()).collect();
-                let decl = stmt
-                    .columns()
-                    .iter()
-                    .map(|c| ColType::declared(c.decl_type()))
-                    .collect();
-                (names, decl)
-            });
-            let values = (0..row.as_ref().column_count())
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sq)?;
-            buf.push(values);
-            if buf.len() < batch_size {
-                continue;
-            }
-        }
-        let (t, schema) = match &mut types {
-            Some(t) => t,
-            None => {
-                let Some((names, decl)) = &columns_of else {
-                    return Ok(false);
-                };
-                let t = convert::infer(decl, &buf);
-                let fields: Vec<Field> = names
-                    .iter()
-                    .zip(&t)
-                    .map(|(n, ty)| Field::new(n, ty.data_type(), true))
-                    .collect();
-                types.insert((t, Arc::new(Schema::new(fields))))
-            }
-        };
-        let ncols = t.len();
-        if !buf.is_empty() || sent_rows == 0 {
-            let columns = (0..ncols)
-                .map(|i| convert::column(t[i], schema.field(i).name(), &buf, i, sent_rows))
-                .collect::<std::result::Result<Vec<_>, String>>()
-                .map_err(|m| Error::invalid("sql", m))?;
-            let batch = RecordBatch::try_new_with_options(
-                schema.clone(),
-                columns,
-                &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(buf.len())),
-            )?;
-            sent_rows += buf.len();
-            buf.clear();
-            if tx.blocking_send(Ok(batch)).is_err() {
-                return Ok(true); // the caller went away
-            }
-        }
-        if done {
-            return Ok(true);
+    /// Without running statements that change data: a statement that returns no columns
+    /// has an empty schema, a read-only one shows its first batch, others their declared
+    /// column types.
+    async fn schema(
+        &self,
+        mut s: SqliteSession,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<SchemaRef> {
+        let (probe, n) = (sql.to_string(), params.len());
+        match blocking(&mut s, move |c| settle(c, describe(c, &probe, n))).await? {
+            Described::Known(schema) => Ok(schema),
+            Described::Run => Ok(start_query(s, sql, params, 1).await?.schema),
         }
     }
-}
 
-/// What preparing a statement tells about its result.
-pub(crate) enum Described {
-    /// The schema, without running anything: no columns, a statement that writes, or
-    /// parameters not yet bound.
-    Known(SchemaRef),
-    /// A read-only query: its first batch tells the types best.
-    Run,
-}
-
-/// Prepares `sql` to learn its result shape; never runs it.
-pub(crate) fn describe(c: &Connection, sql: &str, bound_params: usize) -> Result<Described> {
-    let stmt = match c.prepare(sql) {
-        Err(rusqlite::Error::MultipleStatement) if bound_params == 0 => {
-            return Ok(Described::Known(Arc::new(Schema::empty())))
-        }
-        other => other.map_err(sq)?,
-    };
-    let cols: Vec<Field> = stmt
-        .columns()
-        .iter()
-        .map(|c| {
-            let t = ColType::declared(c.decl_type()).unwrap_or(ColType::Text);
-            Field::new(c.name(), t.data_type(), true)
-        })
-        .collect();
-    if cols.is_empty() || !stmt.readonly() || stmt.parameter_count() > bound_params {
-        return Ok(Described::Known(Arc::new(Schema::new(cols))));
-    }
-    Ok(Described::Run)
-}
-
-/// A connection a query can run on: pooled, or pinned to a transaction.
-pub(crate) trait AsConn: Send + 'static {
-    /// Whether a statement abandoned by its caller is interrupted. Not inside a
-    /// transaction: an interrupted write makes SQLite roll back the whole transaction,
-    /// and its next statements would silently run outside one.
-    const INTERRUPTIBLE: bool;
-
-    /// The rusqlite connection.
-    fn conn(&self) -> &Connection;
-
-    /// The call's result, checked against the connection's transaction state (issue
-    /// 15): a pooled one must not keep a transaction, a pinned one must still have it.
-    fn settle<T>(&self, r: Result<T>) -> Result<T>;
-}
-
-impl AsConn for Conn<SqliteManager> {
-    const INTERRUPTIBLE: bool = true;
-
-    fn conn(&self) -> &Connection {
-        self
-    }
-
-    fn settle<T>(&self, r: Result<T>) -> Result<T> {
-        tx::close_leftover(self, r)
-    }
-}
-
-/// Runs the query on the blocking pool with `conn`, streaming batches back. Dropping
-/// the stream (or this future) before the end stops the read; on a pooled connection
-/// it also interrupts a statement still working towards its next row.
-pub(crate) async fn start_query<C: AsConn>(
-    conn: C,
-    sql: &str,
-    params: Vec<Param>,
-    batch_size: usize,
-) -> Result<QueryStream> {
-    let sql = sql.to_string();
-    let (tx, mut rx) = mpsc::channel(2);
-    let (abandon, flag) = threads::abandon_on_drop();
-    tokio::task::spawn_blocking(move || {
-        let read = |c: &C| c.settle(read_rows(c.conn(), &sql, &params, batch_size.max(1), &tx));
-        let r = if C::INTERRUPTIBLE {
-            read(threads::Watched::new(conn, flag).get())
-        } else {
-            read(&conn)
-        };
-        if let Err(e) = r {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    // The first batch (possibly empty) fixes the schema, or the first error arrives.
-    let first = rx
-        .recv()
-        .await
-        .ok_or_else(|| Error::Internal("sqlite reader ended without a result".into()))??;
-    let schema = first.schema();
-    let rest = ReceiverStream::new(rx);
-    let batches = futures::stream::once(async move { Ok(first) })
-        .chain(rest)
-        .filter(move |b| {
-            let _owned_by_the_stream = &abandon;
-            futures::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0))
-        })
-        .boxed();
-    Ok(QueryStream { schema, batches })
-}
-
-#[async_trait]
-impl Backend for SqliteBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Sqlite
-    }
-
-    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        start_query(self.pool.acquire().await?, sql, params, batch_size).await
-    }
-
-    async fn begin(&self, options: TxOptions) -> Result<Box<dyn Transaction>> {
-        Ok(Box::new(
-            tx::SqliteTx::begin(self.pool.acquire().await?, options).await?,
-        ))
-    }
-
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
+    async fn execute(&self, s: &mut SqliteSession, sql: &str, params: Vec<Param>) -> Result<u64> {
         let sql = sql.to_string();
-        self.with_conn(move |c| execute_on(c, &sql, &params)).await
-    }
-
-    async fn execute_batch(
-        &self,
-        statements: Vec<Statement>,
-        transaction: bool,
-    ) -> Result<BatchOutcome> {
-        dbpool_core::validate_statements(&statements)?;
-        self.with_conn(move |c| {
-            if transaction {
-                let tx = c
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(sq)?;
-                let mut out = Vec::with_capacity(statements.len());
-                for (index, s) in statements.iter().enumerate() {
-                    match execute_on(&tx, &s.sql, &s.params) {
-                        Ok(n) => out.push(StatementResult {
-                            index,
-                            outcome: Ok(n),
-                        }),
-                        // Dropping `tx` rolls back.
-                        Err(e) => {
-                            return Err(Error::BatchStatement {
-                                index,
-                                source: Box::new(e),
-                            })
-                        }
-                    }
-                }
-                tx.commit().map_err(sq)?;
-                return Ok(out);
+        blocking(s, move |c| {
+            if c.in_transaction() {
+                // A transaction already ended runs nothing more.
+                still_open(c)?;
             }
-            Ok(statements
-                .iter()
-                .enumerate()
-                .map(|(index, s)| StatementResult {
-                    index,
-                    outcome: execute_on(c, &s.sql, &s.params),
-                })
-                .collect())
+            settle(c, execute_on(c, &sql, &params))
         })
         .await
     }
 
     async fn bulk_insert(
         &self,
-        target: dbpool_core::BulkInsert,
+        s: SqliteSession,
+        target: BulkInsert,
         schema: SchemaRef,
-        batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+        batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<u64> {
-        bulk::bulk_insert(&self.pool, target, schema, batches).await
+        bulk::bulk_insert(s, target, schema, batches).await
     }
 
-    /// Without running statements that change data: a statement that returns no columns
-    /// has an empty schema, a read-only one shows its first batch, others their declared
-    /// column types.
-    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
-        let (probe, n) = (sql.to_string(), params.len());
-        match self.with_conn(move |c| describe(c, &probe, n)).await? {
-            Described::Known(schema) => Ok(schema),
-            Described::Run => Ok(self.query(sql, params, 1).await?.schema),
-        }
+    /// In one call on the blocking pool, IMMEDIATE when it is a transaction: the write
+    /// lock is taken before the first statement, so none of them waits for it midway.
+    async fn batch(&self, statements: Vec<Statement>, transaction: bool) -> Result<BatchOutcome> {
+        let mut s = Session::pooled(self.pool.acquire().await?);
+        blocking(&mut s, move |c| {
+            let mut out = Outcomes::new(statements.len(), transaction);
+            let r = if transaction {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sq)?;
+                // Dropping `tx` on a failure rolls back.
+                run_all(&tx, &statements, &mut out).and_then(|()| tx.commit().map_err(sq))
+            } else {
+                run_all(c, &statements, &mut out)
+            };
+            settle(c, r.map(|()| out.finish()))
+        })
+        .await
     }
 
+    async fn begin(&self, s: &mut SqliteSession, options: TxOptions) -> Result<()> {
+        tx::begin(s, options).await
+    }
+
+    async fn end(&self, s: &mut SqliteSession, commit: bool) -> Result<()> {
+        tx::end(s, commit).await
+    }
+
+    fn abandon(conn: Conn<SqliteManager>) {
+        tx::abandon(conn)
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.with_conn(|c| c.execute_batch("SELECT 1").map_err(sq))
+            .await
+    }
+
+    fn catalog(&self) -> Option<&dyn Catalog> {
+        Some(self)
+    }
+}
+
+/// Following the ADBC SQLite driver, the catalog is `main` and the schema name is empty.
+#[async_trait]
+impl Catalog for SqliteDriver {
     async fn catalog_name(&self) -> Result<String> {
         Ok("main".to_string())
     }
@@ -441,13 +216,13 @@ impl Backend for SqliteBackend {
         Ok(vec![String::new()])
     }
 
-    async fn list_tables(&self) -> Result<Vec<dbpool_core::TableRef>> {
-        self.with_conn(|c| meta::list_tables(c)).await
+    async fn list_tables(&self) -> Result<Vec<TableRef>> {
+        self.with_conn(meta::list_tables).await
     }
 
     async fn table_schema(&self, _db_schema: &str, table: &str) -> Result<SchemaRef> {
-        Ok(self
-            .query(&meta::empty_select(table), vec![], 1)
+        let s = Session::pooled(self.pool.acquire().await?);
+        Ok(start_query(s, &meta::empty_select(table), vec![], 1)
             .await?
             .schema)
     }
@@ -455,18 +230,5 @@ impl Backend for SqliteBackend {
     async fn primary_keys(&self, _db_schema: &str, table: &str) -> Result<Vec<String>> {
         let table = table.to_string();
         self.with_conn(move |c| meta::primary_keys(c, &table)).await
-    }
-
-    async fn health_check(&self) -> Result<()> {
-        self.with_conn(|c| c.execute_batch("SELECT 1").map_err(sq))
-            .await
-    }
-
-    fn state(&self) -> PoolState {
-        self.pool.state()
-    }
-
-    fn acquire_wait(&self) -> dbpool_core::HistogramSnapshot {
-        self.pool.acquire_wait()
     }
 }

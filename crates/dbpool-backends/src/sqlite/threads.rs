@@ -3,7 +3,7 @@
 //! pool reserves its `max_connections` threads of its factory's budget when it is
 //! created, so SQLite pools together never fill that pool; and a statement whose caller
 //! went away (deadline, cancel) is interrupted instead of running on.
-use super::AsConn;
+use super::session::AsConn;
 use dbpool_core::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -139,8 +139,7 @@ impl<C: AsConn> Watched<C> {
     }
 
     /// The connection back, handler removed.
-    #[cfg(test)]
-    fn into_inner(mut self) -> C {
+    pub(crate) fn into_inner(mut self) -> C {
         let conn = self.0.take().expect("present until dropped");
         unwatch(&conn);
         conn
@@ -186,12 +185,6 @@ mod tests {
     }
 
     impl AsConn for Connection {
-        fn settle<T>(&self, r: dbpool_core::Result<T>) -> dbpool_core::Result<T> {
-            r
-        }
-
-        const INTERRUPTIBLE: bool = true;
-
         fn conn(&self) -> &Connection {
             self
         }

@@ -119,10 +119,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<i64, Status> {
         let tx = tx_id(cmd.transaction_id.as_ref())?;
         let pool = self.target(req.metadata(), &tx)?;
-        let n = self
-            .calls
-            .execute(&pool, &tx, &cmd.query, vec![])
-            .await?;
+        let n = self.calls.execute(&pool, &tx, &cmd.query, vec![]).await?;
         Ok(n as i64)
     }
 
@@ -153,23 +150,17 @@ impl FlightSqlService for SqlService {
         }
         let tx = tx_id(q.transaction_id.as_ref())?;
         let pool = self.target(req.metadata(), &tx)?;
-        let schema: SchemaRef = self
-            .calls
-            .schema(&pool, &tx, &q.query, vec![])
-            .await?;
-        let handle = self
-            .state
-            .prepared()
-            .open(
-                client_key(),
-                Prepared {
-                    pool_id: pool,
-                    tx_id: tx,
-                    sql: q.query,
-                    returns_rows: !schema.fields().is_empty(),
-                    params: vec![],
-                },
-            )?;
+        let schema: SchemaRef = self.calls.schema(&pool, &tx, &q.query, vec![]).await?;
+        let handle = self.state.prepared().open(
+            client_key(),
+            Prepared {
+                pool_id: pool,
+                tx_id: tx,
+                sql: q.query,
+                returns_rows: !schema.fields().is_empty(),
+                params: vec![],
+            },
+        )?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema: schema_bytes(&schema)?,
@@ -195,11 +186,9 @@ impl FlightSqlService for SqlService {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let (owner, prepared) = (client_key(), self.state.prepared());
         // The handle is checked first: no parameters are decoded for a stranger's handle.
-        prepared
-            .get(owner, &q.prepared_statement_handle)?;
+        prepared.get(owner, &q.prepared_statement_handle)?;
         let rows = self.read_params(req).await?;
-        prepared
-            .bind(owner, &q.prepared_statement_handle, rows)?;
+        prepared.bind(owner, &q.prepared_statement_handle, rows)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(q.prepared_statement_handle),
         })
@@ -245,10 +234,7 @@ impl FlightSqlService for SqlService {
     ) -> Result<ActionBeginTransactionResult, Status> {
         let pool = self.pool_of(req.metadata())?;
         // Owned by this client connection; idle timeout: the server's default (0).
-        let id = self
-            .calls
-            .begin(&pool, Default::default(), 0)
-            .await?;
+        let id = self.calls.begin(&pool, Default::default(), 0).await?;
         Ok(ActionBeginTransactionResult {
             transaction_id: id.into_bytes().into(),
         })
@@ -263,7 +249,12 @@ impl FlightSqlService for SqlService {
         let commit = match q.action() {
             EndTransaction::Commit => true,
             EndTransaction::Rollback => false,
-            _ => return Err(Status::from(Error::invalid("action", "must be COMMIT or ROLLBACK"))),
+            _ => {
+                return Err(Status::from(Error::invalid(
+                    "action",
+                    "must be COMMIT or ROLLBACK",
+                )))
+            }
         };
         self.calls.end(&id, commit).await.map_err(Status::from)
     }
@@ -298,9 +289,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder(&self.info).schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_sql_info(
@@ -321,9 +314,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_catalogs(
@@ -343,9 +338,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_schemas(
@@ -365,9 +362,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.clone().into_builder().schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_tables(
@@ -387,9 +386,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = q.into_builder().schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_table_types(
@@ -401,7 +402,9 @@ impl FlightSqlService for SqlService {
         for t in super::sql_meta::TABLE_TYPES {
             b.append(t);
         }
-        let batch = b.build().map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
+        let batch = b
+            .build()
+            .map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
         Ok(Response::new(super::sql_meta::one_batch(batch)))
     }
 
@@ -411,9 +414,11 @@ impl FlightSqlService for SqlService {
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = super::sql_meta::primary_keys_schema();
-        Ok(Response::new(
-            info(&schema, q.as_any().encode_to_vec(), req.into_inner())?,
-        ))
+        Ok(Response::new(info(
+            &schema,
+            q.as_any().encode_to_vec(),
+            req.into_inner(),
+        )?))
     }
 
     async fn do_get_primary_keys(

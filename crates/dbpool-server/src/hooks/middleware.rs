@@ -16,7 +16,8 @@ pub struct Outcome<'a> {
     pub rows: u64,
     /// Bytes of Arrow data streamed (queries).
     pub bytes: u64,
-    /// From the call's start to its end (a query's: when its stream ended).
+    /// From the call's start to its end (a query's: until its stream started; the rows
+    /// and bytes it streams are counted by the pool's metrics).
     pub elapsed: Duration,
 }
 

@@ -113,9 +113,8 @@ impl<'a> Call<'a> {
     }
 }
 
-// Not called yet: the call path's single dispatch point (calls.rs, being reshaped in
-// issue 16) calls `admit` before a call and `finish` after it.
-#[allow(dead_code)]
+// Called at the call path's single dispatch point (`Calls::dispatch` in calls.rs):
+// `admit` before a call, `finish` after it.
 impl Calls {
     /// Asks the authorizer, then the middleware chain, whether `call` may run (the chain
     /// may rewrite its SQL). Once per call, before it takes a connection.

@@ -1,10 +1,10 @@
 //! [`ServerBuilder`]: a server from its config and its parts, each with a default — the
 //! backend factory (the real backends), the clock (tokio's), the authorizer (allow all)
 //! and the middleware chain (empty).
-use crate::flight::FlightState;
 use super::clock::{Clock, TokioClock};
 use super::{Server, ServerError};
 use crate::calls::Calls;
+use crate::flight::FlightState;
 use crate::hooks::{AllowAll, Authorizer, Middleware, MiddlewareChain};
 use crate::schema_cache::SchemaMessages;
 use dbpool_config::{Config, PoolConfig, Secret};

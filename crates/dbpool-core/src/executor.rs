@@ -1,0 +1,38 @@
+//! The statement verbs a pool and a transaction share: `Backend` (a pool) and
+//! `Transaction` (a pinned connection) both extend `Executor`, so a caller that runs a
+//! statement chooses pool or transaction once and then sees one interface.
+use crate::{BulkInsert, Error, Param, QueryStream, Result};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// Runs statements: on a connection of a pool, or inside a transaction.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs a query; the schema is known when this returns, batches stream afterwards.
+    /// Inside a transaction the connection stays busy until the stream ends.
+    async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
+
+    /// The schema a query would return, without streaming its rows where the database
+    /// can tell (PostgreSQL prepares the statement) and without keeping what a
+    /// statement that writes would write; others read the first batch.
+    async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
+        Ok(self.query(sql, params, 1).await?.schema)
+    }
+
+    /// Runs one statement and returns the rows it affected.
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
+
+    /// Writes a stream of record batches into `target.table`: every row or none. The
+    /// schema is checked against the table before any row is written.
+    async fn bulk_insert(
+        &self,
+        target: BulkInsert,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        let _ = (target, schema, batches);
+        Err(Error::Unsupported("bulk insert here".into()))
+    }
+}
