@@ -43,13 +43,8 @@ for b in "${BIN[@]}" "$LOADGEN"; do [[ -x $b ]] || die "$b is missing"; done
 uv sync --quiet --project benches/python
 PY=(uv run --quiet --project benches/python python)
 
-psql_q() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; }
-[[ -n "$(psql_q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]] ||
-  die "run scripts/bench.sh once first: it creates $DB and its tables"
+bench_tables "$DB" "$SMALL_ROWS" "$WIDE_ROWS"
 SMALL="bench_small_$SMALL_ROWS" WIDE="bench_wide_$WIDE_ROWS"
-for t in "$SMALL" "$WIDE"; do
-  [[ -n "$(psql_q -d "$DB" -tAc "SELECT to_regclass('$t')")" ]] || die "table $t is missing: run scripts/bench.sh once"
-done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/dbpool-compare.XXXXXX")"
 declare -A PID ADDR

@@ -69,34 +69,9 @@ uv sync --quiet --project benches/python
 PY=(uv run --quiet --project benches/python python)
 
 # --- data ------------------------------------------------------------------------------
-psql_q() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; }
-if [[ -z "$(psql_q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]]; then
-  log "createdb $DB"
-  psql_q -d postgres -c "CREATE DATABASE $DB"
-fi
+bench_tables "$DB" "$SMALL_ROWS" "$WIDE_ROWS"
 SMALL="bench_small_$SMALL_ROWS"
 WIDE="bench_wide_$WIDE_ROWS"
-log "tables $SMALL, $WIDE (created once, kept between runs)"
-psql_q -d "$DB" <<SQL
-CREATE TABLE IF NOT EXISTS $SMALL AS
-  SELECT g::int8 AS id, (g % 1000)::int4 AS a, g * 0.25::float8 AS b, md5(g::text) AS c
-  FROM generate_series(1, $SMALL_ROWS) g;
-CREATE UNIQUE INDEX IF NOT EXISTS ${SMALL}_id ON $SMALL (id);
-CREATE TABLE IF NOT EXISTS $WIDE AS
-  SELECT g::int8 AS id,
-         (g % 100000)::int4 AS i,
-         CASE WHEN g % 10 = 0 THEN NULL ELSE (g * 7 % 1000003)::int8 END AS i_null,
-         g * 0.5::float8 AS f,
-         CASE WHEN g % 10 = 1 THEN NULL ELSE sqrt(g)::float8 END AS f_null,
-         'name-' || g AS t,
-         CASE WHEN g % 10 = 2 THEN NULL ELSE md5(g::text) END AS t_null,
-         timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS ts,
-         (g / 100.0)::numeric(12, 2) AS n,
-         g % 2 = 0 AS flag
-  FROM generate_series(1, $WIDE_ROWS) g;
-ANALYZE $SMALL;
-ANALYZE $WIDE;
-SQL
 
 # --- processes -------------------------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/dbpool-bench.XXXXXX")"

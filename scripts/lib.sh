@@ -124,3 +124,36 @@ grpc_serving() {
   grpcurl -plaintext -max-time 2 -d "{\"service\": \"$service\"}" "$addr" \
     grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'
 }
+
+# The benchmark tables of database $1 (created once, kept between runs):
+# bench_small_$2 (id, a, b, c; unique index on id) and bench_wide_$3 (10 typed columns).
+bench_tables() {
+  local DB=$1 SMALL_ROWS=$2 WIDE_ROWS=$3
+  local SMALL="bench_small_$SMALL_ROWS" WIDE="bench_wide_$WIDE_ROWS"
+  psql_q() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; }
+  if [[ -z "$(psql_q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]]; then
+    log "createdb $DB"
+    psql_q -d postgres -c "CREATE DATABASE $DB"
+  fi
+  log "tables $SMALL, $WIDE (created once, kept between runs)"
+  psql_q -d "$DB" <<SQL
+CREATE TABLE IF NOT EXISTS $SMALL AS
+  SELECT g::int8 AS id, (g % 1000)::int4 AS a, g * 0.25::float8 AS b, md5(g::text) AS c
+  FROM generate_series(1, $SMALL_ROWS) g;
+CREATE UNIQUE INDEX IF NOT EXISTS ${SMALL}_id ON $SMALL (id);
+CREATE TABLE IF NOT EXISTS $WIDE AS
+  SELECT g::int8 AS id,
+         (g % 100000)::int4 AS i,
+         CASE WHEN g % 10 = 0 THEN NULL ELSE (g * 7 % 1000003)::int8 END AS i_null,
+         g * 0.5::float8 AS f,
+         CASE WHEN g % 10 = 1 THEN NULL ELSE sqrt(g)::float8 END AS f_null,
+         'name-' || g AS t,
+         CASE WHEN g % 10 = 2 THEN NULL ELSE md5(g::text) END AS t_null,
+         timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS ts,
+         (g / 100.0)::numeric(12, 2) AS n,
+         g % 2 = 0 AS flag
+  FROM generate_series(1, $WIDE_ROWS) g;
+ANALYZE $SMALL;
+ANALYZE $WIDE;
+SQL
+}
