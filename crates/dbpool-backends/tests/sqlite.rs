@@ -198,3 +198,48 @@ async fn errors_and_batches() {
     let out = rows(&*b, "SELECT count(*) AS n FROM k", vec![], 10).await;
     assert_eq!(out[0].column(0).as_primitive::<Int64Type>().value(0), 0);
 }
+
+/// Describing a statement prepares it and runs nothing: a query that fails only when it
+/// runs is described (declared types, Utf8 for an expression) and fails when queried; a
+/// write with RETURNING is described without writing.
+#[tokio::test]
+async fn describing_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = backend(&dir).await;
+    b.execute("CREATE TABLE t (v INTEGER, s TEXT)", vec![])
+        .await
+        .unwrap();
+    b.execute("INSERT INTO t VALUES (1, 'a')", vec![])
+        .await
+        .unwrap();
+    let fails_when_run = "SELECT v, s, json('not json') AS j FROM t";
+    let schema = b.schema(fails_when_run, vec![]).await.unwrap();
+    let described: Vec<(&str, &DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("v", &DataType::Int64),
+            ("s", &DataType::Utf8),
+            ("j", &DataType::Utf8)
+        ]
+    );
+    let ran = b.query(fails_when_run, vec![], 10).await;
+    assert!(ran.is_err(), "the statement does fail when it runs");
+    let schema = b
+        .schema("INSERT INTO t VALUES (2, 'b') RETURNING v", vec![])
+        .await
+        .unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    assert!(b
+        .schema("DELETE FROM t", vec![])
+        .await
+        .unwrap()
+        .fields()
+        .is_empty());
+    let out = rows(&*b, "SELECT count(*) AS n FROM t", vec![], 10).await;
+    assert_eq!(out[0].column(0).as_primitive::<Int64Type>().value(0), 1);
+}

@@ -162,6 +162,32 @@ async fn a_sqlite_query_touches_the_database_once() {
     assert_eq!(acquires(&server, "default").await, before + 1, "run once");
 }
 
+/// CreatePreparedStatement describes an SQLite query by preparing it, never by running
+/// it: a query that fails only when it runs is prepared and its `dataset_schema` names
+/// its columns; it runs once, on DoGet, where it fails.
+#[tokio::test]
+async fn a_sqlite_prepared_query_is_described_without_running() {
+    let server = TestServer::start(&[]).await;
+    execute(&server, "default", "CREATE TABLE t (v INTEGER)").await;
+    execute(&server, "default", "INSERT INTO t VALUES (1)").await;
+    let mut f = client_on(&server, "default").await;
+    let sql = "SELECT v, json('not json') AS j FROM t";
+    let created = prepare_described(&mut f, sql).await.unwrap();
+    let described =
+        arrow::datatypes::Schema::try_from(arrow_flight::IpcMessage(created.dataset_schema))
+            .unwrap();
+    let names: Vec<&str> = described
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["v", "j"]);
+    let fi = info(&mut f, &created.prepared_statement_handle)
+        .await
+        .unwrap();
+    assert!(fetch(&mut f, &fi).await.is_err(), "it fails when it runs");
+}
+
 #[tokio::test]
 async fn a_postgres_query_with_a_side_effect_runs_once() {
     let db = PgDb::create().await;

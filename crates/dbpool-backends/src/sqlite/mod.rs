@@ -25,7 +25,7 @@ use dbpool_core::{
 use error::classify;
 pub(crate) use error::sq;
 use futures::stream::BoxStream;
-use query::{describe, execute_on, start_query, Described};
+use query::{describe, execute_on, start_query};
 use rusqlite::{Connection, TransactionBehavior};
 use session::{blocking, settle, still_open, SqliteSession};
 use std::path::PathBuf;
@@ -125,9 +125,9 @@ impl Driver for SqliteDriver {
         start_query(s, sql, params, batch_size).await
     }
 
-    /// Without running statements that change data: a statement that returns no columns
-    /// has an empty schema, a read-only one shows its first batch, others their declared
-    /// column types.
+    /// Prepares the statement and runs nothing: a statement that returns no columns has
+    /// an empty schema, others their declared column types (Utf8 for an expression), the
+    /// schema they would stream without rows (`query::describe`).
     async fn schema(
         &self,
         mut s: SqliteSession,
@@ -135,10 +135,7 @@ impl Driver for SqliteDriver {
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
         let (probe, n) = (sql.to_string(), params.len());
-        match blocking(&mut s, move |c| settle(c, describe(c, &probe, n))).await? {
-            Described::Known(schema) => Ok(schema),
-            Described::Run => Ok(start_query(s, sql, params, 1).await?.schema),
-        }
+        blocking(&mut s, move |c| settle(c, describe(c, &probe, n))).await
     }
 
     async fn execute(&self, s: &mut SqliteSession, sql: &str, params: Vec<Param>) -> Result<u64> {

@@ -82,20 +82,26 @@ fn read_rows(
     }
     // No row at all: the statement was stepped (and re-prepared if the schema changed),
     // so its columns are current; send one empty batch that carries the schema.
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let _ = tx.blocking_send(Ok(RecordBatch::new_empty(declared_schema(&stmt))));
+    Ok(())
+}
+
+/// The schema of the statement's result when it has no rows: each column named, typed by
+/// its declaration, Utf8 where it has none (an expression). Reads no row.
+fn declared_schema(stmt: &rusqlite::Statement<'_>) -> SchemaRef {
     let decl: Vec<Option<ColType>> = stmt
         .columns()
         .iter()
         .map(|c| ColType::declared(c.decl_type()))
         .collect();
     let t = convert::infer(&decl, &[]);
-    let fields: Vec<Field> = names
+    let fields: Vec<Field> = stmt
+        .column_names()
         .iter()
         .zip(&t)
-        .map(|(n, ty)| Field::new(n, ty.data_type(), true))
+        .map(|(n, ty)| Field::new(*n, ty.data_type(), true))
         .collect();
-    let _ = tx.blocking_send(Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields)))));
-    Ok(())
+    Arc::new(Schema::new(fields))
 }
 
 /// Sends the rows in batches; false when the statement returned no row at all.
@@ -172,35 +178,17 @@ fn stream_batches(
     }
 }
 
-/// What preparing a statement tells about its result.
-pub(crate) enum Described {
-    /// The schema, without running anything: no columns, a statement that writes, or
-    /// parameters not yet bound.
-    Known(SchemaRef),
-    /// A read-only query: its first batch tells the types best.
-    Run,
-}
-
-/// Prepares `sql` to learn its result shape; never runs it.
-pub(crate) fn describe(c: &Connection, sql: &str, bound_params: usize) -> Result<Described> {
-    let stmt = match c.prepare(sql) {
+/// Prepares `sql` to learn its result shape and never runs it: a statement without
+/// columns (or a script of several, when no parameters are bound) has an empty schema,
+/// others their [`declared_schema`]. SQLite types values, not columns, so the stream of a
+/// query may carry other types (read from its first batch); the columns are the same.
+pub(crate) fn describe(c: &Connection, sql: &str, bound_params: usize) -> Result<SchemaRef> {
+    match c.prepare(sql) {
         Err(rusqlite::Error::MultipleStatement) if bound_params == 0 => {
-            return Ok(Described::Known(Arc::new(Schema::empty())))
+            Ok(Arc::new(Schema::empty()))
         }
-        other => other.map_err(sq)?,
-    };
-    let cols: Vec<Field> = stmt
-        .columns()
-        .iter()
-        .map(|c| {
-            let t = ColType::declared(c.decl_type()).unwrap_or(ColType::Text);
-            Field::new(c.name(), t.data_type(), true)
-        })
-        .collect();
-    if cols.is_empty() || !stmt.readonly() || stmt.parameter_count() > bound_params {
-        return Ok(Described::Known(Arc::new(Schema::new(cols))));
+        other => Ok(declared_schema(&other.map_err(sq)?)),
     }
-    Ok(Described::Run)
 }
 
 /// Runs the query on the blocking pool with `conn`, streaming batches back. Dropping
