@@ -14,7 +14,7 @@ use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::hooks::{Authorizer, Call, Middleware, Outcome};
 use dbpool_testkit::{Step, Verb};
-use fake_server::{config, FakeServer};
+use fake_server::{config, execute, FakeServer};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 use prost::Message;
@@ -25,18 +25,6 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 type Client = PoolServiceClient<Channel>;
-
-async fn execute(c: &mut Client, pool: &str, tx: &str, sql: &str) -> Result<u64, tonic::Status> {
-    let r = c
-        .execute(pb::ExecuteRequest {
-            pool_id: pool.into(),
-            sql: sql.into(),
-            transaction_id: tx.into(),
-            ..Default::default()
-        })
-        .await?;
-    Ok(r.into_inner().rows_affected)
-}
 
 async fn begin(c: &mut Client, pool: &str) -> String {
     c.begin_transaction(pb::BeginTransactionRequest {
@@ -113,7 +101,10 @@ async fn pool_service_calls_reach_the_fake_with_their_verbs() {
     let verbs = [Verb::Begin, Verb::Commit, Verb::Rollback, Verb::Execute];
     assert_eq!(verbs.map(|v| fake.calls(v)), [2, 1, 1, 2]);
     assert_eq!(fake.calls(Verb::Query), 2);
-    wait_until_sync(WAIT, "every connection given back", || fake.in_flight() == 0).await;
+    wait_until_sync(WAIT, "every connection given back", || {
+        fake.in_flight() == 0
+    })
+    .await;
     let e = execute(&mut c, "", &tx, "UPDATE t").await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "an ended transaction is gone");
     server.stop().await;
@@ -206,13 +197,17 @@ async fn each_error_of_the_backend_reaches_the_client_with_its_code() {
         assert_eq!(e.code(), code, "case {i}: {e:?}");
         // A query fails the same way, when its stream opens.
         fake.then(Verb::Query, step);
-        let e = query_ipc(&mut c, "p", "SELECT n", vec![]).await.unwrap_err();
+        let e = query_ipc(&mut c, "p", "SELECT n", vec![])
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), code, "query, case {i}: {e:?}");
     }
     let e = execute(&mut c, "p", "", "UPDATE t").await.unwrap();
     assert_eq!(e, 1, "the fake answers again once its script is spent");
     fake.then(Verb::Execute, Step::fail(database));
-    let e = execute(&mut c, "p", "", "SELECT * FROM t").await.unwrap_err();
+    let e = execute(&mut c, "p", "", "SELECT * FROM t")
+        .await
+        .unwrap_err();
     assert!(e.message().contains("42P01"), "{e:?}");
     server.stop().await;
 }
@@ -230,7 +225,9 @@ struct Recorder {
 impl Middleware for Recorder {
     fn before(&self, call: &mut Call<'_>) -> dbpool_core::Result<()> {
         let sql = call.sql.as_deref().unwrap_or_default().to_string();
-        self.log.lock().push(format!("{} {sql}", call.method.name()));
+        self.log
+            .lock()
+            .push(format!("{} {sql}", call.method.name()));
         if self.refuse_drop && sql.contains("DROP") {
             return Err(Error::PermissionDenied("no DROP here".into()));
         }
@@ -343,7 +340,13 @@ async fn an_authorizer_refuses_before_the_backend_and_the_middleware() {
     assert_eq!(ro.calls(Verb::Execute), 0);
     assert!(log.lock().is_empty(), "{:?}", log.lock());
     // Reads on `ro` and writes elsewhere pass.
-    assert_eq!(query_ipc(&mut c, "ro", "SELECT n", vec![]).await.unwrap().len(), 1);
+    assert_eq!(
+        query_ipc(&mut c, "ro", "SELECT n", vec![])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(execute(&mut c, "rw", "", "UPDATE t").await.unwrap(), 1);
     assert_eq!((ro.calls(Verb::Query), rw.calls(Verb::Execute)), (1, 1));
     server.stop().await;

@@ -9,35 +9,18 @@ use arrow::datatypes::Int64Type;
 use common::{query_ipc, wait_until_sync, WAIT};
 use dbpool_core::{Error, UnavailableCause};
 use dbpool_proto::v1 as pb;
-use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_testkit::{FakeFactory, Step, Verb};
-use fake_server::{config, FakeServer, Resilient};
+use fake_server::{config, execute, FakeServer, Resilient};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tonic::Code;
-
-type Client = PoolServiceClient<Channel>;
 
 /// A server whose pool `p` is a fake inside the resilience layer.
 async fn resilient() -> FakeServer {
     let fakes = FakeFactory::new();
     let factory = Arc::new(Resilient(fakes.clone()));
     FakeServer::start_over(config(&["p"]), factory, fakes, |b| b).await
-}
-
-async fn execute(c: &mut Client, tx: &str, sql: &str) -> Result<u64, tonic::Status> {
-    let pool_id = if tx.is_empty() { "p" } else { "" };
-    let r = c
-        .execute(pb::ExecuteRequest {
-            pool_id: pool_id.into(),
-            sql: sql.into(),
-            transaction_id: tx.into(),
-            ..Default::default()
-        })
-        .await?;
-    Ok(r.into_inner().rows_affected)
 }
 
 #[tokio::test(start_paused = true)]
@@ -71,9 +54,13 @@ async fn writes_open_circuits_and_statement_errors_are_not_retried() {
     let mut c = server.pools().await;
 
     fake.then(Verb::Execute, Step::down());
-    let e = execute(&mut c, "", "UPDATE t").await.unwrap_err();
+    let e = execute(&mut c, "p", "", "UPDATE t").await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    assert_eq!(fake.calls(Verb::Execute), 1, "a write may have run: never again");
+    assert_eq!(
+        fake.calls(Verb::Execute),
+        1,
+        "a write may have run: never again"
+    );
 
     fake.then(Verb::Batch, Step::down());
     let e = c
@@ -127,7 +114,7 @@ async fn an_idle_transaction_is_rolled_back_on_the_servers_clock() {
     // Used every 800 ms (the paused clock moves on while the test waits), it stays open.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(execute(&mut c, &tx, "UPDATE t").await.unwrap(), 1);
+        assert_eq!(execute(&mut c, "", &tx, "UPDATE t").await.unwrap(), 1);
     }
     assert_eq!(fake.calls(Verb::Rollback), 0);
 
@@ -138,7 +125,7 @@ async fn an_idle_transaction_is_rolled_back_on_the_servers_clock() {
     let idle = last_used.elapsed();
     let bounds = Duration::from_millis(1_000)..=Duration::from_millis(1_250);
     assert!(bounds.contains(&idle), "{idle:?}");
-    let e = execute(&mut c, &tx, "UPDATE t").await.unwrap_err();
+    let e = execute(&mut c, "", &tx, "UPDATE t").await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let e = c
         .commit(pb::EndTransactionRequest {
@@ -147,7 +134,10 @@ async fn an_idle_transaction_is_rolled_back_on_the_servers_clock() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    assert_eq!((fake.calls(Verb::Commit), fake.calls(Verb::Rollback)), (0, 1));
+    assert_eq!(
+        (fake.calls(Verb::Commit), fake.calls(Verb::Rollback)),
+        (0, 1)
+    );
     wait_until_sync(WAIT, "the connection given back", || fake.in_flight() == 0).await;
     server.stop().await;
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 use dbpool_config::{Config, PoolConfig, ResolvedPool, Secret};
 use dbpool_core::{Backend, BackendFactory, Result};
+use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::{Server, ServerBuilder, ServerError};
 use dbpool_testkit::{Fake, FakeFactory};
@@ -124,4 +125,23 @@ impl Drop for FakeServer {
             let _ = s.send(());
         }
     }
+}
+
+/// Runs one statement on `pool`, or inside transaction `tx` when it is not empty;
+/// returns the rows affected.
+pub async fn execute(
+    c: &mut PoolServiceClient<Channel>,
+    pool: &str,
+    tx: &str,
+    sql: &str,
+) -> std::result::Result<u64, tonic::Status> {
+    let r = c
+        .execute(pb::ExecuteRequest {
+            pool_id: pool.into(),
+            sql: sql.into(),
+            transaction_id: tx.into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(r.into_inner().rows_affected)
 }
