@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so idle reaping follows paused time in tests.
+use tokio::time::Instant;
 
 /// Isolation levels; a backend rejects the ones it does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -128,11 +128,11 @@ impl Calls {
         let tx_id = target.tx().map(|t| t.id.as_str()).unwrap_or_default();
         let mut hook = hooks::Call::new(op.method(), &pool.id).in_tx(tx_id);
         hook.sql = op.sql().map(std::borrow::Cow::Borrowed);
-        // The authorizer, then the middleware chain (which may rewrite the statement).
-        if let Err(e) = self.admit(&mut hook) {
-            self.finish(&hook, &Outcome::refused(&e));
-            return Err(e);
-        }
+        // The authorizer, then the middleware chain (which may rewrite the statement). A
+        // middleware's `after` runs once for each call its `before` let pass: on a refusal
+        // the chain has shown it to those links already, and none saw a call the
+        // authorizer refused.
+        self.admit(&mut hook)?;
         let rewritten = hook.sql.clone();
         let op = match rewritten.as_deref() {
             Some(sql) if Some(sql) != op.sql() => op.with_sql(sql),

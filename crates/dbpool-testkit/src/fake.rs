@@ -132,6 +132,7 @@ struct Shared {
     state: Mutex<PoolState>,
     calls: watch::Sender<BTreeMap<Verb, u64>>,
     in_flight: AtomicU32,
+    statements: Mutex<Vec<String>>,
 }
 
 /// Counts a call (or a transaction, or an open stream) as in flight until dropped.
@@ -207,6 +208,7 @@ impl Fake {
             }),
             calls: watch::Sender::new(BTreeMap::new()),
             in_flight: AtomicU32::new(0),
+            statements: Mutex::new(Vec::new()),
         }))
     }
 
@@ -248,6 +250,16 @@ impl Fake {
             .await;
     }
 
+    /// The SQL of every statement the fake was given (queries, schemas, executes, each
+    /// statement of a batch), in order: what reached the database after any rewrite.
+    pub fn statements(&self) -> Vec<String> {
+        self.0.statements.lock().clone()
+    }
+
+    fn note(&self, sql: &str) {
+        self.0.statements.lock().push(sql.to_string());
+    }
+
     /// Calls running, open transactions and query streams not yet dropped.
     pub fn in_flight(&self) -> u32 {
         self.0.in_flight.load(SeqCst)
@@ -262,15 +274,18 @@ impl Fake {
 /// The statement verbs of the fake, on a pool and in a transaction alike.
 #[async_trait]
 impl Executor for Fake {
-    async fn query(&self, _: &str, _: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+    async fn query(&self, sql: &str, _: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
+        self.note(sql);
         self.0.query(Verb::Query, batch_size).await
     }
 
-    async fn schema(&self, _: &str, _: Vec<Param>) -> Result<SchemaRef> {
+    async fn schema(&self, sql: &str, _: Vec<Param>) -> Result<SchemaRef> {
+        self.note(sql);
         self.0.call(Verb::Schema).await.0.map(|_| rows_schema())
     }
 
-    async fn execute(&self, _: &str, _: Vec<Param>) -> Result<u64> {
+    async fn execute(&self, sql: &str, _: Vec<Param>) -> Result<u64> {
+        self.note(sql);
         self.0.call(Verb::Execute).await.0
     }
 
@@ -297,6 +312,7 @@ impl Backend for Fake {
     }
 
     async fn execute_batch(&self, statements: Vec<Statement>, _: bool) -> Result<BatchOutcome> {
+        statements.iter().for_each(|s| self.note(&s.sql));
         let n = self.0.call(Verb::Batch).await.0?;
         let outcome = |index| StatementResult {
             index,
