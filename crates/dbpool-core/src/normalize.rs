@@ -1,6 +1,6 @@
 //! What every backend's bulk insert shares: the canonical Arrow types it encodes (what
 //! Polars and pyarrow send is cast to them first) and the parts of a target table name.
-use crate::{Error, Result};
+use crate::{Error, InsertMode, Result};
 use arrow::array::ArrayRef;
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
@@ -196,6 +196,20 @@ pub fn create_table_sql<T: std::fmt::Display>(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
+}
+
+/// The DDL a bulk insert runs before its rows: none to append, `create()` to create,
+/// `DROP TABLE IF EXISTS table` and then `create()` to replace. `table` is quoted.
+pub fn insert_ddl(
+    mode: InsertMode,
+    table: &str,
+    create: impl FnOnce() -> Result<String>,
+) -> Result<Option<String>> {
+    Ok(match mode {
+        InsertMode::Append => None,
+        InsertMode::Create => Some(create()?),
+        InsertMode::Replace => Some(format!("DROP TABLE IF EXISTS {table}; {}", create()?)),
+    })
 }
 
 /// The target as a quoted, optionally schema-qualified SQL name.

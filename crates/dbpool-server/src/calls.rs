@@ -10,14 +10,12 @@ use crate::status::code_name;
 use crate::timed::Timed;
 use crate::{bounds, conn};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use call::Target;
 use dbpool_config::Limits;
 use dbpool_core::{
     sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream,
     Result, Statement, TxOptions, TxRegistry,
 };
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,11 +169,7 @@ impl Calls {
                 let backend = &target.pool().backend;
                 Reply::Batch(backend.execute_batch(statements, transaction).await?)
             }
-            Op::BulkInsert {
-                target,
-                schema,
-                batches,
-            } => Reply::Rows(exec.bulk_insert(target, schema, batches).await?),
+            Op::BulkInsert { target, rows } => Reply::Rows(exec.bulk_insert(target, rows).await?),
         })
     }
 
@@ -362,14 +356,13 @@ impl Calls {
         }
     }
 
-    /// Writes record batches into a table, inside a transaction when `tx_id` is set.
+    /// Writes `rows` into a table, inside a transaction when `tx_id` is set.
     pub async fn bulk_insert_in(
         &self,
         pool_id: &str,
         tx_id: &str,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
         if target.table.trim().is_empty() {
             return Err(Error::invalid("table", "is empty"));
@@ -378,24 +371,17 @@ impl Calls {
         bounds::id(&self.limits, "table", &target.table)?;
         let on = self.target(pool_id, tx_id)?;
         let _timed = Timed::start(on.pool(), CallKind::BulkInsert).in_tx(on.tx());
-        let call = Op::BulkInsert {
-            target,
-            schema,
-            batches,
-        };
-        let r = self.dispatch(&on, call).await;
+        let r = self.dispatch(&on, Op::BulkInsert { target, rows }).await;
         counted(on.pool(), r.and_then(Reply::rows))
     }
 
-    /// Writes record batches into a table.
+    /// Writes `rows` into a table.
     pub async fn bulk_insert(
         &self,
         pool_id: &str,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        self.bulk_insert_in(pool_id, "", target, schema, batches)
-            .await
+        self.bulk_insert_in(pool_id, "", target, rows).await
     }
 }

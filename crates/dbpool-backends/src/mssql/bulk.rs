@@ -7,8 +7,8 @@ use super::meta::qualified;
 use super::stream::batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use dbpool_core::normalize::{check_batch, check_names, normalize, normalize_schema};
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
+use dbpool_core::normalize::{check_batch, check_names, insert_ddl, normalize, normalize_schema};
+use dbpool_core::{BulkInsert, Error, Result};
 use encode::{columns_of, plan_fields, row};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -40,14 +40,7 @@ impl Plan {
             ));
         }
         let table = qualified(db_schema, name);
-        let ddl = match target.mode {
-            InsertMode::Append => None,
-            InsertMode::Create => Some(create_sql(&table, &schema)?),
-            InsertMode::Replace => Some(format!(
-                "DROP TABLE IF EXISTS {table}; {}",
-                create_sql(&table, &schema)?
-            )),
-        };
+        let ddl = insert_ddl(target.mode, &table, || create_sql(&table, &schema))?;
         Ok(Plan {
             table,
             name: target.table.clone(),
@@ -142,6 +135,7 @@ fn sql_type(name: &str, dt: &DataType) -> Result<String> {
 mod tests {
     use super::*;
     use arrow::datatypes::{Field, TimeUnit};
+    use dbpool_core::InsertMode;
 
     #[test]
     fn create_table_from_schema() {

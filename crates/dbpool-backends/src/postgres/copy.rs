@@ -5,27 +5,29 @@ mod numeric;
 
 use super::{pg, PgSession};
 use arrow::datatypes::{DataType, Schema};
-use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    check_batch, check_names, normalize, normalize_schema, quote_ident, quote_table,
+    check_batch, check_names, create_table_sql, insert_ddl, normalize, normalize_schema,
+    quote_ident, quote_table,
 };
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
+use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use encode::{plan, CellError, Column, Enc, Row};
-use futures::stream::BoxStream;
 use futures::{pin_mut, StreamExt};
 use postgres_types::Type;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::Transaction;
 
-/// Writes `batches` into `target`: every row or, on any error, none (the transaction
+/// Writes `rows` into `target`: every row or, on any error, none (the transaction
 /// rolls back, undoing a create or replace too). Not inside a transaction: COPY runs in
 /// one of its own.
 pub async fn bulk_insert(
     mut conn: PgSession,
     target: BulkInsert,
-    schema: arrow::datatypes::SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
+    rows: QueryStream,
 ) -> Result<u64> {
+    let QueryStream {
+        schema,
+        mut batches,
+    } = rows;
     if conn.in_transaction() {
         return Err(Error::Unsupported(
             "bulk insert inside a transaction on postgres".into(),
@@ -35,16 +37,9 @@ pub async fn bulk_insert(
     let schema = normalize_schema(&schema)?;
     check_names(&schema)?;
     let table = quote_table(&target.table)?;
-    let ddl = match target.mode {
-        InsertMode::Append => None,
-        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
-            &table, &schema, pg_type,
-        )?),
-        InsertMode::Replace => Some(format!(
-            "DROP TABLE IF EXISTS {table}; {}",
-            dbpool_core::normalize::create_table_sql(&table, &schema, pg_type)?
-        )),
-    };
+    let ddl = insert_ddl(target.mode, &table, || {
+        create_table_sql(&table, &schema, pg_type)
+    })?;
     let tx = conn.transaction().await.map_err(pg)?;
     if let Some(ddl) = ddl {
         tx.batch_execute(&ddl).await.map_err(pg)?;

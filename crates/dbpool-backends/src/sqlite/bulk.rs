@@ -6,10 +6,10 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    check_batch, check_names, normalize, normalize_schema, quote_ident, quote_table,
+    check_batch, check_names, create_table_sql, insert_ddl, normalize, normalize_schema,
+    quote_ident, quote_table,
 };
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
-use futures::stream::BoxStream;
+use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use futures::StreamExt;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::TransactionBehavior;
@@ -100,14 +100,17 @@ enum Msg {
     End,
 }
 
-/// Writes `batches` into `target` in one transaction: every row or none. Not inside a
+/// Writes `rows` into `target` in one transaction: every row or none. Not inside a
 /// transaction: the insert runs in one of its own.
 pub async fn bulk_insert(
     conn: SqliteSession,
     target: BulkInsert,
-    schema: SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
+    rows: QueryStream,
 ) -> Result<u64> {
+    let QueryStream {
+        schema,
+        mut batches,
+    } = rows;
     if conn.in_transaction() {
         return Err(Error::Unsupported(
             "bulk insert inside a transaction on sqlite".into(),
@@ -121,18 +124,9 @@ pub async fn bulk_insert(
         }
     }
     let table = quote_table(&target.table)?;
-    let ddl = match target.mode {
-        InsertMode::Append => None,
-        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
-            &table,
-            &schema,
-            sqlite_type,
-        )?),
-        InsertMode::Replace => Some(format!(
-            "DROP TABLE IF EXISTS {table}; {}",
-            dbpool_core::normalize::create_table_sql(&table, &schema, sqlite_type)?
-        )),
-    };
+    let ddl = insert_ddl(target.mode, &table, || {
+        create_table_sql(&table, &schema, sqlite_type)
+    })?;
     // Two batches in flight at most: a slow disk slows the sender.
     let (tx, rx) = mpsc::channel(2);
     let writer = {

@@ -1,21 +1,60 @@
 //! Flight SQL metadata: catalogs, schemas, tables (with their Arrow schemas), table types
 //! and primary keys, answered by the backend of the addressed pool.
 use super::sql::SqlService;
+use super::sql_support::info;
 use super::{flight_stream, Out};
 use crate::schema_cache::SchemaMessages;
 use arrow::array::{Int32Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_flight::error::FlightError;
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTableTypes,
+    CommandGetTables, ProstMessageExt,
 };
-use arrow_flight::FlightData;
+use arrow_flight::{FlightData, FlightDescriptor, FlightInfo};
 use dbpool_core::{PoolEntry, QueryStream, Result};
 use futures::StreamExt;
+use prost::Message;
 use std::sync::Arc;
 use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
 
 /// The table types GetTableTypes lists.
 pub const TABLE_TYPES: [&str; 3] = ["TABLE", "VIEW", "MATERIALIZED VIEW"];
+
+/// The FlightInfo of a metadata command: the result's schema, and the command itself
+/// (Any-wrapped) as the ticket DoGet brings back.
+pub(super) fn meta_info(
+    schema: &Schema,
+    cmd: &impl ProstMessageExt,
+    req: Request<FlightDescriptor>,
+) -> std::result::Result<Response<FlightInfo>, Status> {
+    let ticket = cmd.as_any().encode_to_vec();
+    Ok(Response::new(info(schema, ticket, req.into_inner())?))
+}
+
+/// A metadata result as DoGet answers it.
+pub(super) fn meta_reply(
+    r: Result<Out<FlightData>>,
+) -> std::result::Result<Response<Out<FlightData>>, Status> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+/// The batch a Flight SQL result builder built, as a Flight stream.
+pub(super) fn built(
+    batch: std::result::Result<RecordBatch, FlightError>,
+) -> Result<Out<FlightData>> {
+    Ok(one_batch(batch.map_err(flight_err)?))
+}
+
+/// The GetTableTypes result: `TABLE_TYPES`.
+pub(super) fn table_types(q: CommandGetTableTypes) -> Result<Out<FlightData>> {
+    let mut b = q.into_builder();
+    for t in TABLE_TYPES {
+        b.append(t);
+    }
+    built(b.build())
+}
 
 /// One record batch as a Flight stream.
 pub fn one_batch(batch: RecordBatch) -> Out<FlightData> {
@@ -39,7 +78,7 @@ pub fn primary_keys_schema() -> SchemaRef {
     ]))
 }
 
-pub(super) fn flight_err(e: arrow_flight::error::FlightError) -> dbpool_core::Error {
+fn flight_err(e: FlightError) -> dbpool_core::Error {
     dbpool_core::Error::Internal(format!("flight: {e}"))
 }
 
@@ -70,7 +109,7 @@ impl SqlService {
         let e = self.entry(md)?;
         let mut b = q.into_builder();
         b.append(e.backend.catalog_name().await?);
-        Ok(one_batch(b.build().map_err(flight_err)?))
+        built(b.build())
     }
 
     pub(super) async fn meta_schemas(
@@ -84,7 +123,7 @@ impl SqlService {
         for s in e.backend.list_schemas().await? {
             b.append(&catalog, s);
         }
-        Ok(one_batch(b.build().map_err(flight_err)?))
+        built(b.build())
     }
 
     pub(super) async fn meta_tables(
@@ -115,7 +154,7 @@ impl SqlService {
             b.append(&catalog, &t.db_schema, &t.name, &t.kind, &schema)
                 .map_err(flight_err)?;
         }
-        Ok(one_batch(b.build().map_err(flight_err)?))
+        built(b.build())
     }
 
     pub(super) async fn meta_primary_keys(
