@@ -1,10 +1,11 @@
 //! What every backend's bulk insert shares: the canonical Arrow types it encodes (what
 //! Polars and pyarrow send is cast to them first) and the parts of a target table name.
-use crate::{Error, InsertMode, Result};
+use crate::{Error, InsertMode, QueryStream, Result};
 use arrow::array::ArrayRef;
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use std::sync::Arc;
 
 /// The canonical type of `dt`, or why a column `name` of that type cannot be written.
@@ -196,6 +197,23 @@ pub fn create_table_sql<T: std::fmt::Display>(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
+}
+
+/// The rows of a bulk insert as a backend writes them: the schema normalized and its
+/// names checked now, each batch normalized and checked against it as it arrives.
+pub fn normalize_rows(rows: QueryStream) -> Result<QueryStream> {
+    let schema = normalize_schema(&rows.schema)?;
+    check_names(&schema)?;
+    let expected = schema.clone();
+    let batches = rows
+        .batches
+        .map(move |b| {
+            let b = normalize(&b?)?;
+            check_batch(&expected, &b)?;
+            Ok(b)
+        })
+        .boxed();
+    Ok(QueryStream { schema, batches })
 }
 
 /// The DDL a bulk insert runs before its rows: none to append, `create()` to create,

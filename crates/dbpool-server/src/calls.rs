@@ -109,9 +109,21 @@ impl Calls {
         Ok(Target::Tx(tx))
     }
 
-    /// The target of a statement with SQL: the SQL must be there, and must not open,
-    /// end or hand over a transaction.
-    fn statement_target(&self, pool_id: &str, tx_id: &str, sql: &str) -> Result<Target> {
+    /// The target of a statement with SQL, after the size bounds (`check_request`, and a
+    /// query's `batch_size`): the SQL must be there, and must not open, end or hand over
+    /// a transaction.
+    fn statement_target(
+        &self,
+        pool_id: &str,
+        tx_id: &str,
+        sql: &str,
+        params: &[Param],
+        batch_size: Option<u32>,
+    ) -> Result<Target> {
+        self.check_request(pool_id, tx_id, sql, params.len())?;
+        if let Some(n) = batch_size {
+            bounds::batch_size(&self.limits, "batch_size", n)?;
+        }
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         refuse_tx_control(sql, &target)?;
@@ -182,9 +194,7 @@ impl Calls {
         params: Vec<Param>,
         batch_size: u32,
     ) -> Result<QueryStream> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        bounds::batch_size(&self.limits, "batch_size", batch_size)?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, Some(batch_size))?;
         let entry = target.pool().clone();
         let timed = Timed::start(&entry, CallKind::Query)
             .statement(sql, self.trace_sql)
@@ -226,8 +236,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, None)?;
         let r = self.dispatch(&target, Op::Schema { sql, params }).await;
         counted(target.pool(), r.and_then(Reply::schema))
     }
@@ -240,8 +249,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<u64> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, None)?;
         let mut timed = Timed::start(target.pool(), CallKind::Execute)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());

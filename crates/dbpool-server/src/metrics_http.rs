@@ -11,10 +11,11 @@ use tokio::net::TcpListener;
 /// One label: name and value.
 type Label = (&'static str, String);
 type Labels = Vec<Label>;
-/// A per-pool gauge: name, help, value.
-type GaugeDef = (&'static str, &'static str, fn(&PoolSnapshot, bool) -> i64);
-/// A per-pool counter: name, help, value.
-type CounterDef = (&'static str, &'static str, fn(&PoolSnapshot) -> u64);
+/// One family's values for a pool (is it healthy, its counters): each with one label
+/// of its own, or none.
+type Values = fn(bool, &PoolSnapshot) -> Vec<(Option<Label>, Value<'_>)>;
+/// A metric family: name, help, type and its values.
+type FamilyDef = (&'static str, &'static str, MetricType, Values);
 
 /// Reads every pool at scrape time: nothing to keep in step when pools come and go.
 struct PoolsCollector {
@@ -53,15 +54,117 @@ enum Value<'a> {
 /// A pool's id, whether it is healthy, and its counters.
 type Pool = (String, bool, PoolSnapshot);
 
-/// One metric family: its descriptor, then for every pool the values `values` gives,
-/// labelled `pool` and, where given, one label of their own.
-fn family<'p>(
-    enc: &mut DescriptorEncoder,
-    pools: &'p [Pool],
-    (name, help, kind): (&str, &str, MetricType),
-    values: impl Fn(bool, &'p PoolSnapshot) -> Vec<(Option<Label>, Value<'p>)>,
-) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+/// One label `key`=`value`.
+fn by(key: &'static str, value: &str) -> Option<Label> {
+    Some((key, value.to_string()))
+}
+
+/// A family's one unlabelled value.
+fn one(v: Value<'_>) -> Vec<(Option<Label>, Value<'_>)> {
+    vec![(None, v)]
+}
+
+/// Every family, in the order they are written.
+const FAMILIES: [FamilyDef; 12] = {
+    use MetricType::{Counter, Gauge, Histogram};
+    [
+        (
+            "dbpool_pool_connections",
+            "Open connections by state.",
+            Gauge,
+            |_, s| {
+                vec![
+                    (by("state", "idle"), Value::Gauge(s.state.idle as i64)),
+                    (by("state", "in_use"), Value::Gauge(s.state.in_use() as i64)),
+                ]
+            },
+        ),
+        (
+            "dbpool_pool_connections_max",
+            "Configured maximum connections.",
+            Gauge,
+            |_, s| one(Value::Gauge(s.state.max_size as i64)),
+        ),
+        (
+            "dbpool_pool_waiters",
+            "Calls waiting for a connection.",
+            Gauge,
+            |_, s| one(Value::Gauge(s.state.waiters as i64)),
+        ),
+        (
+            "dbpool_pool_healthy",
+            "1 when the last health check reached the database.",
+            Gauge,
+            |h, _| one(Value::Gauge(h as i64)),
+        ),
+        (
+            "dbpool_calls",
+            "Calls started, by kind.",
+            Counter,
+            |_, s| {
+                let each = s.calls.iter();
+                each.map(|(k, n)| (by("kind", k.name()), Value::Counter(*n)))
+                    .collect()
+            },
+        ),
+        (
+            "dbpool_errors",
+            "Failed calls, by gRPC code.",
+            Counter,
+            |_, s| {
+                let each = s.errors.iter();
+                each.map(|(c, n)| (by("code", c), Value::Counter(*n)))
+                    .collect()
+            },
+        ),
+        (
+            "dbpool_rows_streamed",
+            "Rows sent to clients.",
+            Counter,
+            |_, s| one(Value::Counter(s.rows_streamed)),
+        ),
+        (
+            "dbpool_streamed_bytes",
+            "Arrow bytes of the record batches sent to clients.",
+            Counter,
+            |_, s| one(Value::Counter(s.bytes_streamed)),
+        ),
+        (
+            "dbpool_acquire_timeouts",
+            "Calls that found no free connection in time.",
+            Counter,
+            |_, s| one(Value::Counter(s.state.acquire_timeouts)),
+        ),
+        (
+            "dbpool_connections_created",
+            "Connections opened.",
+            Counter,
+            |_, s| one(Value::Counter(s.state.connections_created)),
+        ),
+        (
+            "dbpool_acquire_wait_seconds",
+            "Time calls waited for a connection.",
+            Histogram,
+            |_, s| one(Value::Histogram(&s.acquire_wait)),
+        ),
+        (
+            "dbpool_call_duration_seconds",
+            "Call durations by kind; queries until their stream ended.",
+            Histogram,
+            |_, s| {
+                let each = s.durations.iter();
+                each.map(|(k, h)| (by("kind", k.name()), Value::Histogram(h)))
+                    .collect()
+            },
+        ),
+    ]
+};
+
+/// One metric family: its descriptor, then for every pool its values, labelled `pool`
+/// and, where given, one label of their own.
+fn family(enc: &mut DescriptorEncoder, pools: &[Pool], def: &FamilyDef) -> fmt::Result {
+    let (name, help, kind, values) = def;
+    let mut m = enc.encode_descriptor(name, help, None, kind.clone())?;
     for (id, healthy, s) in pools {
         for (label, v) in values(*healthy, s) {
             let mut l: Labels = vec![("pool", id.clone())];
@@ -81,100 +184,16 @@ fn family<'p>(
 
 impl prometheus_client::collector::Collector for PoolsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        use MetricType::{Counter, Gauge, Histogram};
         let pools: Vec<Pool> = self
             .manager
             .list()
             .into_iter()
             .map(|e| (e.id.clone(), e.healthy(), e.snapshot()))
             .collect();
-        let by = |key: &'static str, value: &str| Some((key, value.to_string()));
-        let connections = (
-            "dbpool_pool_connections",
-            "Open connections by state.",
-            Gauge,
-        );
-        family(&mut enc, &pools, connections, |_, s| {
-            vec![
-                (by("state", "idle"), Value::Gauge(s.state.idle as i64)),
-                (by("state", "in_use"), Value::Gauge(s.state.in_use() as i64)),
-            ]
-        })?;
-        let gauges: [GaugeDef; 3] = [
-            (
-                "dbpool_pool_connections_max",
-                "Configured maximum connections.",
-                |s, _| s.state.max_size as i64,
-            ),
-            (
-                "dbpool_pool_waiters",
-                "Calls waiting for a connection.",
-                |s, _| s.state.waiters as i64,
-            ),
-            (
-                "dbpool_pool_healthy",
-                "1 when the last health check reached the database.",
-                |_, h| h as i64,
-            ),
-        ];
-        for (name, help, f) in gauges {
-            family(&mut enc, &pools, (name, help, Gauge), |h, s| {
-                vec![(None, Value::Gauge(f(s, h)))]
-            })?;
+        for def in &FAMILIES {
+            family(&mut enc, &pools, def)?;
         }
-        let calls = ("dbpool_calls", "Calls started, by kind.", Counter);
-        family(&mut enc, &pools, calls, |_, s| {
-            let each = s.calls.iter();
-            each.map(|(k, n)| (by("kind", k.name()), Value::Counter(*n)))
-                .collect()
-        })?;
-        let errors = ("dbpool_errors", "Failed calls, by gRPC code.", Counter);
-        family(&mut enc, &pools, errors, |_, s| {
-            let each = s.errors.iter();
-            each.map(|(c, n)| (by("code", *c), Value::Counter(*n)))
-                .collect()
-        })?;
-        let counters: [CounterDef; 4] = [
-            ("dbpool_rows_streamed", "Rows sent to clients.", |s| {
-                s.rows_streamed
-            }),
-            (
-                "dbpool_streamed_bytes",
-                "Arrow bytes of the record batches sent to clients.",
-                |s| s.bytes_streamed,
-            ),
-            (
-                "dbpool_acquire_timeouts",
-                "Calls that found no free connection in time.",
-                |s| s.state.acquire_timeouts,
-            ),
-            ("dbpool_connections_created", "Connections opened.", |s| {
-                s.state.connections_created
-            }),
-        ];
-        for (name, help, f) in counters {
-            family(&mut enc, &pools, (name, help, Counter), |_, s| {
-                vec![(None, Value::Counter(f(s)))]
-            })?;
-        }
-        let wait = (
-            "dbpool_acquire_wait_seconds",
-            "Time calls waited for a connection.",
-            Histogram,
-        );
-        family(&mut enc, &pools, wait, |_, s| {
-            vec![(None, Value::Histogram(&s.acquire_wait))]
-        })?;
-        let durations = (
-            "dbpool_call_duration_seconds",
-            "Call durations by kind; queries until their stream ended.",
-            Histogram,
-        );
-        family(&mut enc, &pools, durations, |_, s| {
-            let each = s.durations.iter();
-            each.map(|(k, h)| (by("kind", k.name()), Value::Histogram(h)))
-                .collect()
-        })
+        Ok(())
     }
 }
 

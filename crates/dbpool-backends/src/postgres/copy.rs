@@ -6,8 +6,7 @@ mod numeric;
 use super::{pg, PgSession};
 use arrow::datatypes::{DataType, Schema};
 use dbpool_core::normalize::{
-    check_batch, check_names, create_table_sql, insert_ddl, normalize, normalize_schema,
-    quote_ident, quote_table,
+    create_table_sql, insert_ddl, normalize_rows, quote_ident, quote_table,
 };
 use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use encode::{plan, CellError, Column, Enc, Row};
@@ -24,18 +23,16 @@ pub async fn bulk_insert(
     target: BulkInsert,
     rows: QueryStream,
 ) -> Result<u64> {
-    let QueryStream {
-        schema,
-        mut batches,
-    } = rows;
     if conn.in_transaction() {
         return Err(Error::Unsupported(
             "bulk insert inside a transaction on postgres".into(),
         ));
     }
     // Everything that can be refused without the database is refused first.
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    let QueryStream {
+        schema,
+        mut batches,
+    } = normalize_rows(rows)?;
     let table = quote_table(&target.table)?;
     let ddl = insert_ddl(target.mode, &table, || {
         create_table_sql(&table, &schema, pg_type)
@@ -61,8 +58,7 @@ pub async fn bulk_insert(
     // An early return drops the writer (the server gets CopyFail) and then `tx`
     // (ROLLBACK), in that order.
     while let Some(batch) = batches.next().await {
-        let batch = normalize(&batch?)?;
-        check_batch(&schema, &batch)?;
+        let batch = batch?;
         let columns: Vec<Column<'_>> = batch
             .columns()
             .iter()

@@ -8,7 +8,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use dbpool_core::normalize::{check_batch, check_names, normalize, normalize_schema};
+use dbpool_core::normalize::normalize_rows;
 use dbpool_core::{BulkInsert, Error, InsertMode, QueryStream, Result};
 use futures::StreamExt;
 use redis::Value;
@@ -103,9 +103,7 @@ pub async fn bulk_insert(
     let QueryStream {
         schema,
         mut batches,
-    } = rows;
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    } = normalize_rows(rows)?;
     let t = parse_target(&target.table, &schema, settings.bulk_ttl)?;
     let mut used = vec![match t.kind {
         Kind::Hash => "HSET",
@@ -130,8 +128,7 @@ pub async fn bulk_insert(
     let mut pending_del = single && target.mode == InsertMode::Replace;
     let mut written = 0usize;
     while let Some(batch) = batches.next().await {
-        let batch = normalize(&batch?)?;
-        check_batch(&schema, &batch)?;
+        let batch = batch?;
         for start in (0..batch.num_rows()).step_by(CHUNK) {
             let end = (start + CHUNK).min(batch.num_rows());
             let del = std::mem::take(&mut pending_del).then_some(&single_key[..]);

@@ -6,8 +6,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    check_batch, check_names, create_table_sql, insert_ddl, normalize, normalize_schema,
-    quote_ident, quote_table,
+    create_table_sql, insert_ddl, normalize_rows, quote_ident, quote_table,
 };
 use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use futures::StreamExt;
@@ -107,17 +106,15 @@ pub async fn bulk_insert(
     target: BulkInsert,
     rows: QueryStream,
 ) -> Result<u64> {
-    let QueryStream {
-        schema,
-        mut batches,
-    } = rows;
     if conn.in_transaction() {
         return Err(Error::Unsupported(
             "bulk insert inside a transaction on sqlite".into(),
         ));
     }
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    let QueryStream {
+        schema,
+        mut batches,
+    } = normalize_rows(rows)?;
     for f in schema.fields() {
         if matches!(f.data_type(), DataType::List(_)) {
             return Err(unsupported(f.name(), f.data_type()));
@@ -137,19 +134,11 @@ pub async fn bulk_insert(
     loop {
         let msg = match batches.next().await {
             None => Msg::End,
-            Some(b) => match b.and_then(|b| normalize(&b)) {
-                Ok(b) => match check_batch(&schema, &b) {
-                    Ok(()) => Msg::Batch(b),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                },
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            },
+            Some(Ok(b)) => Msg::Batch(b),
+            Some(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
         };
         let end = matches!(msg, Msg::End);
         // A closed channel means the writer failed; its error comes from the join.
