@@ -216,6 +216,21 @@ pub fn normalize_rows(rows: QueryStream) -> Result<QueryStream> {
     Ok(QueryStream { schema, batches })
 }
 
+/// Why a column `name` of type `dt` has no column type to create on `database`; an
+/// all-NULL column (Arrow type Null) has none anywhere.
+pub fn no_column_type(name: &str, dt: &DataType, database: &str) -> Error {
+    match dt {
+        DataType::Null => Error::invalid(
+            name,
+            "an all-NULL column (Arrow type Null) has no column type to create; cast it",
+        ),
+        other => Error::invalid(
+            name,
+            format!("Arrow type {other} has no {database} column type"),
+        ),
+    }
+}
+
 /// The DDL a bulk insert runs before its rows: none to append, `create()` to create,
 /// `DROP TABLE IF EXISTS table` and then `create()` to replace. `table` is quoted.
 pub fn insert_ddl(

@@ -164,7 +164,7 @@ const FAMILIES: [FamilyDef; 12] = {
 /// and, where given, one label of their own.
 fn family(enc: &mut DescriptorEncoder, pools: &[Pool], def: &FamilyDef) -> fmt::Result {
     let (name, help, kind, values) = def;
-    let mut m = enc.encode_descriptor(name, help, None, kind.clone())?;
+    let mut m = enc.encode_descriptor(name, help, None, *kind)?;
     for (id, healthy, s) in pools {
         for (label, v) in values(*healthy, s) {
             let mut l: Labels = vec![("pool", id.clone())];

@@ -7,7 +7,9 @@ use super::meta::qualified;
 use super::stream::batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use dbpool_core::normalize::{check_batch, check_names, insert_ddl, normalize, normalize_schema};
+use dbpool_core::normalize::{
+    check_batch, check_names, insert_ddl, no_column_type, normalize, normalize_schema,
+};
 use dbpool_core::{BulkInsert, Error, Result};
 use encode::{columns_of, plan_fields, row};
 use futures::stream::BoxStream;
@@ -116,18 +118,7 @@ fn sql_type(name: &str, dt: &DataType) -> Result<String> {
         DataType::Time64(_) => "time(6)".into(),
         DataType::Timestamp(_, None) => "datetime2(6)".into(),
         DataType::Timestamp(_, Some(_)) => "datetimeoffset(6)".into(),
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
-        other => {
-            return Err(Error::invalid(
-                name,
-                format!("Arrow type {other} has no SQL Server column type"),
-            ))
-        }
+        other => return Err(no_column_type(name, other, "SQL Server")),
     })
 }
 

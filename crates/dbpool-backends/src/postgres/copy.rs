@@ -6,7 +6,7 @@ mod numeric;
 use super::{pg, PgSession};
 use arrow::datatypes::{DataType, Schema};
 use dbpool_core::normalize::{
-    create_table_sql, insert_ddl, normalize_rows, quote_ident, quote_table,
+    create_table_sql, insert_ddl, no_column_type, normalize_rows, quote_ident, quote_table,
 };
 use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use encode::{plan, CellError, Column, Enc, Row};
@@ -23,11 +23,7 @@ pub async fn bulk_insert(
     target: BulkInsert,
     rows: QueryStream,
 ) -> Result<u64> {
-    if conn.in_transaction() {
-        return Err(Error::Unsupported(
-            "bulk insert inside a transaction on postgres".into(),
-        ));
-    }
+    conn.refuse_in_transaction("bulk insert", "postgres")?;
     // Everything that can be refused without the database is refused first.
     let QueryStream {
         schema,
@@ -151,18 +147,7 @@ fn pg_type(name: &str, dt: &DataType) -> Result<String> {
         DataType::List(item) if !matches!(item.data_type(), DataType::List(_)) => {
             format!("{}[]", pg_type(name, item.data_type())?)
         }
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
-        other => {
-            return Err(Error::invalid(
-                name,
-                format!("Arrow type {other} has no PostgreSQL column type"),
-            ))
-        }
+        other => return Err(no_column_type(name, other, "PostgreSQL")),
     })
 }
 

@@ -6,7 +6,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    create_table_sql, insert_ddl, normalize_rows, quote_ident, quote_table,
+    create_table_sql, insert_ddl, no_column_type, normalize_rows, quote_ident, quote_table,
 };
 use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use futures::StreamExt;
@@ -77,12 +77,7 @@ fn sqlite_type(name: &str, dt: &DataType) -> Result<&'static str> {
         DataType::Date32 => "DATE",
         DataType::Time64(_) => "TIME",
         DataType::Timestamp(..) => "TIMESTAMP",
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
+        DataType::Null => return Err(no_column_type(name, dt, "SQLite")),
         other => return Err(unsupported(name, other)),
     })
 }
@@ -106,11 +101,7 @@ pub async fn bulk_insert(
     target: BulkInsert,
     rows: QueryStream,
 ) -> Result<u64> {
-    if conn.in_transaction() {
-        return Err(Error::Unsupported(
-            "bulk insert inside a transaction on sqlite".into(),
-        ));
-    }
+    conn.refuse_in_transaction("bulk insert", "sqlite")?;
     let QueryStream {
         schema,
         mut batches,
