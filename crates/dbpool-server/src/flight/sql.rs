@@ -2,7 +2,7 @@
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
 use super::ipc_in::IpcLimits;
 use super::prepared::{client_key, Prepared};
-use super::sql_meta::{built, meta_info, meta_reply, primary_keys_schema, table_types};
+use super::sql_meta::{built, meta_info, meta_reply, primary_keys_schema, table_types, Meta};
 use super::sql_support::{one_row, schema_bytes, statement_info, statement_ticket, tx_id, utf8};
 use super::state::FlightState;
 use super::{flight_stream, Out};
@@ -311,7 +311,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetCatalogs,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        meta_reply(self.meta_catalogs(q, req.metadata()).await)
+        meta_reply(self.meta(Meta::Catalogs(q), req.metadata()).await)
     }
 
     async fn get_flight_info_schemas(
@@ -327,7 +327,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetDbSchemas,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        meta_reply(self.meta_schemas(q, req.metadata()).await)
+        meta_reply(self.meta(Meta::Schemas(q), req.metadata()).await)
     }
 
     async fn get_flight_info_tables(
@@ -343,7 +343,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTables,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        meta_reply(self.meta_tables(q, req.metadata()).await)
+        meta_reply(self.meta(Meta::Tables(q), req.metadata()).await)
     }
 
     async fn get_flight_info_table_types(
@@ -375,6 +375,6 @@ impl FlightSqlService for SqlService {
         q: CommandGetPrimaryKeys,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        meta_reply(self.meta_primary_keys(q, req.metadata()).await)
+        meta_reply(self.meta(Meta::PrimaryKeys(q), req.metadata()).await)
     }
 }
