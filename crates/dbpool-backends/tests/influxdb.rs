@@ -7,7 +7,9 @@ use arrow::array::*;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimestampNanosecondType};
 use dbpool_backends::Factory;
 use dbpool_config::{PoolConfig, Secret};
-use dbpool_core::{Backend, BackendFactory, BulkInsert, Error, InsertMode, Param, Statement};
+use dbpool_core::{
+    Backend, BackendFactory, BulkInsert, Error, InsertMode, Param, QueryStream, Statement,
+};
 use futures::TryStreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,7 +288,13 @@ async fn large_results_stream_in_chunks() {
         mode: InsertMode::Append,
     };
     let n = b
-        .bulk_insert(target, schema, Box::pin(futures::stream::iter(batches)))
+        .bulk_insert(
+            target,
+            QueryStream {
+                schema,
+                batches: Box::pin(futures::stream::iter(batches)),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(n, N as u64);

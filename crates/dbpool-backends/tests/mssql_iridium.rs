@@ -5,7 +5,9 @@ mod mssql_common;
 use arrow::array::*;
 use arrow::datatypes::*;
 use dbpool_config::PoolOptions;
-use dbpool_core::{BulkInsert, Error, InsertMode, Isolation, Param, Statement, TxOptions};
+use dbpool_core::{
+    BulkInsert, Error, InsertMode, Isolation, Param, QueryStream, Statement, TxOptions,
+};
 use dbpool_testkit::wait_until_sync;
 use futures::{StreamExt, TryStreamExt};
 use mssql_common::*;
@@ -325,8 +327,10 @@ async fn bulk_insert_failure_leaves_nothing_behind() {
     let r = b
         .bulk_insert(
             target,
-            schema,
-            futures::stream::iter(vec![Ok(batch)]).boxed(),
+            QueryStream {
+                schema,
+                batches: futures::stream::iter(vec![Ok(batch)]).boxed(),
+            },
         )
         .await;
     assert!(

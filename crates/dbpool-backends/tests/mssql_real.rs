@@ -6,7 +6,7 @@
 mod mssql_common;
 use arrow::array::*;
 use arrow::datatypes::*;
-use dbpool_core::{Backend, BulkInsert, Error, InsertMode, Param};
+use dbpool_core::{Backend, BulkInsert, Error, InsertMode, Param, QueryStream};
 use futures::StreamExt;
 use mssql_common::*;
 use std::sync::Arc;
@@ -180,8 +180,8 @@ async fn put(
         table: table.into(),
         mode,
     };
-    b.bulk_insert(target, schema, futures::stream::iter(items).boxed())
-        .await
+    let batches = futures::stream::iter(items).boxed();
+    b.bulk_insert(target, QueryStream { schema, batches }).await
 }
 
 #[tokio::test]
@@ -249,8 +249,10 @@ async fn bulk_load_round_trips() {
     let e = b
         .bulk_insert(
             target,
-            other,
-            futures::stream::iter(vec![Ok(batch)]).boxed(),
+            QueryStream {
+                schema: other,
+                batches: futures::stream::iter(vec![Ok(batch)]).boxed(),
+            },
         )
         .await
         .unwrap_err();

@@ -72,50 +72,80 @@ impl Default for Limits {
 impl Limits {
     /// Checks ranges; returns the first bad key (relative to `server.limits`).
     pub fn validate(&self) -> Result<()> {
-        let bad = |k: &str, m: &str| Err(Error::invalid(format!("server.limits.{k}"), m));
-        if self.max_client_connections == 0 {
-            return bad("max_client_connections", "must be > 0");
+        const POSITIVE: &str = "must be > 0";
+        // In the order of the fields: the first that fails is the one reported.
+        let checks = [
+            (
+                "max_client_connections",
+                self.max_client_connections > 0,
+                POSITIVE,
+            ),
+            (
+                "max_concurrent_streams",
+                self.max_concurrent_streams > 0,
+                POSITIVE,
+            ),
+            (
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms > 0,
+                POSITIVE,
+            ),
+            (
+                "max_message_bytes",
+                (64 * 1024..=1024 * 1024 * 1024).contains(&self.max_message_bytes),
+                "must be 65536..=1073741824",
+            ),
+            ("max_pools", self.max_pools > 0, POSITIVE),
+            (
+                "max_batch_rows",
+                (1..=1_000_000).contains(&self.max_batch_rows),
+                "must be 1..=1000000",
+            ),
+            (
+                "max_params",
+                (1..=65_535).contains(&self.max_params),
+                "must be 1..=65535",
+            ),
+            (
+                "max_batch_statements",
+                self.max_batch_statements > 0,
+                POSITIVE,
+            ),
+            (
+                "max_sql_bytes",
+                (1..=self.max_message_bytes).contains(&self.max_sql_bytes),
+                "must be 1..=max_message_bytes",
+            ),
+            (
+                "max_id_bytes",
+                (16..=4096).contains(&self.max_id_bytes),
+                "must be 16..=4096",
+            ),
+            (
+                "max_transaction_idle_timeout_ms",
+                self.max_transaction_idle_timeout_ms > 0,
+                POSITIVE,
+            ),
+            (
+                "max_transactions_per_connection",
+                self.max_transactions_per_connection > 0,
+                POSITIVE,
+            ),
+            (
+                "max_prepared_statements_per_connection",
+                self.max_prepared_statements_per_connection > 0,
+                POSITIVE,
+            ),
+            (
+                "prepared_statement_idle_timeout_ms",
+                self.prepared_statement_idle_timeout_ms > 0,
+                POSITIVE,
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, message)) => Err(Error::invalid(format!("server.limits.{key}"), message)),
+            None => Ok(()),
         }
-        if self.max_concurrent_streams == 0 {
-            return bad("max_concurrent_streams", "must be > 0");
-        }
-        if self.handshake_timeout_ms == 0 {
-            return bad("handshake_timeout_ms", "must be > 0");
-        }
-        if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.max_message_bytes) {
-            return bad("max_message_bytes", "must be 65536..=1073741824");
-        }
-        if self.max_pools == 0 {
-            return bad("max_pools", "must be > 0");
-        }
-        if !(1..=1_000_000).contains(&self.max_batch_rows) {
-            return bad("max_batch_rows", "must be 1..=1000000");
-        }
-        if !(1..=65_535).contains(&self.max_params) {
-            return bad("max_params", "must be 1..=65535");
-        }
-        if self.max_batch_statements == 0 {
-            return bad("max_batch_statements", "must be > 0");
-        }
-        if self.max_sql_bytes == 0 || self.max_sql_bytes > self.max_message_bytes {
-            return bad("max_sql_bytes", "must be 1..=max_message_bytes");
-        }
-        if !(16..=4096).contains(&self.max_id_bytes) {
-            return bad("max_id_bytes", "must be 16..=4096");
-        }
-        if self.max_transaction_idle_timeout_ms == 0 {
-            return bad("max_transaction_idle_timeout_ms", "must be > 0");
-        }
-        if self.max_transactions_per_connection == 0 {
-            return bad("max_transactions_per_connection", "must be > 0");
-        }
-        if self.max_prepared_statements_per_connection == 0 {
-            return bad("max_prepared_statements_per_connection", "must be > 0");
-        }
-        if self.prepared_statement_idle_timeout_ms == 0 {
-            return bad("prepared_statement_idle_timeout_ms", "must be > 0");
-        }
-        Ok(())
     }
 
     /// `handshake_timeout_ms` as a Duration.

@@ -7,10 +7,11 @@ use dbpool_config::{BackendKind, ResolvedPool};
 use futures::stream::BoxStream;
 use std::sync::Arc;
 
-/// A streamed query result: the schema first, then record batches as rows arrive.
+/// Rows as a schema and a stream of record batches: a query's result (the schema first,
+/// then batches as rows arrive) or the rows a bulk insert writes.
 ///
-/// The stream owns its pooled connection; dropping it stops the read and returns the
-/// connection to the pool.
+/// A query's stream owns its pooled connection; dropping it stops the read and returns
+/// the connection to the pool.
 pub struct QueryStream {
     /// Schema of every batch.
     pub schema: SchemaRef,

@@ -3,9 +3,7 @@
 //! statement chooses pool or transaction once and then sees one interface.
 use crate::{BulkInsert, Error, Param, QueryStream, Result};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 
 /// Runs statements: on a connection of a pool, or inside a transaction.
 #[async_trait]
@@ -24,15 +22,10 @@ pub trait Executor: Send + Sync {
     /// Runs one statement and returns the rows it affected.
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64>;
 
-    /// Writes a stream of record batches into `target.table`: every row or none. The
-    /// schema is checked against the table before any row is written.
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        let _ = (target, schema, batches);
+    /// Writes `rows` (a schema and its record batches) into `target.table`: every row
+    /// or none. The schema is checked against the table before any row is written.
+    async fn bulk_insert(&self, target: BulkInsert, rows: QueryStream) -> Result<u64> {
+        let _ = (target, rows);
         Err(Error::Unsupported("bulk insert here".into()))
     }
 }

@@ -1,10 +1,11 @@
 //! What every backend's bulk insert shares: the canonical Arrow types it encodes (what
 //! Polars and pyarrow send is cast to them first) and the parts of a target table name.
-use crate::{Error, Result};
+use crate::{Error, InsertMode, QueryStream, Result};
 use arrow::array::ArrayRef;
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use std::sync::Arc;
 
 /// The canonical type of `dt`, or why a column `name` of that type cannot be written.
@@ -196,6 +197,52 @@ pub fn create_table_sql<T: std::fmt::Display>(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(format!("CREATE TABLE {table} ({})", cols.join(", ")))
+}
+
+/// The rows of a bulk insert as a backend writes them: the schema normalized and its
+/// names checked now, each batch normalized and checked against it as it arrives.
+pub fn normalize_rows(rows: QueryStream) -> Result<QueryStream> {
+    let schema = normalize_schema(&rows.schema)?;
+    check_names(&schema)?;
+    let expected = schema.clone();
+    let batches = rows
+        .batches
+        .map(move |b| {
+            let b = normalize(&b?)?;
+            check_batch(&expected, &b)?;
+            Ok(b)
+        })
+        .boxed();
+    Ok(QueryStream { schema, batches })
+}
+
+/// Why a column `name` of type `dt` has no column type to create on `database`; an
+/// all-NULL column (Arrow type Null) has none anywhere.
+pub fn no_column_type(name: &str, dt: &DataType, database: &str) -> Error {
+    match dt {
+        DataType::Null => Error::invalid(
+            name,
+            "an all-NULL column (Arrow type Null) has no column type to create; cast it",
+        ),
+        other => Error::invalid(
+            name,
+            format!("Arrow type {other} has no {database} column type"),
+        ),
+    }
+}
+
+/// The DDL a bulk insert runs before its rows: none to append, `create()` to create,
+/// `DROP TABLE IF EXISTS table` and then `create()` to replace. `table` is quoted.
+pub fn insert_ddl(
+    mode: InsertMode,
+    table: &str,
+    create: impl FnOnce() -> Result<String>,
+) -> Result<Option<String>> {
+    Ok(match mode {
+        InsertMode::Append => None,
+        InsertMode::Create => Some(create()?),
+        InsertMode::Replace => Some(format!("DROP TABLE IF EXISTS {table}; {}", create()?)),
+    })
 }
 
 /// The target as a quoted, optionally schema-qualified SQL name.

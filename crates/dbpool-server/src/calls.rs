@@ -10,14 +10,12 @@ use crate::status::code_name;
 use crate::timed::Timed;
 use crate::{bounds, conn};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use call::Target;
 use dbpool_config::Limits;
 use dbpool_core::{
     sql_lex, BatchOutcome, BulkInsert, CallKind, Error, Param, PoolEntry, PoolManager, QueryStream,
     Result, Statement, TxOptions, TxRegistry,
 };
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,9 +109,21 @@ impl Calls {
         Ok(Target::Tx(tx))
     }
 
-    /// The target of a statement with SQL: the SQL must be there, and must not open,
-    /// end or hand over a transaction.
-    fn statement_target(&self, pool_id: &str, tx_id: &str, sql: &str) -> Result<Target> {
+    /// The target of a statement with SQL, after the size bounds (`check_request`, and a
+    /// query's `batch_size`): the SQL must be there, and must not open, end or hand over
+    /// a transaction.
+    fn statement_target(
+        &self,
+        pool_id: &str,
+        tx_id: &str,
+        sql: &str,
+        params: &[Param],
+        batch_size: Option<u32>,
+    ) -> Result<Target> {
+        self.check_request(pool_id, tx_id, sql, params.len())?;
+        if let Some(n) = batch_size {
+            bounds::batch_size(&self.limits, "batch_size", n)?;
+        }
         require_sql(sql)?;
         let target = self.target(pool_id, tx_id)?;
         refuse_tx_control(sql, &target)?;
@@ -171,11 +181,7 @@ impl Calls {
                 let backend = &target.pool().backend;
                 Reply::Batch(backend.execute_batch(statements, transaction).await?)
             }
-            Op::BulkInsert {
-                target,
-                schema,
-                batches,
-            } => Reply::Rows(exec.bulk_insert(target, schema, batches).await?),
+            Op::BulkInsert { target, rows } => Reply::Rows(exec.bulk_insert(target, rows).await?),
         })
     }
 
@@ -188,9 +194,7 @@ impl Calls {
         params: Vec<Param>,
         batch_size: u32,
     ) -> Result<QueryStream> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        bounds::batch_size(&self.limits, "batch_size", batch_size)?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, Some(batch_size))?;
         let entry = target.pool().clone();
         let timed = Timed::start(&entry, CallKind::Query)
             .statement(sql, self.trace_sql)
@@ -232,8 +236,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<SchemaRef> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, None)?;
         let r = self.dispatch(&target, Op::Schema { sql, params }).await;
         counted(target.pool(), r.and_then(Reply::schema))
     }
@@ -246,8 +249,7 @@ impl Calls {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<u64> {
-        self.check_request(pool_id, tx_id, sql, params.len())?;
-        let target = self.statement_target(pool_id, tx_id, sql)?;
+        let target = self.statement_target(pool_id, tx_id, sql, &params, None)?;
         let mut timed = Timed::start(target.pool(), CallKind::Execute)
             .statement(sql, self.trace_sql)
             .in_tx(target.tx());
@@ -362,14 +364,13 @@ impl Calls {
         }
     }
 
-    /// Writes record batches into a table, inside a transaction when `tx_id` is set.
+    /// Writes `rows` into a table, inside a transaction when `tx_id` is set.
     pub async fn bulk_insert_in(
         &self,
         pool_id: &str,
         tx_id: &str,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
         if target.table.trim().is_empty() {
             return Err(Error::invalid("table", "is empty"));
@@ -378,24 +379,17 @@ impl Calls {
         bounds::id(&self.limits, "table", &target.table)?;
         let on = self.target(pool_id, tx_id)?;
         let _timed = Timed::start(on.pool(), CallKind::BulkInsert).in_tx(on.tx());
-        let call = Op::BulkInsert {
-            target,
-            schema,
-            batches,
-        };
-        let r = self.dispatch(&on, call).await;
+        let r = self.dispatch(&on, Op::BulkInsert { target, rows }).await;
         counted(on.pool(), r.and_then(Reply::rows))
     }
 
-    /// Writes record batches into a table.
+    /// Writes `rows` into a table.
     pub async fn bulk_insert(
         &self,
         pool_id: &str,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        self.bulk_insert_in(pool_id, "", target, schema, batches)
-            .await
+        self.bulk_insert_in(pool_id, "", target, rows).await
     }
 }

@@ -1,6 +1,6 @@
 //! The Prometheus endpoint: `/metrics` on its own HTTP port (off unless
 //! `server.metrics_listen` is set), read from the same counters as GetMetrics.
-use dbpool_core::{HistogramSnapshot, PoolManager};
+use dbpool_core::{HistogramSnapshot, PoolManager, PoolSnapshot};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -8,19 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-type Labels = Vec<(&'static str, String)>;
-/// A per-pool gauge: name, help, value.
-type GaugeDef = (
-    &'static str,
-    &'static str,
-    fn(&dbpool_core::PoolSnapshot, bool) -> i64,
-);
-/// A per-pool counter: name, help, value.
-type CounterDef = (
-    &'static str,
-    &'static str,
-    fn(&dbpool_core::PoolSnapshot) -> u64,
-);
+/// One label: name and value.
+type Label = (&'static str, String);
+type Labels = Vec<Label>;
+/// One family's values for a pool (is it healthy, its counters): each with one label
+/// of its own, or none.
+type Values = fn(bool, &PoolSnapshot) -> Vec<(Option<Label>, Value<'_>)>;
+/// A metric family: name, help, type and its values.
+type FamilyDef = (&'static str, &'static str, MetricType, Values);
 
 /// Reads every pool at scrape time: nothing to keep in step when pools come and go.
 struct PoolsCollector {
@@ -49,169 +44,156 @@ fn buckets(h: &HistogramSnapshot) -> Vec<(f64, u64)> {
     out
 }
 
-/// One metric family: a descriptor and a value per label set.
-fn family<F>(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    kind: MetricType,
-    mut each: F,
-) -> fmt::Result
-where
-    F: FnMut(&mut prometheus_client::encoding::MetricEncoder) -> fmt::Result,
-{
-    let mut m = enc.encode_descriptor(name, help, None, kind)?;
-    each(&mut m)
+/// One value of a family, for one pool and label.
+enum Value<'a> {
+    Gauge(i64),
+    Counter(u64),
+    Histogram(&'a HistogramSnapshot),
+}
+
+/// A pool's id, whether it is healthy, and its counters.
+type Pool = (String, bool, PoolSnapshot);
+
+/// One label `key`=`value`.
+fn by(key: &'static str, value: &str) -> Option<Label> {
+    Some((key, value.to_string()))
+}
+
+/// A family's one unlabelled value.
+fn one(v: Value<'_>) -> Vec<(Option<Label>, Value<'_>)> {
+    vec![(None, v)]
+}
+
+/// Every family, in the order they are written.
+const FAMILIES: [FamilyDef; 12] = {
+    use MetricType::{Counter, Gauge, Histogram};
+    [
+        (
+            "dbpool_pool_connections",
+            "Open connections by state.",
+            Gauge,
+            |_, s| {
+                vec![
+                    (by("state", "idle"), Value::Gauge(s.state.idle as i64)),
+                    (by("state", "in_use"), Value::Gauge(s.state.in_use() as i64)),
+                ]
+            },
+        ),
+        (
+            "dbpool_pool_connections_max",
+            "Configured maximum connections.",
+            Gauge,
+            |_, s| one(Value::Gauge(s.state.max_size as i64)),
+        ),
+        (
+            "dbpool_pool_waiters",
+            "Calls waiting for a connection.",
+            Gauge,
+            |_, s| one(Value::Gauge(s.state.waiters as i64)),
+        ),
+        (
+            "dbpool_pool_healthy",
+            "1 when the last health check reached the database.",
+            Gauge,
+            |h, _| one(Value::Gauge(h as i64)),
+        ),
+        (
+            "dbpool_calls",
+            "Calls started, by kind.",
+            Counter,
+            |_, s| {
+                let each = s.calls.iter();
+                each.map(|(k, n)| (by("kind", k.name()), Value::Counter(*n)))
+                    .collect()
+            },
+        ),
+        (
+            "dbpool_errors",
+            "Failed calls, by gRPC code.",
+            Counter,
+            |_, s| {
+                let each = s.errors.iter();
+                each.map(|(c, n)| (by("code", c), Value::Counter(*n)))
+                    .collect()
+            },
+        ),
+        (
+            "dbpool_rows_streamed",
+            "Rows sent to clients.",
+            Counter,
+            |_, s| one(Value::Counter(s.rows_streamed)),
+        ),
+        (
+            "dbpool_streamed_bytes",
+            "Arrow bytes of the record batches sent to clients.",
+            Counter,
+            |_, s| one(Value::Counter(s.bytes_streamed)),
+        ),
+        (
+            "dbpool_acquire_timeouts",
+            "Calls that found no free connection in time.",
+            Counter,
+            |_, s| one(Value::Counter(s.state.acquire_timeouts)),
+        ),
+        (
+            "dbpool_connections_created",
+            "Connections opened.",
+            Counter,
+            |_, s| one(Value::Counter(s.state.connections_created)),
+        ),
+        (
+            "dbpool_acquire_wait_seconds",
+            "Time calls waited for a connection.",
+            Histogram,
+            |_, s| one(Value::Histogram(&s.acquire_wait)),
+        ),
+        (
+            "dbpool_call_duration_seconds",
+            "Call durations by kind; queries until their stream ended.",
+            Histogram,
+            |_, s| {
+                let each = s.durations.iter();
+                each.map(|(k, h)| (by("kind", k.name()), Value::Histogram(h)))
+                    .collect()
+            },
+        ),
+    ]
+};
+
+/// One metric family: its descriptor, then for every pool its values, labelled `pool`
+/// and, where given, one label of their own.
+fn family(enc: &mut DescriptorEncoder, pools: &[Pool], def: &FamilyDef) -> fmt::Result {
+    let (name, help, kind, values) = def;
+    let mut m = enc.encode_descriptor(name, help, None, *kind)?;
+    for (id, healthy, s) in pools {
+        for (label, v) in values(*healthy, s) {
+            let mut l: Labels = vec![("pool", id.clone())];
+            l.extend(label);
+            let mut e = m.encode_family(&l)?;
+            match v {
+                Value::Gauge(n) => e.encode_gauge(&n)?,
+                Value::Counter(n) => e.encode_counter::<NoLabelSet, _, f64>(&n, None)?,
+                Value::Histogram(h) => {
+                    e.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets(h), None)?
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl prometheus_client::collector::Collector for PoolsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let pools: Vec<_> = self
+        let pools: Vec<Pool> = self
             .manager
             .list()
             .into_iter()
             .map(|e| (e.id.clone(), e.healthy(), e.snapshot()))
             .collect();
-        let pool = |id: &str| -> Labels { vec![("pool", id.to_string())] };
-        family(
-            &mut enc,
-            "dbpool_pool_connections",
-            "Open connections by state.",
-            MetricType::Gauge,
-            |m| {
-                for (id, _, s) in &pools {
-                    for (state, n) in [("idle", s.state.idle), ("in_use", s.state.in_use())] {
-                        let l: Labels = vec![("pool", id.clone()), ("state", state.to_string())];
-                        m.encode_family(&l)?.encode_gauge(&(n as i64))?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let gauges: [GaugeDef; 3] = [
-            (
-                "dbpool_pool_connections_max",
-                "Configured maximum connections.",
-                |s, _| s.state.max_size as i64,
-            ),
-            (
-                "dbpool_pool_waiters",
-                "Calls waiting for a connection.",
-                |s, _| s.state.waiters as i64,
-            ),
-            (
-                "dbpool_pool_healthy",
-                "1 when the last health check reached the database.",
-                |_, h| h as i64,
-            ),
-        ];
-        for (name, help, f) in gauges {
-            family(&mut enc, name, help, MetricType::Gauge, |m| {
-                for (id, healthy, s) in &pools {
-                    m.encode_family(&pool(id))?.encode_gauge(&f(s, *healthy))?;
-                }
-                Ok(())
-            })?;
+        for def in &FAMILIES {
+            family(&mut enc, &pools, def)?;
         }
-        family(
-            &mut enc,
-            "dbpool_calls",
-            "Calls started, by kind.",
-            MetricType::Counter,
-            |m| {
-                for (id, _, s) in &pools {
-                    for (kind, n) in &s.calls {
-                        let l: Labels =
-                            vec![("pool", id.clone()), ("kind", kind.name().to_string())];
-                        m.encode_family(&l)?
-                            .encode_counter::<NoLabelSet, _, f64>(n, None)?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        family(
-            &mut enc,
-            "dbpool_errors",
-            "Failed calls, by gRPC code.",
-            MetricType::Counter,
-            |m| {
-                for (id, _, s) in &pools {
-                    for (code, n) in &s.errors {
-                        let l: Labels = vec![("pool", id.clone()), ("code", code.to_string())];
-                        m.encode_family(&l)?
-                            .encode_counter::<NoLabelSet, _, f64>(n, None)?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let counters: [CounterDef; 4] = [
-            ("dbpool_rows_streamed", "Rows sent to clients.", |s| {
-                s.rows_streamed
-            }),
-            (
-                "dbpool_streamed_bytes",
-                "Arrow bytes of the record batches sent to clients.",
-                |s| s.bytes_streamed,
-            ),
-            (
-                "dbpool_acquire_timeouts",
-                "Calls that found no free connection in time.",
-                |s| s.state.acquire_timeouts,
-            ),
-            ("dbpool_connections_created", "Connections opened.", |s| {
-                s.state.connections_created
-            }),
-        ];
-        for (name, help, f) in counters {
-            family(&mut enc, name, help, MetricType::Counter, |m| {
-                for (id, _, s) in &pools {
-                    m.encode_family(&pool(id))?
-                        .encode_counter::<NoLabelSet, _, f64>(&f(s), None)?;
-                }
-                Ok(())
-            })?;
-        }
-        family(
-            &mut enc,
-            "dbpool_acquire_wait_seconds",
-            "Time calls waited for a connection.",
-            MetricType::Histogram,
-            |m| {
-                for (id, _, s) in &pools {
-                    let h = &s.acquire_wait;
-                    m.encode_family(&pool(id))?.encode_histogram::<NoLabelSet>(
-                        h.sum,
-                        h.count,
-                        &buckets(h),
-                        None,
-                    )?;
-                }
-                Ok(())
-            },
-        )?;
-        family(
-            &mut enc,
-            "dbpool_call_duration_seconds",
-            "Call durations by kind; queries until their stream ended.",
-            MetricType::Histogram,
-            |m| {
-                for (id, _, s) in &pools {
-                    for (kind, h) in &s.durations {
-                        let l: Labels =
-                            vec![("pool", id.clone()), ("kind", kind.name().to_string())];
-                        m.encode_family(&l)?.encode_histogram::<NoLabelSet>(
-                            h.sum,
-                            h.count,
-                            &buckets(h),
-                            None,
-                        )?;
-                    }
-                }
-                Ok(())
-            },
-        )
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@ use crate::calls::Calls;
 use crate::health::Health;
 use crate::ipc_chunks::{ipc_stream, QueryStreamOut};
 use crate::{bounds, convert, rows};
-use dbpool_core::{Error, Isolation, Statement, TxOptions};
+use dbpool_core::{Error, Isolation, Param, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_server::PoolService;
 use futures::StreamExt;
@@ -19,6 +19,29 @@ impl PoolServiceImpl {
     /// A service over these calls, reporting pool health to `health`.
     pub fn new(calls: Calls, health: Health) -> Self {
         PoolServiceImpl { calls, health }
+    }
+
+    /// A request's pool id, within the bounds.
+    fn pool_id(&self, id: String) -> Result<String, Error> {
+        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        Ok(id)
+    }
+
+    /// Bind parameters, counted within the bounds before they are converted.
+    fn params(&self, ps: &[pb::Param], field: &str) -> Result<Vec<Param>, Error> {
+        bounds::params(&self.calls.limits, field, ps.len())?;
+        convert::params(ps, field)
+    }
+
+    /// Commits or rolls back a transaction.
+    async fn end(
+        &self,
+        req: Request<pb::EndTransactionRequest>,
+        commit: bool,
+    ) -> Result<Response<pb::EndTransactionResponse>, Status> {
+        let id = req.into_inner().transaction_id;
+        self.calls.end(&id, commit).await?;
+        Ok(Response::new(pb::EndTransactionResponse {}))
     }
 }
 
@@ -74,8 +97,7 @@ impl PoolService for PoolServiceImpl {
         &self,
         req: Request<pb::RemovePoolRequest>,
     ) -> Result<Response<pb::RemovePoolResponse>, Status> {
-        let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        let id = self.pool_id(req.into_inner().pool_id)?;
         self.calls.manager.remove(&id)?;
         self.health.pool_removed(&id).await;
         Ok(Response::new(pb::RemovePoolResponse {}))
@@ -99,8 +121,7 @@ impl PoolService for PoolServiceImpl {
         &self,
         req: Request<pb::GetPoolStatusRequest>,
     ) -> Result<Response<pb::PoolStatus>, Status> {
-        let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        let id = self.pool_id(req.into_inner().pool_id)?;
         let entry = self.calls.manager.get(&id)?;
         Ok(Response::new(convert::status(&entry)))
     }
@@ -115,8 +136,7 @@ impl PoolService for PoolServiceImpl {
         // Checked before the query runs: an unknown format must not cost a connection.
         let format =
             pb::ResultFormat::try_from(r.format).map_err(|_| unknown_enum("format", r.format))?;
-        bounds::params(&self.calls.limits, "params", r.params.len())?;
-        let params = convert::params(&r.params, "params")?;
+        let params = self.params(&r.params, "params")?;
         let q = self
             .calls
             .query(&r.pool_id, &r.transaction_id, &r.sql, params, r.batch_size)
@@ -133,8 +153,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let r = req.into_inner();
-        bounds::params(&self.calls.limits, "params", r.params.len())?;
-        let params = convert::params(&r.params, "params")?;
+        let params = self.params(&r.params, "params")?;
         let n = self
             .calls
             .execute(&r.pool_id, &r.transaction_id, &r.sql, params)
@@ -147,18 +166,16 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
         let r = req.into_inner();
-        let l = &self.calls.limits;
         // Counted before the statements are converted (copied).
-        bounds::statements(l, "statements", r.statements.len())?;
+        bounds::statements(&self.calls.limits, "statements", r.statements.len())?;
         let statements = r
             .statements
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                bounds::params(l, &format!("statements[{i}].params"), s.params.len())?;
                 Ok(Statement {
                     sql: s.sql.clone(),
-                    params: convert::params(&s.params, &format!("statements[{i}].params"))?,
+                    params: self.params(&s.params, &format!("statements[{i}].params"))?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -168,20 +185,23 @@ impl PoolService for PoolServiceImpl {
             .await?;
         let results: Vec<pb::StatementResult> = out
             .into_iter()
-            .map(|s| match s.outcome {
-                Ok(n) => pb::StatementResult {
-                    index: u32::try_from(s.index).unwrap_or(u32::MAX),
-                    ok: true,
-                    rows_affected: n,
-                    ..Default::default()
-                },
-                Err(e) => pb::StatementResult {
-                    index: u32::try_from(s.index).unwrap_or(u32::MAX),
-                    ok: false,
-                    rows_affected: 0,
-                    code: e.db_code().unwrap_or_default().to_string(),
-                    error: e.to_string(),
-                },
+            .map(|s| {
+                let index = u32::try_from(s.index).unwrap_or(u32::MAX);
+                match s.outcome {
+                    Ok(n) => pb::StatementResult {
+                        index,
+                        ok: true,
+                        rows_affected: n,
+                        ..Default::default()
+                    },
+                    Err(e) => pb::StatementResult {
+                        index,
+                        ok: false,
+                        rows_affected: 0,
+                        code: e.db_code().unwrap_or_default().to_string(),
+                        error: e.to_string(),
+                    },
+                }
             })
             .collect();
         let total = results.iter().map(|r| r.rows_affected).sum();
@@ -222,28 +242,21 @@ impl PoolService for PoolServiceImpl {
         &self,
         req: Request<pb::EndTransactionRequest>,
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
-        self.calls
-            .end(&req.into_inner().transaction_id, true)
-            .await?;
-        Ok(Response::new(pb::EndTransactionResponse {}))
+        self.end(req, true).await
     }
 
     async fn rollback(
         &self,
         req: Request<pb::EndTransactionRequest>,
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
-        self.calls
-            .end(&req.into_inner().transaction_id, false)
-            .await?;
-        Ok(Response::new(pb::EndTransactionResponse {}))
+        self.end(req, false).await
     }
 
     async fn get_metrics(
         &self,
         req: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
-        let id = req.into_inner().pool_id;
-        bounds::id(&self.calls.limits, "pool_id", &id)?;
+        let id = self.pool_id(req.into_inner().pool_id)?;
         let entries = if id.is_empty() {
             self.calls.manager.list()
         } else {

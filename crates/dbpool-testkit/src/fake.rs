@@ -11,7 +11,7 @@ use dbpool_core::{
     Backend, BackendFactory, BatchOutcome, BulkInsert, Error, Executor, Param, PoolState,
     QueryStream, Result, Statement, StatementResult, Transaction, TxOptions,
 };
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -289,15 +289,10 @@ impl Executor for Fake {
         self.0.call(Verb::Execute).await.0
     }
 
-    async fn bulk_insert(
-        &self,
-        _: BulkInsert,
-        _: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
+    async fn bulk_insert(&self, _: BulkInsert, rows: QueryStream) -> Result<u64> {
         self.0.call(Verb::BulkInsert).await.0?;
+        let mut batches = rows.batches;
         let mut rows = 0;
-        let mut batches = batches;
         while let Some(b) = batches.next().await {
             rows += b?.num_rows() as u64;
         }

@@ -2,6 +2,7 @@
 //! unique names, so tests run in parallel and twice in a row against the real servers;
 //! private PostgreSQL and PgBouncer servers for tests that need their own; a scripted
 //! fake backend; waiting for a condition with a deadline.
+mod as_postgres;
 pub mod fake;
 mod pgbouncer;
 mod temp_pg;

@@ -1,6 +1,7 @@
 //! A private PgBouncer in transaction mode in front of the test PostgreSQL, for tests of
 //! pools that reach their database through a transaction pooler: its own port, config
 //! and auth file in a temp dir, run as the `postgres` user (PgBouncer refuses root).
+use crate::as_postgres::{free_port, give_dir, is_root};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,12 +36,7 @@ fn postgres_ids() -> Option<(u32, u32)> {
         let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if root {
+    if is_root() {
         Some((id("-u")?, id("-g")?))
     } else {
         None
@@ -56,10 +52,7 @@ impl PgBouncer {
             .prefix("dbpool-pgbouncer-")
             .tempdir()
             .expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let path = |f: &str| dir.path().join(f).display().to_string();
         std::fs::write(path("userlist.txt"), "\"postgres\" \"\"\n").expect("auth file");
         let ini = format!(
@@ -85,12 +78,7 @@ impl PgBouncer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some((uid, gid)) = postgres_ids() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown of the PgBouncer directory");
+            give_dir(dir.path());
             cmd.uid(uid).gid(gid);
         }
         let child = cmd.spawn().expect("start pgbouncer");

@@ -1,5 +1,6 @@
 //! A private PostgreSQL server for tests that stop and start their database (health
 //! flips, restarts): initdb in a temp dir, on its own port, run as the `postgres` user.
+use crate::as_postgres::{free_port, give_dir, is_root};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,23 +22,10 @@ fn pg_bin() -> PathBuf {
     root.join("bin")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root).
 fn as_postgres(bin: &std::path::Path, tool: &str, args: &[&str]) {
     let tool = bin.join(tool);
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let out = if is_root {
+    let out = if is_root() {
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(&tool)
@@ -63,19 +51,7 @@ impl TempPostgres {
             .prefix("dbpool-pg-")
             .tempdir()
             .unwrap();
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        if is_root {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "chown of the cluster directory");
-        }
+        give_dir(dir.path());
         let bin = pg_bin();
         let data = dir.path().join("data");
         as_postgres(

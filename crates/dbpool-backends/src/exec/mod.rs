@@ -24,14 +24,12 @@ pub use tx::PinnedTx;
 
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
     BatchOutcome, BulkInsert, Error, HistogramSnapshot, Param, PoolState, QueryStream, Result,
     Statement, TableRef, TxOptions,
 };
-use futures::stream::BoxStream;
 use std::future::Future;
 
 /// A database as a backend implements it, once for pooled and pinned connections.
@@ -86,13 +84,12 @@ pub trait Driver: Send + Sync + Sized + 'static {
         params: Vec<Param>,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Writes record batches into a table on `s`: every row or none.
+    /// Writes `rows` into a table on `s`: every row or none.
     fn bulk_insert(
         &self,
         s: Session<Self::Conn>,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Runs a validated batch on one connection. The default is the generic loop over

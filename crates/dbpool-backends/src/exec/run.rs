@@ -3,10 +3,8 @@
 //! pool, or the transaction's pinned connection locked) and runs the driver's verb on it.
 use super::{Driver, Session};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_core::{BulkInsert, Executor, Param, QueryStream, Result};
-use futures::stream::BoxStream;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -39,13 +37,8 @@ impl<D: Driver, S: SessionSource<D>> Executor for Exec<D, S> {
         self.driver.execute(&mut s, sql, params).await
     }
 
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
+    async fn bulk_insert(&self, target: BulkInsert, rows: QueryStream) -> Result<u64> {
         let s = self.source.session(&self.driver).await?;
-        self.driver.bulk_insert(s, target, schema, batches).await
+        self.driver.bulk_insert(s, target, rows).await
     }
 }

@@ -69,6 +69,17 @@ impl<C: Send + 'static> Session<C> {
         !matches!(self.tx, Tx::None)
     }
 
+    /// Refuses `what` (a call that runs in a transaction of its own) on `database`
+    /// while a transaction is open on the connection.
+    pub fn refuse_in_transaction(&self, what: &str, database: &str) -> Result<()> {
+        if self.in_transaction() {
+            return Err(Error::Unsupported(format!(
+                "{what} inside a transaction on {database}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the transaction is an interactive one (begun by BeginTransaction), whose
     /// connection outlives the call.
     pub fn interactive(&self) -> bool {

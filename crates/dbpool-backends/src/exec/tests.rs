@@ -88,8 +88,7 @@ impl Driver for Fake {
         &self,
         _: Session<FakeConn>,
         _: BulkInsert,
-        _: SchemaRef,
-        _: BoxStream<'static, Result<RecordBatch>>,
+        _: QueryStream,
     ) -> Result<u64> {
         Err(Error::Unsupported("bulk insert".into()))
     }

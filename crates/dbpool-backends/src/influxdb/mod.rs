@@ -20,10 +20,8 @@ pub use config::InfluxConfig;
 
 use crate::exec::{ConnPool, Driver, PoolBackend, Session};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{BulkInsert, Param, PoolState, QueryStream, Result};
-use futures::stream::BoxStream;
 
 /// An InfluxDB pool.
 pub type InfluxBackend = PoolBackend<InfluxDriver>;
@@ -88,10 +86,9 @@ impl Driver for InfluxDriver {
         &self,
         _: Session<()>,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        v1::write::bulk_insert(&self.client, target, schema, batches).await
+        v1::write::bulk_insert(&self.client, target, rows).await
     }
 
     async fn health_check(&self) -> Result<()> {

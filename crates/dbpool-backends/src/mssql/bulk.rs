@@ -7,8 +7,10 @@ use super::meta::qualified;
 use super::stream::batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use dbpool_core::normalize::{check_batch, check_names, normalize, normalize_schema};
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
+use dbpool_core::normalize::{
+    check_batch, check_names, insert_ddl, no_column_type, normalize, normalize_schema,
+};
+use dbpool_core::{BulkInsert, Error, Result};
 use encode::{columns_of, plan_fields, row};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -40,14 +42,7 @@ impl Plan {
             ));
         }
         let table = qualified(db_schema, name);
-        let ddl = match target.mode {
-            InsertMode::Append => None,
-            InsertMode::Create => Some(create_sql(&table, &schema)?),
-            InsertMode::Replace => Some(format!(
-                "DROP TABLE IF EXISTS {table}; {}",
-                create_sql(&table, &schema)?
-            )),
-        };
+        let ddl = insert_ddl(target.mode, &table, || create_sql(&table, &schema))?;
         Ok(Plan {
             table,
             name: target.table.clone(),
@@ -123,18 +118,7 @@ fn sql_type(name: &str, dt: &DataType) -> Result<String> {
         DataType::Time64(_) => "time(6)".into(),
         DataType::Timestamp(_, None) => "datetime2(6)".into(),
         DataType::Timestamp(_, Some(_)) => "datetimeoffset(6)".into(),
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
-        other => {
-            return Err(Error::invalid(
-                name,
-                format!("Arrow type {other} has no SQL Server column type"),
-            ))
-        }
+        other => return Err(no_column_type(name, other, "SQL Server")),
     })
 }
 
@@ -142,6 +126,7 @@ fn sql_type(name: &str, dt: &DataType) -> Result<String> {
 mod tests {
     use super::*;
     use arrow::datatypes::{Field, TimeUnit};
+    use dbpool_core::InsertMode;
 
     #[test]
     fn create_table_from_schema() {

@@ -16,11 +16,9 @@ pub use convert::Kind;
 use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, PoolOptions, ResolvedPool};
 use dbpool_core::{BulkInsert, Param, QueryStream, Result, TableRef, TxOptions};
-use futures::stream::BoxStream;
 use manager::Manager;
 use params::bind;
 use std::time::Duration;
@@ -128,10 +126,9 @@ impl Driver for MssqlDriver {
         &self,
         mut s: MssqlSession,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        let plan = bulk::Plan::new(&target, &schema)?;
+        let plan = bulk::Plan::new(&target, &rows.schema)?;
         let in_tx = s.in_transaction();
         let conn = &mut *s;
         let open = if in_tx {
@@ -140,7 +137,7 @@ impl Driver for MssqlDriver {
             "BEGIN TRANSACTION"
         };
         batch(conn, open).await?;
-        let r = bulk::load(conn, &plan, batches).await;
+        let r = bulk::load(conn, &plan, rows.batches).await;
         // A failed load may have left the connection mid-request: then closing it is
         // what rolls back.
         match (&r, in_tx) {

@@ -5,46 +5,34 @@ mod numeric;
 
 use super::{pg, PgSession};
 use arrow::datatypes::{DataType, Schema};
-use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    check_batch, check_names, normalize, normalize_schema, quote_ident, quote_table,
+    create_table_sql, insert_ddl, no_column_type, normalize_rows, quote_ident, quote_table,
 };
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
+use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use encode::{plan, CellError, Column, Enc, Row};
-use futures::stream::BoxStream;
 use futures::{pin_mut, StreamExt};
 use postgres_types::Type;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::Transaction;
 
-/// Writes `batches` into `target`: every row or, on any error, none (the transaction
+/// Writes `rows` into `target`: every row or, on any error, none (the transaction
 /// rolls back, undoing a create or replace too). Not inside a transaction: COPY runs in
 /// one of its own.
 pub async fn bulk_insert(
     mut conn: PgSession,
     target: BulkInsert,
-    schema: arrow::datatypes::SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
+    rows: QueryStream,
 ) -> Result<u64> {
-    if conn.in_transaction() {
-        return Err(Error::Unsupported(
-            "bulk insert inside a transaction on postgres".into(),
-        ));
-    }
+    conn.refuse_in_transaction("bulk insert", "postgres")?;
     // Everything that can be refused without the database is refused first.
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    let QueryStream {
+        schema,
+        mut batches,
+    } = normalize_rows(rows)?;
     let table = quote_table(&target.table)?;
-    let ddl = match target.mode {
-        InsertMode::Append => None,
-        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
-            &table, &schema, pg_type,
-        )?),
-        InsertMode::Replace => Some(format!(
-            "DROP TABLE IF EXISTS {table}; {}",
-            dbpool_core::normalize::create_table_sql(&table, &schema, pg_type)?
-        )),
-    };
+    let ddl = insert_ddl(target.mode, &table, || {
+        create_table_sql(&table, &schema, pg_type)
+    })?;
     let tx = conn.transaction().await.map_err(pg)?;
     if let Some(ddl) = ddl {
         tx.batch_execute(&ddl).await.map_err(pg)?;
@@ -66,8 +54,7 @@ pub async fn bulk_insert(
     // An early return drops the writer (the server gets CopyFail) and then `tx`
     // (ROLLBACK), in that order.
     while let Some(batch) = batches.next().await {
-        let batch = normalize(&batch?)?;
-        check_batch(&schema, &batch)?;
+        let batch = batch?;
         let columns: Vec<Column<'_>> = batch
             .columns()
             .iter()
@@ -160,18 +147,7 @@ fn pg_type(name: &str, dt: &DataType) -> Result<String> {
         DataType::List(item) if !matches!(item.data_type(), DataType::List(_)) => {
             format!("{}[]", pg_type(name, item.data_type())?)
         }
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
-        other => {
-            return Err(Error::invalid(
-                name,
-                format!("Arrow type {other} has no PostgreSQL column type"),
-            ))
-        }
+        other => return Err(no_column_type(name, other, "PostgreSQL")),
     })
 }
 

@@ -17,12 +17,10 @@ pub use convert::{arrow_type, Decoder};
 use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use cancel::Cancelling;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{BulkInsert, Error, Param, QueryStream, Result, TableRef, TxOptions};
-use futures::stream::BoxStream;
 use params::PgParam;
 use postgres_types::{ToSql, Type};
 use query::start_query;
@@ -202,10 +200,9 @@ impl Driver for PgDriver {
         &self,
         s: PgSession,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        copy::bulk_insert(s, target, schema, batches).await
+        copy::bulk_insert(s, target, rows).await
     }
 
     async fn begin(&self, s: &mut PgSession, options: TxOptions) -> Result<()> {

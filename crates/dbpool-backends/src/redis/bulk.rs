@@ -5,12 +5,11 @@ use super::settings::Settings;
 use super::target::{parse_target, Kind, Part, Target};
 use super::{run_pipe, RedisSession};
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use dbpool_core::normalize::{check_batch, check_names, normalize, normalize_schema};
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
-use futures::stream::BoxStream;
+use dbpool_core::normalize::normalize_rows;
+use dbpool_core::{BulkInsert, Error, InsertMode, QueryStream, Result};
 use futures::StreamExt;
 use redis::Value;
 
@@ -92,18 +91,19 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// Writes `batches` into the target; returns the rows written. Each batch is checked and
+/// Writes `rows` into the target; returns the rows written. Each batch is checked and
 /// encoded before any of it is sent, but Redis has no rollback: an error stops the
 /// insert with the chunks before it written (docs/redis.md).
 pub async fn bulk_insert(
     mut conn: RedisSession,
     settings: &Settings,
     target: BulkInsert,
-    schema: SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
+    rows: QueryStream,
 ) -> Result<u64> {
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    let QueryStream {
+        schema,
+        mut batches,
+    } = normalize_rows(rows)?;
     let t = parse_target(&target.table, &schema, settings.bulk_ttl)?;
     let mut used = vec![match t.kind {
         Kind::Hash => "HSET",
@@ -128,8 +128,7 @@ pub async fn bulk_insert(
     let mut pending_del = single && target.mode == InsertMode::Replace;
     let mut written = 0usize;
     while let Some(batch) = batches.next().await {
-        let batch = normalize(&batch?)?;
-        check_batch(&schema, &batch)?;
+        let batch = batch?;
         for start in (0..batch.num_rows()).step_by(CHUNK) {
             let end = (start + CHUNK).min(batch.num_rows());
             let del = std::mem::take(&mut pending_del).then_some(&single_key[..]);

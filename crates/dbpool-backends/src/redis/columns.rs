@@ -38,6 +38,20 @@ impl ColType {
     }
 }
 
+/// `f` over the present cells, with each cell's key for its error; absent cells stay
+/// absent.
+fn each<'a, A, B>(
+    cells: &'a [Option<A>],
+    keys: &[String],
+    f: impl Fn(&'a A, &str) -> Result<B>,
+) -> Result<Vec<Option<B>>> {
+    cells
+        .iter()
+        .zip(keys)
+        .map(|(c, key)| c.as_ref().map(|v| f(v, key)).transpose())
+        .collect()
+}
+
 /// Decodes one column's cells to its type; a cell that does not parse names its key.
 pub fn decode(
     name: &str,
@@ -50,73 +64,34 @@ pub fn decode(
             col.iter().map(|c| c.as_deref()).collect::<BinaryArray>(),
         ));
     }
-    let texts = col
-        .iter()
-        .zip(keys)
-        .map(|(c, key)| {
-            c.as_deref()
-                .map(|b| {
-                    std::str::from_utf8(b).map_err(|_| {
-                        Error::invalid(
-                            "sql",
-                            format!(
-                                "`{key}` field `{name}` is not UTF-8; read it as `{name}:binary`"
-                            ),
-                        )
-                    })
-                })
-                .transpose()
+    let texts = each(&col, keys, |b, key| {
+        std::str::from_utf8(b).map_err(|_| {
+            Error::invalid(
+                "sql",
+                format!("`{key}` field `{name}` is not UTF-8; read it as `{name}:binary`"),
+            )
         })
-        .collect::<Result<Vec<Option<&str>>>>()?;
-    fn parse<T: std::str::FromStr>(
-        texts: &[Option<&str>],
-        keys: &[String],
-        name: &str,
-        what: &str,
-        f: impl Fn(&str) -> Option<T>,
-    ) -> Result<Vec<Option<T>>> {
-        texts
-            .iter()
-            .zip(keys)
-            .map(|(t, key)| {
-                t.map(|s| {
-                    f(s.trim()).ok_or_else(|| {
-                        Error::invalid(
-                            "sql",
-                            format!("`{key}` field `{name}`: {s:?} is not {what}"),
-                        )
-                    })
-                })
-                .transpose()
-            })
-            .collect()
-    }
+    })?;
+    let not = |key: &str, s: &str, what: &str| {
+        Error::invalid(
+            "sql",
+            format!("`{key}` field `{name}`: {s:?} is not {what}"),
+        )
+    };
     Ok(match t {
         ColType::Utf8 | ColType::Binary => Arc::new(StringArray::from(texts)),
-        ColType::Int64 => Arc::new(Int64Array::from(parse(
-            &texts,
-            keys,
-            name,
-            "an int64",
-            |s| s.parse().ok(),
-        )?)),
-        ColType::Float64 => Arc::new(Float64Array::from(parse(
-            &texts,
-            keys,
-            name,
-            "a float64",
-            |s| s.parse().ok(),
-        )?)),
-        ColType::Bool => Arc::new(BooleanArray::from(parse(
-            &texts,
-            keys,
-            name,
-            "a bool",
-            |s| match s.to_ascii_lowercase().as_str() {
-                "1" | "true" => Some(true),
-                "0" | "false" => Some(false),
-                _ => None,
-            },
-        )?)),
+        ColType::Int64 => Arc::new(Int64Array::from(each(&texts, keys, |&s, key| {
+            s.trim().parse().map_err(|_| not(key, s, "an int64"))
+        })?)),
+        ColType::Float64 => Arc::new(Float64Array::from(each(&texts, keys, |&s, key| {
+            s.trim().parse().map_err(|_| not(key, s, "a float64"))
+        })?)),
+        ColType::Bool => Arc::new(BooleanArray::from(each(&texts, keys, |&s, key| {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" => Ok(true),
+                "0" | "false" => Ok(false),
+                _ => Err(not(key, s, "a bool")),
+            }
+        })?)),
     })
 }

@@ -22,7 +22,6 @@ use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
     BatchOutcome, BulkInsert, Error, Param, QueryStream, Result, Statement, StatementResult,
 };
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use redis::{FromRedisValue, Value};
@@ -294,10 +293,9 @@ impl Driver for RedisDriver {
         &self,
         conn: RedisSession,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        bulk::bulk_insert(conn, &self.settings, target, schema, batches).await
+        bulk::bulk_insert(conn, &self.settings, target, rows).await
     }
 
     async fn health_check(&self) -> Result<()> {

@@ -284,13 +284,8 @@ impl Executor for FailoverBackend {
         self.write(self.inner.primary.execute(sql, params)).await
     }
 
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        self.write(self.inner.primary.bulk_insert(target, schema, batches))
+    async fn bulk_insert(&self, target: BulkInsert, rows: QueryStream) -> Result<u64> {
+        self.write(self.inner.primary.bulk_insert(target, rows))
             .await
     }
 }

@@ -2,14 +2,12 @@
 //! failed is tried twice more, with exponential backoff and jitter. Writes are never
 //! retried (they may have run), nor is a call the breaker refused (meant to be fast).
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::BackendKind;
 use dbpool_core::{
     Backend, BatchOutcome, BulkInsert, Error, Executor, Failover, HistogramSnapshot, Param,
     PoolState, QueryStream, Result, Statement, TableRef, Transaction, TxOptions, UnavailableCause,
 };
-use futures::stream::BoxStream;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,13 +98,8 @@ impl Executor for Retrying {
         self.inner.execute(sql, params).await
     }
 
-    async fn bulk_insert(
-        &self,
-        target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
-    ) -> Result<u64> {
-        self.inner.bulk_insert(target, schema, batches).await
+    async fn bulk_insert(&self, target: BulkInsert, rows: QueryStream) -> Result<u64> {
+        self.inner.bulk_insert(target, rows).await
     }
 }
 

@@ -6,10 +6,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
 use dbpool_core::normalize::{
-    check_batch, check_names, normalize, normalize_schema, quote_ident, quote_table,
+    create_table_sql, insert_ddl, no_column_type, normalize_rows, quote_ident, quote_table,
 };
-use dbpool_core::{BulkInsert, Error, InsertMode, Result};
-use futures::stream::BoxStream;
+use dbpool_core::{BulkInsert, Error, QueryStream, Result};
 use futures::StreamExt;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::TransactionBehavior;
@@ -78,12 +77,7 @@ fn sqlite_type(name: &str, dt: &DataType) -> Result<&'static str> {
         DataType::Date32 => "DATE",
         DataType::Time64(_) => "TIME",
         DataType::Timestamp(..) => "TIMESTAMP",
-        DataType::Null => {
-            return Err(Error::invalid(
-                name,
-                "an all-NULL column (Arrow type Null) has no column type to create; cast it",
-            ))
-        }
+        DataType::Null => return Err(no_column_type(name, dt, "SQLite")),
         other => return Err(unsupported(name, other)),
     })
 }
@@ -100,39 +94,27 @@ enum Msg {
     End,
 }
 
-/// Writes `batches` into `target` in one transaction: every row or none. Not inside a
+/// Writes `rows` into `target` in one transaction: every row or none. Not inside a
 /// transaction: the insert runs in one of its own.
 pub async fn bulk_insert(
     conn: SqliteSession,
     target: BulkInsert,
-    schema: SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
+    rows: QueryStream,
 ) -> Result<u64> {
-    if conn.in_transaction() {
-        return Err(Error::Unsupported(
-            "bulk insert inside a transaction on sqlite".into(),
-        ));
-    }
-    let schema = normalize_schema(&schema)?;
-    check_names(&schema)?;
+    conn.refuse_in_transaction("bulk insert", "sqlite")?;
+    let QueryStream {
+        schema,
+        mut batches,
+    } = normalize_rows(rows)?;
     for f in schema.fields() {
         if matches!(f.data_type(), DataType::List(_)) {
             return Err(unsupported(f.name(), f.data_type()));
         }
     }
     let table = quote_table(&target.table)?;
-    let ddl = match target.mode {
-        InsertMode::Append => None,
-        InsertMode::Create => Some(dbpool_core::normalize::create_table_sql(
-            &table,
-            &schema,
-            sqlite_type,
-        )?),
-        InsertMode::Replace => Some(format!(
-            "DROP TABLE IF EXISTS {table}; {}",
-            dbpool_core::normalize::create_table_sql(&table, &schema, sqlite_type)?
-        )),
-    };
+    let ddl = insert_ddl(target.mode, &table, || {
+        create_table_sql(&table, &schema, sqlite_type)
+    })?;
     // Two batches in flight at most: a slow disk slows the sender.
     let (tx, rx) = mpsc::channel(2);
     let writer = {
@@ -143,19 +125,11 @@ pub async fn bulk_insert(
     loop {
         let msg = match batches.next().await {
             None => Msg::End,
-            Some(b) => match b.and_then(|b| normalize(&b)) {
-                Ok(b) => match check_batch(&schema, &b) {
-                    Ok(()) => Msg::Batch(b),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                },
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            },
+            Some(Ok(b)) => Msg::Batch(b),
+            Some(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
         };
         let end = matches!(msg, Msg::End);
         // A closed channel means the writer failed; its error comes from the join.

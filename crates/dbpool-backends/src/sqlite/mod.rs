@@ -16,7 +16,6 @@ pub use threads::{ThreadBudget, DEFAULT_BLOCKING_THREADS};
 use crate::exec::{batch::Outcomes, Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{
@@ -24,7 +23,6 @@ use dbpool_core::{
 };
 use error::classify;
 pub(crate) use error::sq;
-use futures::stream::BoxStream;
 use query::{describe, execute_on, start_query};
 use rusqlite::{Connection, TransactionBehavior};
 use session::{blocking, settle, still_open, SqliteSession};
@@ -154,10 +152,9 @@ impl Driver for SqliteDriver {
         &self,
         s: SqliteSession,
         target: BulkInsert,
-        schema: SchemaRef,
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        rows: QueryStream,
     ) -> Result<u64> {
-        bulk::bulk_insert(s, target, schema, batches).await
+        bulk::bulk_insert(s, target, rows).await
     }
 
     /// In one call on the blocking pool, IMMEDIATE when it is a transaction: the write

@@ -5,7 +5,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::Int64Type;
 use dbpool_backends::Factory;
 use dbpool_config::{PoolConfig, Secret};
-use dbpool_core::{Backend, BackendFactory, BulkInsert, Error, InsertMode, Result};
+use dbpool_core::{Backend, BackendFactory, BulkInsert, Error, InsertMode, QueryStream, Result};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
@@ -33,8 +33,8 @@ pub async fn put_stream(
         table: table.into(),
         mode,
     };
-    b.bulk_insert(target, schema, futures::stream::iter(items).boxed())
-        .await
+    let batches = futures::stream::iter(items).boxed();
+    b.bulk_insert(target, QueryStream { schema, batches }).await
 }
 
 /// Bulk-inserts `batches`.

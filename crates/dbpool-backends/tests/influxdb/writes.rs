@@ -45,8 +45,10 @@ async fn escaping_round_trips_through_the_server() {
     let n = b
         .bulk_insert(
             target.clone(),
-            schema.clone(),
-            Box::pin(futures::stream::iter([Ok(batch.clone())])),
+            QueryStream {
+                schema: schema.clone(),
+                batches: Box::pin(futures::stream::iter([Ok(batch.clone())])),
+            },
         )
         .await
         .unwrap();
@@ -59,7 +61,13 @@ async fn escaping_round_trips_through_the_server() {
 
     // Create refuses an existing measurement; Replace drops it first.
     let e = b
-        .bulk_insert(target, schema.clone(), Box::pin(futures::stream::empty()))
+        .bulk_insert(
+            target,
+            QueryStream {
+                schema: schema.clone(),
+                batches: Box::pin(futures::stream::empty()),
+            },
+        )
         .await
         .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
@@ -74,8 +82,10 @@ async fn escaping_round_trips_through_the_server() {
     .unwrap();
     b.bulk_insert(
         replace,
-        schema,
-        Box::pin(futures::stream::iter([Ok(first)])),
+        QueryStream {
+            schema,
+            batches: Box::pin(futures::stream::iter([Ok(first)])),
+        },
     )
     .await
     .unwrap();
@@ -169,8 +179,10 @@ async fn bulk_insert_then_read_back_equal() {
     let n = b
         .bulk_insert(
             target,
-            batch.schema(),
-            Box::pin(futures::stream::iter([Ok(batch.clone())])),
+            QueryStream {
+                schema: batch.schema(),
+                batches: Box::pin(futures::stream::iter([Ok(batch.clone())])),
+            },
         )
         .await
         .unwrap();
@@ -195,8 +207,10 @@ async fn bulk_insert_then_read_back_equal() {
     let n = b
         .bulk_insert(
             target,
-            batch.schema(),
-            Box::pin(futures::stream::iter([Ok(all_null)])),
+            QueryStream {
+                schema: batch.schema(),
+                batches: Box::pin(futures::stream::iter([Ok(all_null)])),
+            },
         )
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! Writes: execute replies, pipelines and MULTI/EXEC, bulk insert, the denylist.
 use super::*;
 use arrow::datatypes::{DataType, Field, Schema};
-use dbpool_core::{BulkInsert, Error, InsertMode, Statement};
+use dbpool_core::{BulkInsert, Error, InsertMode, QueryStream, Statement};
 
 #[tokio::test]
 async fn execute_reports_integers_ok_and_nil() {
@@ -142,7 +142,8 @@ async fn insert(
     batch: RecordBatch,
 ) -> Result<u64, Error> {
     let stream = futures::stream::iter(vec![Ok(batch)]);
-    b.bulk_insert(BulkInsert { table, mode }, schema, Box::pin(stream))
+    let batches = Box::pin(stream);
+    b.bulk_insert(BulkInsert { table, mode }, QueryStream { schema, batches })
         .await
 }
 

@@ -2,12 +2,10 @@
 //! transaction on one), what it is (`Op`) and what it returned (`Reply`).
 use crate::hooks::Method;
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use dbpool_core::{
     BatchOutcome, BulkInsert, Error, Executor, Param, PoolEntry, QueryStream, Result, Statement,
     TxEntry,
 };
-use futures::stream::BoxStream;
 use std::sync::Arc;
 
 /// Where a call runs: a pool, or a transaction on one.
@@ -79,10 +77,8 @@ pub enum Op<'a> {
     BulkInsert {
         /// The table and what to do with it.
         target: BulkInsert,
-        /// The batches' schema.
-        schema: SchemaRef,
-        /// The batches.
-        batches: BoxStream<'static, Result<RecordBatch>>,
+        /// The rows: their schema and record batches.
+        rows: QueryStream,
     },
 }
 
@@ -138,36 +134,24 @@ pub enum Reply {
     Batch(BatchOutcome),
 }
 
+/// `Reply::$name(self)`: the `$variant` a call of that kind returns, or an internal
+/// error when the reply is of another kind.
+macro_rules! reply_accessor {
+    ($name:ident, $variant:ident, $ty:ty) => {
+        pub(crate) fn $name(self) -> Result<$ty> {
+            match self {
+                Reply::$variant(v) => Ok(v),
+                _ => Err(Error::Internal(
+                    "a call got the reply of another kind of call".into(),
+                )),
+            }
+        }
+    };
+}
+
 impl Reply {
-    fn mismatch() -> Error {
-        Error::Internal("a call got the reply of another kind of call".into())
-    }
-
-    pub(crate) fn stream(self) -> Result<QueryStream> {
-        match self {
-            Reply::Stream(s) => Ok(s),
-            _ => Err(Self::mismatch()),
-        }
-    }
-
-    pub(crate) fn schema(self) -> Result<SchemaRef> {
-        match self {
-            Reply::Schema(s) => Ok(s),
-            _ => Err(Self::mismatch()),
-        }
-    }
-
-    pub(crate) fn rows(self) -> Result<u64> {
-        match self {
-            Reply::Rows(n) => Ok(n),
-            _ => Err(Self::mismatch()),
-        }
-    }
-
-    pub(crate) fn batch(self) -> Result<BatchOutcome> {
-        match self {
-            Reply::Batch(b) => Ok(b),
-            _ => Err(Self::mismatch()),
-        }
-    }
+    reply_accessor!(stream, Stream, QueryStream);
+    reply_accessor!(schema, Schema, SchemaRef);
+    reply_accessor!(rows, Rows, u64);
+    reply_accessor!(batch, Batch, BatchOutcome);
 }

@@ -18,7 +18,7 @@ pub async fn do_put(
     message: arrow_flight::sql::Any,
 ) -> Result<Response<Out<PutResult>>, Status> {
     let cmd = commands::bulk_insert(&message)?;
-    let (schema, batches) = decode_put(req.into_inner(), svc.ipc).await?;
+    let rows = decode_put(req.into_inner(), svc.ipc).await?;
     // An unknown mode is refused, not read as the default (append).
     let mode = pb::InsertMode::try_from(cmd.mode).map_err(|_| {
         Status::from(Error::invalid(
@@ -35,13 +35,10 @@ pub async fn do_put(
         table: cmd.table.clone(),
         mode,
     };
-    let rows = svc
-        .calls
-        .bulk_insert(&cmd.pool_id, target, schema, batches)
-        .await?;
+    let inserted = svc.calls.bulk_insert(&cmd.pool_id, target, rows).await?;
     let result = PutResult {
         app_metadata: BulkInsertResult {
-            rows_inserted: rows,
+            rows_inserted: inserted,
         }
         .encode_to_vec()
         .into(),

@@ -9,8 +9,8 @@ use arrow::ipc::reader::{read_dictionary_impl, RecordBatchDecoder};
 use arrow::ipc::{root_as_message, MessageHeader};
 use arrow::record_batch::RecordBatch;
 use arrow_flight::FlightData;
-use dbpool_core::{Error, Result};
-use futures::stream::{BoxStream, Stream};
+use dbpool_core::{Error, QueryStream, Result};
+use futures::stream::Stream;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -305,10 +305,7 @@ impl IpcDecoder {
 /// The schema and the validated batches of a DoPut stream: the first message must be
 /// the schema; a bad message ends the batch stream with INVALID_ARGUMENT naming it (the
 /// backends roll back a bulk insert whose stream fails).
-pub async fn decode_put<S>(
-    stream: S,
-    limits: IpcLimits,
-) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch>>)>
+pub async fn decode_put<S>(stream: S, limits: IpcLimits) -> Result<QueryStream>
 where
     S: Stream<Item = std::result::Result<FlightData, Status>> + Send + Unpin + 'static,
 {
@@ -341,7 +338,7 @@ where
             })
         })
         .boxed();
-    Ok((schema, batches))
+    Ok(QueryStream { schema, batches })
 }
 
 /// Decodes `input` as a sequence of messages framed `u32 header length, header, u32 body

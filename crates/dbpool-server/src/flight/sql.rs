@@ -2,9 +2,8 @@
 //! transactions and bulk ingest on the pool named by the `x-dbpool-pool` call header.
 use super::ipc_in::IpcLimits;
 use super::prepared::{client_key, Prepared};
-use super::sql_support::{
-    info, one_row, schema_bytes, statement_info, statement_ticket, tx_id, utf8,
-};
+use super::sql_meta::{built, meta_info, meta_reply, primary_keys_schema, table_types, Meta};
+use super::sql_support::{one_row, schema_bytes, statement_info, statement_ticket, tx_id, utf8};
 use super::state::FlightState;
 use super::{flight_stream, Out};
 use crate::calls::Calls;
@@ -282,18 +281,13 @@ impl FlightSqlService for SqlService {
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 
-    // Metadata: see sql_meta.rs.
+    // Metadata: see sql_meta.rs. The command is its own ticket.
     async fn get_flight_info_sql_info(
         &self,
         q: CommandGetSqlInfo,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.clone().into_builder(&self.info).schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&q.clone().into_builder(&self.info).schema(), &q, req)
     }
 
     async fn do_get_sql_info(
@@ -301,11 +295,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetSqlInfo,
         _: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        let batch = q
-            .into_builder(&self.info)
-            .build()
-            .map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
-        Ok(Response::new(super::sql_meta::one_batch(batch)))
+        meta_reply(built(q.into_builder(&self.info).build()))
     }
 
     async fn get_flight_info_catalogs(
@@ -313,12 +303,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetCatalogs,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.into_builder().schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&q.into_builder().schema(), &q, req)
     }
 
     async fn do_get_catalogs(
@@ -326,10 +311,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetCatalogs,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        self.meta_catalogs(q, req.metadata())
-            .await
-            .map_err(Status::from)
-            .map(Response::new)
+        meta_reply(self.meta(Meta::Catalogs(q), req.metadata()).await)
     }
 
     async fn get_flight_info_schemas(
@@ -337,12 +319,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetDbSchemas,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.clone().into_builder().schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&q.clone().into_builder().schema(), &q, req)
     }
 
     async fn do_get_schemas(
@@ -350,10 +327,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetDbSchemas,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        self.meta_schemas(q, req.metadata())
-            .await
-            .map_err(Status::from)
-            .map(Response::new)
+        meta_reply(self.meta(Meta::Schemas(q), req.metadata()).await)
     }
 
     async fn get_flight_info_tables(
@@ -361,12 +335,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTables,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.clone().into_builder().schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&q.clone().into_builder().schema(), &q, req)
     }
 
     async fn do_get_tables(
@@ -374,10 +343,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTables,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        self.meta_tables(q, req.metadata())
-            .await
-            .map_err(Status::from)
-            .map(Response::new)
+        meta_reply(self.meta(Meta::Tables(q), req.metadata()).await)
     }
 
     async fn get_flight_info_table_types(
@@ -385,12 +351,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTableTypes,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = q.into_builder().schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&q.into_builder().schema(), &q, req)
     }
 
     async fn do_get_table_types(
@@ -398,14 +359,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetTableTypes,
         _: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        let mut b = q.into_builder();
-        for t in super::sql_meta::TABLE_TYPES {
-            b.append(t);
-        }
-        let batch = b
-            .build()
-            .map_err(|e| Status::from(super::sql_meta::flight_err(e)))?;
-        Ok(Response::new(super::sql_meta::one_batch(batch)))
+        meta_reply(table_types(q))
     }
 
     async fn get_flight_info_primary_keys(
@@ -413,12 +367,7 @@ impl FlightSqlService for SqlService {
         q: CommandGetPrimaryKeys,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = super::sql_meta::primary_keys_schema();
-        Ok(Response::new(info(
-            &schema,
-            q.as_any().encode_to_vec(),
-            req.into_inner(),
-        )?))
+        meta_info(&primary_keys_schema(), &q, req)
     }
 
     async fn do_get_primary_keys(
@@ -426,9 +375,6 @@ impl FlightSqlService for SqlService {
         q: CommandGetPrimaryKeys,
         req: Request<Ticket>,
     ) -> Result<Response<Out<FlightData>>, Status> {
-        self.meta_primary_keys(q, req.metadata())
-            .await
-            .map_err(Status::from)
-            .map(Response::new)
+        meta_reply(self.meta(Meta::PrimaryKeys(q), req.metadata()).await)
     }
 }

@@ -207,7 +207,7 @@ impl SqlService {
         &self,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<Vec<Vec<Param>>> {
-        let (_, mut batches) = decode_put(request.into_inner(), self.ipc).await?;
+        let mut batches = decode_put(request.into_inner(), self.ipc).await?.batches;
         let mut rows = Vec::new();
         let mut bytes = 0usize;
         while let Some(b) = batches.next().await {
@@ -292,10 +292,10 @@ impl SqlService {
                 ))
             }
         };
-        let (schema, batches) = decode_put(request.into_inner(), self.ipc).await?;
+        let rows = decode_put(request.into_inner(), self.ipc).await?;
         let n = self
             .calls
-            .bulk_insert_in(&pool, &tx, BulkInsert { table, mode }, schema, batches)
+            .bulk_insert_in(&pool, &tx, BulkInsert { table, mode }, rows)
             .await?;
         Ok(n as i64)
     }

@@ -3,10 +3,7 @@
 use super::query::first_keyword;
 use super::{quote_ident, Client};
 use crate::influxdb::bulk::{Plan, Target};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
-use dbpool_core::{BulkInsert, Error, InsertMode, Param, Result};
-use futures::stream::BoxStream;
+use dbpool_core::{BulkInsert, Error, InsertMode, Param, QueryStream, Result};
 use futures::StreamExt;
 
 /// Statement keywords of InfluxQL 1.x (the parser's own list).
@@ -102,12 +99,11 @@ async fn exists(client: &Client, measurement: &str) -> Result<bool> {
 /// Writes the batches into `target.table` (see `Target` for its syntax); `Create`
 /// refuses an existing measurement, `Replace` drops it first. Returns the points
 /// written (rows whose fields are all NULL are skipped).
-pub async fn bulk_insert(
-    client: &Client,
-    target: BulkInsert,
-    schema: SchemaRef,
-    mut batches: BoxStream<'static, Result<RecordBatch>>,
-) -> Result<u64> {
+pub async fn bulk_insert(client: &Client, target: BulkInsert, rows: QueryStream) -> Result<u64> {
+    let QueryStream {
+        schema,
+        mut batches,
+    } = rows;
     let t = Target::parse(&target.table, &client.cfg)?;
     let plan = Plan::new(&t, &schema)?;
     if client.cfg.database.is_empty() {
