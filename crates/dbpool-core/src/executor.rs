@@ -12,9 +12,10 @@ pub trait Executor: Send + Sync {
     /// Inside a transaction the connection stays busy until the stream ends.
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream>;
 
-    /// The schema a query would return, without streaming its rows where the database
-    /// can tell (PostgreSQL prepares the statement) and without keeping what a
-    /// statement that writes would write; others read the first batch.
+    /// The schema a query would return, without running it where the database can tell
+    /// (PostgreSQL and SQLite prepare the statement) and without keeping what a
+    /// statement that writes would write; the default (and MSSQL, Redis, InfluxDB) run
+    /// it and read the first batch (docs/flight-sql.md).
     async fn schema(&self, sql: &str, params: Vec<Param>) -> Result<SchemaRef> {
         Ok(self.query(sql, params, 1).await?.schema)
     }
