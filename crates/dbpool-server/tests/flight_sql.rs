@@ -17,7 +17,6 @@ use common::*;
 use dbpool_proto::v1 as pb;
 use dbpool_testkit::PgDb;
 use prost::Message;
-use std::time::{Duration, Instant};
 use tonic::Code;
 
 /// The embedded SQLite pool and a PostgreSQL database, with `?` / `$1` placeholders.
@@ -288,26 +287,6 @@ async fn malformed_flight_sql_messages_are_invalid_argument() {
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
 }
 
-/// Status of the SQLite pool until `done` holds for it (10 s at most).
-async fn pool_status_until(server: &TestServer, done: impl Fn(&pb::PoolStatus) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut pools = server.pools().await;
-    loop {
-        let req = pb::GetPoolStatusRequest {
-            pool_id: "default".into(),
-        };
-        let s = pools.get_pool_status(req).await.unwrap().into_inner();
-        if done(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pool status never got there: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_flight_sql_transaction_idles_out_after_the_configured_timeout() {
     let server = TestServer::start_with(&[], |c| c.server.transaction_idle_timeout_ms = 50).await;
@@ -323,7 +302,8 @@ async fn a_flight_sql_transaction_idles_out_after_the_configured_timeout() {
     let tx: ActionBeginTransactionResult = any.unpack().unwrap().unwrap();
     // It pins a connection until the server's reaper rolls it back (no event to wait
     // for: the pool's status is polled).
-    pool_status_until(&server, |s| s.in_use == 0).await;
+    let pools = server.pools().await;
+    common::wait_status(&pools, "default", "the connection back", |s| s.in_use == 0).await;
     let end = ActionEndTransactionRequest {
         transaction_id: tx.transaction_id,
         action: EndTransaction::Commit as i32,
