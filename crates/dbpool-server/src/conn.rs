@@ -25,7 +25,7 @@ use tonic::transport::server::Connected;
 /// not per server: ids stay unique across the servers of one process.
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
-/// What a call runs with: set by [`Scoped`] around every PoolService and Flight call.
+/// What a call runs with: set by [`InCall`] around every PoolService and Flight call.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     conn: Option<ConnInfo>,
@@ -39,7 +39,7 @@ tokio::task_local! {
 }
 
 /// The client connection of the request being served, or `None` outside one (internal
-/// callers, tests of the call layer). Set by [`Scoped`] around every PoolService and
+/// callers, tests of the call layer). Set by [`InCall`] around every PoolService and
 /// Flight call, so the call layer knows the owner without each handler passing it on.
 pub fn current() -> Option<u64> {
     current_info().map(|c| c.id)
@@ -175,58 +175,29 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// Wraps a tonic service so each call runs in its scope: its connection (see
-/// [`current`]) and its server's per-call settings.
+/// Wraps a tonic service so each call runs in its scope and as a [`Call`]: its
+/// connection (see [`current`]), its server's per-call settings, and its connection id,
+/// method and pool for the log line of a failure. The response body is polled in the
+/// call's scope too, so an error met mid-stream is told apart. One layer, one boxed
+/// future per call.
 #[derive(Clone)]
-pub struct Scoped<S> {
+pub struct InCall<S> {
     inner: S,
     call_spans: bool,
 }
 
-impl<S> Scoped<S> {
+impl<S> InCall<S> {
     /// Wraps `inner` for a server that makes per-call spans when `call_spans`.
     pub fn new(inner: S, call_spans: bool) -> Self {
-        Scoped { inner, call_spans }
+        InCall { inner, call_spans }
     }
 }
 
-impl<S: NamedService> NamedService for Scoped<S> {
+impl<S: NamedService> NamedService for InCall<S> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S, B> Service<Request<B>> for Scoped<S>
-where
-    S: Service<Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let scope = Scope {
-            conn: req.extensions().get::<ConnInfo>().copied(),
-            call_spans: self.call_spans,
-        };
-        Box::pin(SCOPE.scope(scope, self.inner.call(req)))
-    }
-}
-
-/// Wraps a tonic service so each call runs as a [`Call`]: its connection's id, its
-/// method and pool in the log line of a failure. The response body is polled in the same
-/// scope, so an error met mid-stream is told apart too.
-#[derive(Clone)]
-pub struct WithCall<S>(pub S);
-
-impl<S: NamedService> NamedService for WithCall<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, B> Service<Request<B>> for WithCall<S>
+impl<S, B> Service<Request<B>> for InCall<S>
 where
     S: Service<Request<B>, Response = Response<tonic::body::Body>>,
     S::Future: Send + 'static,
@@ -236,14 +207,18 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let id = req.extensions().get::<ConnInfo>().map(|c| c.id);
+        let conn = req.extensions().get::<ConnInfo>().copied();
         let path = req.uri().path();
-        let call = Call::new(id, path.strip_prefix('/').unwrap_or(path));
-        let response = call.clone().scope(self.0.call(req));
+        let call = Call::new(conn.map(|c| c.id), path.strip_prefix('/').unwrap_or(path));
+        let scope = Scope {
+            conn,
+            call_spans: self.call_spans,
+        };
+        let response = SCOPE.scope(scope, call.clone().scope(self.inner.call(req)));
         Box::pin(async move {
             let response = response.await?;
             Ok(response.map(|inner| tonic::body::Body::new(CallBody { call, inner })))
@@ -286,12 +261,12 @@ mod tests {
     use super::*;
     use std::convert::Infallible;
 
-    /// Answers with what the call's scope says.
+    /// Answers with what the call's scope says, in its response headers.
     #[derive(Clone)]
     struct Probe;
 
     impl Service<Request<()>> for Probe {
-        type Response = (Option<ConnInfo>, bool);
+        type Response = Response<tonic::body::Body>;
         type Error = Infallible;
         type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -301,8 +276,23 @@ mod tests {
 
         fn call(&mut self, _: Request<()>) -> Self::Future {
             // Like a tonic handler: the work runs in the future, inside the scope.
-            Box::pin(async { Ok((current_info(), call_spans())) })
+            Box::pin(async {
+                let seen = format!(
+                    "{:?} {} {:?}",
+                    current_info(),
+                    call_spans(),
+                    dbpool_core::call::describe()
+                );
+                let mut r = Response::new(tonic::body::Body::empty());
+                r.headers_mut().insert("seen", seen.parse().unwrap());
+                Ok(r)
+            })
         }
+    }
+
+    async fn seen(req: Request<()>, call_spans: bool) -> String {
+        let r = InCall::new(Probe, call_spans).call(req).await.unwrap();
+        r.headers()["seen"].to_str().unwrap().to_string()
     }
 
     #[tokio::test]
@@ -316,14 +306,21 @@ mod tests {
             id: 7,
             peer: Some("127.0.0.1:4000".parse().unwrap()),
         };
-        let mut req = Request::new(());
-        req.extensions_mut().insert(conn);
-        let seen = Scoped::new(Probe, false).call(req).await.unwrap();
-        assert_eq!(seen, (Some(conn), false));
-        let seen = Scoped::new(Probe, true)
-            .call(Request::new(()))
-            .await
+        let mut req = Request::builder()
+            .uri("/dbpool.v1.PoolService/Query")
+            .body(())
             .unwrap();
-        assert_eq!(seen, (None, true));
+        req.extensions_mut().insert(conn);
+        assert_eq!(
+            seen(req, false).await,
+            format!(
+                "{:?} false (\"dbpool.v1.PoolService/Query\", \"\")",
+                Some(conn)
+            )
+        );
+        assert_eq!(
+            seen(Request::new(()), true).await,
+            "None true (\"\", \"\")"
+        );
     }
 }

@@ -64,20 +64,16 @@ pub(super) fn router(
 ) -> Result<Router, ServerError> {
     let limits = &config.server.limits;
     let max_message = limits.max_message_bytes;
-    let pool_service = conn::Scoped::new(
-        conn::WithCall(
-            PoolServiceServer::new(pool_service)
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        ),
+    let pool_service = conn::InCall::new(
+        PoolServiceServer::new(pool_service)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
         call_spans,
     );
-    let flight_service = conn::Scoped::new(
-        conn::WithCall(
-            FlightServiceServer::new(flight)
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        ),
+    let flight_service = conn::InCall::new(
+        FlightServiceServer::new(flight)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
         call_spans,
     );
     let reflection = || {
