@@ -62,7 +62,7 @@ async fn refuse(mut tcp: TcpStream) {
     if tcp.read_exact(&mut head).await.is_err() {
         return;
     }
-    if head != PREFACE {
+    if &head != PREFACE {
         let reply = format!(
             "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{MESSAGE}",
             MESSAGE.len()
