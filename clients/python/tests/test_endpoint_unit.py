@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from db_pool_rs import InvalidArgumentError
+from db_pool_rs import InvalidArgumentError, SyncDatabasePool
 from db_pool_rs._endpoint import parse_endpoint
 
 
@@ -49,3 +51,12 @@ def test_unix_socket_forms() -> None:
 def test_unix_endpoints_send_a_valid_authority() -> None:
     assert parse_endpoint("unix:/x.sock").channel_options == [("grpc.default_authority", "localhost")]
     assert parse_endpoint("grpc://h:1").channel_options == []
+
+
+def test_tls_options_are_checked_before_connecting(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="TLS options need a TLS endpoint"):
+        SyncDatabasePool("grpc://127.0.0.1:1", tls_root_certs=b"pem")
+    with pytest.raises(InvalidArgumentError, match="go together"):
+        SyncDatabasePool("grpcs://127.0.0.1:1", tls_cert_chain=b"pem")
+    with pytest.raises(InvalidArgumentError, match="cannot read"):
+        SyncDatabasePool("grpcs://127.0.0.1:1", tls_root_certs=tmp_path / "missing.pem")
