@@ -93,33 +93,30 @@ async fn refuse(mut tcp: TcpStream) {
         if tcp.read_exact(&mut payload).await.is_err() {
             return;
         }
-        match kind {
-            // SETTINGS (not an ACK): acknowledge it.
-            0x4 if flags & 0x1 == 0 => {
-                if tcp.write_all(&frame(0x4, 0x1, 0, &[])).await.is_err() {
-                    return;
-                }
-            }
-            // HEADERS: the first call. Answer it with a gRPC status, then go away.
-            0x1 => {
-                let mut out = frame(0x1, 0x5, stream, &trailers());
-                let mut goaway = stream.to_be_bytes().to_vec();
-                goaway.extend_from_slice(&0u32.to_be_bytes()); // NO_ERROR
-                goaway.extend_from_slice(MESSAGE.as_bytes());
-                out.extend(frame(0x7, 0, 0, &goaway));
-                let _ = tcp.write_all(&out).await;
-                let _ = tcp.shutdown().await;
-                // Read what else comes, so that closing does not reset the connection
-                // before the client read the answer.
-                let mut sink = [0u8; 1024];
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
-                })
-                .await;
-                return;
-            }
-            _ => {}
+        // SETTINGS (not an ACK): acknowledge it.
+        let settings = kind == 0x4 && flags & 0x1 == 0;
+        if settings && tcp.write_all(&frame(0x4, 0x1, 0, &[])).await.is_err() {
+            return;
         }
+        // HEADERS: the first call. Answer it with a gRPC status, then go away.
+        if kind != 0x1 {
+            continue;
+        }
+        let mut out = frame(0x1, 0x5, stream, &trailers());
+        let mut goaway = stream.to_be_bytes().to_vec();
+        goaway.extend_from_slice(&0u32.to_be_bytes()); // NO_ERROR
+        goaway.extend_from_slice(MESSAGE.as_bytes());
+        out.extend(frame(0x7, 0, 0, &goaway));
+        let _ = tcp.write_all(&out).await;
+        let _ = tcp.shutdown().await;
+        // Read what else comes, so that closing does not reset the connection
+        // before the client read the answer.
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        return;
     }
 }
 

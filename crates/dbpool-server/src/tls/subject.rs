@@ -121,7 +121,7 @@ fn attr_value(tag: u8, body: &[u8], der: &[u8]) -> String {
         // TeletexString: read as Latin-1, as most software does
         0x14 => Some(body.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UCS-2, big-endian
-        0x1e if body.len() % 2 == 0 => char::decode_utf16(
+        0x1e if body.len().is_multiple_of(2) => char::decode_utf16(
             body.chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]])),
         )
