@@ -302,6 +302,7 @@ async fn mutual_tls_puts_the_client_subject_on_the_call() {
         key_file: dir.path().join("server.key"),
         client_ca_file: Some(dir.path().join("ca.pem")),
     });
+    config.server.limits.handshake_timeout_ms = 300;
     let listener = dbpool_server::Listener::bind(&config.server).await.unwrap();
     let port: u16 = listener.addr().rsplit(':').next().unwrap().parse().unwrap();
     let (seen, stop, handle) = serve(config, listener).await;
@@ -329,6 +330,27 @@ async fn mutual_tls_puts_the_client_subject_on_the_call() {
     };
     assert!(refused, "a client without a certificate got through");
     assert_eq!(seen.0.lock().unwrap().len(), 1);
+
+    // A client that starts a TLS handshake and stalls is closed at the handshake timeout.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled TLS handshake was not closed");
 
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
