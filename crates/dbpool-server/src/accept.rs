@@ -1,6 +1,8 @@
-//! The accept loop, over TCP or a Unix domain socket, with TLS when configured: caps client connections at
-//! `server.limits.max_client_connections`, sets TCP keepalive, and backs off (instead of spinning) when accept fails — at the
-//! file-descriptor limit accept fails at once, every time, until a descriptor is freed.
+//! The accept loops, one per listener (TCP or a Unix domain socket), with the TLS
+//! handshake when configured: caps client connections at
+//! `server.limits.max_client_connections`, sets TCP keepalive, and backs off (instead of
+//! spinning) when accept fails — at the file-descriptor limit accept fails at once,
+//! every time, until a descriptor is freed.
 use crate::conn::TrackedStream;
 use crate::listener::Accepting;
 use crate::stream::Stream;
@@ -74,7 +76,9 @@ struct Shared {
     closed: mpsc::UnboundedSender<u64>,
     /// `[server.tls]`: connections are handed on once their TLS handshake is done.
     tls: Option<Arc<TlsState>>,
+    /// Paces the log line of refused connections.
     refused_log: LogLimiter,
+    /// Paces the log line of failed accepts.
     error_log: LogLimiter,
 }
 

@@ -1,6 +1,6 @@
-//! One type for an accepted client connection, whatever carries it: TCP, a Unix domain
-//! socket, or TLS over either, so the accept loop and the connection bookkeeping (conn.rs) are
-//! written once.
+//! One type for an accepted client connection, whatever carries it: TCP, a Unix
+//! domain socket, or TLS over either, so the accept loop and the connection
+//! bookkeeping (conn.rs) are written once.
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
