@@ -331,6 +331,19 @@ async fn mutual_tls_puts_the_client_subject_on_the_call() {
     assert!(refused, "a client without a certificate got through");
     assert_eq!(seen.0.lock().unwrap().len(), 1);
 
+    // Plaintext gRPC to the TLS port: refused with a status that says why.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let e = PoolServiceClient::new(plain)
+        .list_pools(pb::ListPoolsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("requires TLS"), "{e:?}");
+
     // A client that starts a TLS handshake and stalls is closed at the handshake timeout.
     let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -351,6 +364,9 @@ async fn mutual_tls_puts_the_client_subject_on_the_call() {
     })
     .await;
     assert!(closed.is_ok(), "a stalled TLS handshake was not closed");
+    // The daemon serves on.
+    let ch = channel(with_cert.clone()).await.unwrap();
+    assert_eq!(one(&mut PoolServiceClient::new(ch)).await.unwrap(), 42);
 
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
