@@ -192,3 +192,94 @@ fn build(paths: &ServerTls, files: &Files) -> Result<Arc<rustls::ServerConfig>, 
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A self-signed certificate for `cn` as `name.pem` / `name.key` in `dir`.
+    fn self_signed(dir: &Path, name: &str, cn: &str) {
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+            .arg("-keyout")
+            .arg(dir.join(format!("{name}.key")))
+            .arg("-out")
+            .arg(dir.join(format!("{name}.pem")))
+            .output()
+            .expect("the openssl command");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn current(state: &TlsState) -> Arc<rustls::ServerConfig> {
+        state.current.read().clone()
+    }
+
+    #[test]
+    fn changed_files_swap_the_config_and_bad_ones_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        self_signed(dir.path(), "a", "first");
+        self_signed(dir.path(), "b", "second");
+        let paths = ServerTls {
+            cert_file: dir.path().join("served.pem"),
+            key_file: dir.path().join("served.key"),
+            client_ca_file: None,
+        };
+        let install = |name: &str| {
+            for ext in ["pem", "key"] {
+                let from = dir.path().join(format!("{name}.{ext}"));
+                std::fs::copy(from, dir.path().join(format!("served.{ext}"))).unwrap();
+            }
+        };
+        install("a");
+        let state = TlsState::load(&paths).unwrap();
+        let first = current(&state);
+        state.reload();
+        assert!(
+            Arc::ptr_eq(&first, &current(&state)),
+            "unchanged files: no rebuild"
+        );
+
+        install("b");
+        state.reload();
+        let second = current(&state);
+        assert!(!Arc::ptr_eq(&first, &second), "changed files: a new config");
+
+        // A key that does not belong to the certificate, then garbage: both refused.
+        std::fs::copy(dir.path().join("a.key"), &paths.key_file).unwrap();
+        state.reload();
+        assert!(
+            Arc::ptr_eq(&second, &current(&state)),
+            "a mismatched key keeps the config"
+        );
+        std::fs::write(&paths.cert_file, "not a certificate").unwrap();
+        state.reload();
+        assert!(
+            Arc::ptr_eq(&second, &current(&state)),
+            "a bad file keeps the config"
+        );
+
+        // A missing file at start is an error naming the key.
+        let missing = ServerTls {
+            key_file: dir.path().join("nowhere.key"),
+            ..paths
+        };
+        let e = TlsState::load(&missing).err().unwrap().to_string();
+        assert!(
+            e.contains("server.tls.key_file") && e.contains("nowhere.key"),
+            "{e}"
+        );
+    }
+}
