@@ -13,7 +13,9 @@
 #   scripts/bench.sh --quick   a smoke run on tiny data (about 30 s after the build), so
 #                              the harness does not rot; results go to target/bench-quick/
 #
-# Environment: BENCH_CLIENTS ("1 8 64 256"), BENCH_REPS (3), BENCH_DURATION (5 s per
+# Environment: BENCH_UNIX (1: the small queries also over the daemon's Unix socket,
+# modes grpc_unix and flight_unix beside loopback TCP; 0 leaves them out),
+# BENCH_CLIENTS ("1 8 64 256"), BENCH_REPS (3), BENCH_DURATION (5 s per
 # point), BENCH_STREAM_ROWS ("2000000 10000000"), BENCH_OUT (results file),
 # BENCH_SKIP_BUILD=1, CARGO_TARGET_DIR (where the binaries are built), BENCH_PROFILE
 # (release; scripts/test.sh runs `--quick` on its debug build so the harness does not
@@ -127,9 +129,15 @@ wait_for 20 "pgbouncer on $PGB_PORT" pg_isready -q -h 127.0.0.1 -p "$PGB_PORT" -
 
 PORT="$(free_port)"
 ADDR="127.0.0.1:$PORT"
+# The same daemon also listens on a Unix socket (server.extra_listen): TCP and the socket
+# are measured against the same pools.
+SOCK="$WORK/dbpool.sock"
+SMALL_MODES="grpc flight grpc_nocache direct direct_fair pgbouncer"
+[[ "${BENCH_UNIX:-1}" == 0 ]] || SMALL_MODES+=" grpc_unix flight_unix"
 cat >"$WORK/dbpool.toml" <<TOML
 [server]
 listen = "$ADDR"
+extra_listen = ["unix:$SOCK"]
 data_dir = "$WORK/data"
 default_pool = false
 
@@ -157,15 +165,18 @@ wait_for 60 "dbpool health SERVING on $ADDR" daemon_ready
 # --- 1. small queries ------------------------------------------------------------------
 SMALL_OUT="$WORK/small.jsonl"
 : >"$SMALL_OUT"
-log "1. small queries: modes grpc flight grpc_nocache direct direct_fair pgbouncer x clients {$CLIENTS} x $REPS reps, ${DURATION}s each"
+log "1. small queries: modes $SMALL_MODES x clients {$CLIENTS} x $REPS reps, ${DURATION}s each"
 for rep in $(seq 1 "$REPS"); do
   for clients in $CLIENTS; do
-    for mode in grpc flight grpc_nocache direct direct_fair pgbouncer; do
+    for mode in $SMALL_MODES; do
       base=${mode%_nocache}
+      base=${base%_unix}
       args=(--mode "${base%_fair}" --clients "$clients" --duration "$DURATION"
         --warmup "$WARMUP" --pool 20 --rows "$SMALL_ROWS" --table "$SMALL")
       case $mode in
         grpc | flight) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID") ;;
+        grpc_unix | flight_unix) args+=(--endpoint "unix:$SOCK" --server-pid "$DAEMON_PID"
+          --label "$mode") ;;
         grpc_nocache) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
           --pool-id pg_nocache --label grpc_nocache) ;;
         direct) args+=(--url "$PG_URL") ;;

@@ -150,6 +150,23 @@ config_check() {
   env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml
 }
 
+# The Unix-socket overlay (deploy/kubernetes-socket, docs/kubernetes.md): it renders, is
+# valid on every version, points the app and dbpool at the socket and the probes at the
+# health-only port, and its container environment passes check-config.
+socket_check() {
+  local out="$WORK/socket.yaml" envs=()
+  command -v "$KUBECTL" >/dev/null && "$KUBECTL" version --client >/dev/null 2>&1 ||
+    { echo "no kubectl: the overlay is not rendered"; return 77; }
+  "$KUBECTL" kustomize deploy/kubernetes-socket >"$out"
+  validate "$out"
+  grep -q 'value: unix:/run/dbpool/dbpool.sock' "$out" || die "the overlay does not listen on the socket"
+  grep -q 'value: 0.0.0.0:50052' "$out" || die "the overlay has no probe port"
+  ! grep -q 'port: 50051' "$out" || die "a probe of the overlay still asks port 50051"
+  py config "$out" "$WORK/socket.toml" >"$WORK/socket.env"
+  mapfile -t envs <"$WORK/socket.env"
+  env -i "${envs[@]}" "$DBPOOL_BIN" check-config "$WORK/socket.toml"
+}
+
 # The libraries the binary links must all be in distroless/cc-debian12 (glibc,
 # libgcc, libstdc++, libgomp, OpenSSL 3) and its glibc no newer than Debian 12's.
 libs_check() {
@@ -285,12 +302,13 @@ check kustomize kustomize_check
 if [[ -s "$RENDERED" ]]; then
   check consistency manifest_check
   check config config_check
+  check socket socket_check
   check libraries libs_check
   check serve serve_check
 else
-  NAMES+=(consistency config libraries serve)
-  RESULTS+=(FAIL FAIL FAIL FAIL)
-  echo "FAIL consistency, config, libraries, serve: nothing rendered"
+  NAMES+=(consistency config socket libraries serve)
+  RESULTS+=(FAIL FAIL FAIL FAIL FAIL)
+  echo "FAIL consistency, config, socket, libraries, serve: nothing rendered"
 fi
 
 failed=0

@@ -19,7 +19,10 @@ import matplotlib.pyplot as plt
 # grpc_nocache: the sidecar's gRPC Query on a pool with statement_cache_size = 0, i.e.
 # every query prepared anew (the hot path before the statement cache), in the same run.
 # direct_fair: direct with a FIFO queue for the bb8 pool's connections (loadgen --fair).
+# grpc_unix / flight_unix: the same daemon and pool over its Unix domain socket
+# (server.extra_listen) instead of loopback TCP; left out with BENCH_UNIX=0.
 MODES = ("grpc", "flight", "grpc_nocache", "direct", "direct_fair", "pgbouncer")
+UNIX_MODES = ("grpc_unix", "flight_unix")
 
 
 def machine() -> dict:
@@ -71,7 +74,13 @@ def small(path: Path) -> dict:
     # Ratios: the median over repetitions of the ratio within one repetition (the modes of
     # one repetition ran back to back), which cancels most of the drift in machine load.
     for modes in out.values():
-        for mode in ("grpc", "flight", "grpc_nocache", "direct_fair"):
+        for mode in UNIX_MODES:
+            tcp = mode.removesuffix("_unix")
+            if mode in modes and tcp in modes:
+                tcp_qps = {r.get("rep"): r["qps"] for r in modes[tcp]["runs"]}
+                ratios = [r["qps"] / tcp_qps[r.get("rep")] for r in modes[mode]["runs"] if r.get("rep") in tcp_qps]
+                modes[mode]["qps_vs_tcp"] = round(statistics.median(ratios), 2)
+        for mode in ("grpc", "flight", "grpc_nocache", "direct_fair", *UNIX_MODES):
             if mode in modes:
                 for peer in ("direct", "pgbouncer"):
                     if peer in modes:
@@ -90,9 +99,10 @@ def charts(res: dict, out: Path) -> list[str]:
     s = res["small_queries"]
     clients = sorted(s, key=int)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.13
-    for i, mode in enumerate(MODES):
-        xs = [c + (i - (len(MODES) - 1) / 2) * width for c in range(len(clients))]
+    shown = [*MODES, *(m for m in UNIX_MODES if any(m in s[c] for c in clients))]
+    width = 0.8 / len(shown)
+    for i, mode in enumerate(shown):
+        xs = [c + (i - (len(shown) - 1) / 2) * width for c in range(len(clients))]
         axes[0].bar(xs, [s[c].get(mode, {}).get("qps", 0) for c in clients], width, label=mode)
         axes[1].bar(xs, [s[c].get(mode, {}).get("p99_ms", 0) for c in clients], width, label=mode)
     for ax, title in zip(axes, ("QPS (median)", "p99 latency, ms (median)")):
@@ -139,7 +149,7 @@ def summary(res: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c, modes in sorted(res["small_queries"].items(), key=lambda kv: int(kv[0])):
-        for m in MODES:
+        for m in (*MODES, *UNIX_MODES):
             if m not in modes:
                 continue
             r = modes[m]

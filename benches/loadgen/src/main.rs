@@ -41,7 +41,8 @@ struct Args {
     /// grpc | flight | direct | pgbouncer
     #[arg(long, value_enum)]
     mode: Mode,
-    /// Sidecar endpoint (grpc, flight), e.g. http://127.0.0.1:50051.
+    /// Sidecar endpoint (grpc, flight), e.g. http://127.0.0.1:50051, or a Unix domain
+    /// socket: unix:/path/dbpool.sock.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     endpoint: String,
     /// PostgreSQL URL (direct, pgbouncer).
@@ -131,15 +132,56 @@ fn postgres_cpu_ms() -> f64 {
         .sum()
 }
 
+/// A channel to `endpoint`: `http://host:port` over TCP, or `unix:/path` over a Unix
+/// domain socket (tonic dials TCP itself; a socket needs a connector).
+async fn channel(endpoint: &str) -> Result<Channel> {
+    let Some(path) = endpoint.strip_prefix("unix:") else {
+        return Ok(Endpoint::from_shared(endpoint.to_string())?
+            .tcp_nodelay(true)
+            .connect()
+            .await?);
+    };
+    let path = std::path::PathBuf::from(path.strip_prefix("//").unwrap_or(path));
+    // The URI is not dialled: the connector opens the socket for every connection.
+    Ok(Endpoint::from_static("http://localhost")
+        .connect_with_connector(UnixConnector(Arc::new(path)))
+        .await?)
+}
+
+/// Opens a Unix domain socket for each connection of a channel.
+#[derive(Clone)]
+struct UnixConnector(Arc<std::path::PathBuf>);
+
+impl tonic::codegen::Service<tonic::codegen::http::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            let s = tokio::net::UnixStream::connect(&*path).await?;
+            Ok(hyper_util::rt::TokioIo::new(s))
+        })
+    }
+}
+
 impl Target {
     async fn connect(args: &Args) -> Result<Vec<Target>> {
         match args.mode {
             Mode::Grpc | Mode::Flight => {
                 let mut out = Vec::new();
                 for _ in 0..args.connections.max(1) {
-                    let ch = Endpoint::from_shared(args.endpoint.clone())?
-                        .tcp_nodelay(true)
-                        .connect()
+                    let ch = channel(&args.endpoint)
                         .await
                         .with_context(|| format!("connecting to {}", args.endpoint))?;
                     out.push(match args.mode {

@@ -16,6 +16,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Optional
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -69,9 +71,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(proc: subprocess.Popen, endpoint: str, log: Path) -> None:
+def _wait_ready(proc: subprocess.Popen, endpoint: str, log: Path, **client: Any) -> None:
     last: list[Exception] = []
-    with SyncDatabasePool(endpoint, timeout=2) as db:
+    with SyncDatabasePool(endpoint, timeout=2, **client) as db:
 
         def answers() -> bool:
             if proc.poll() is not None:
@@ -114,6 +116,42 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         _wait_ready(proc, endpoint, log)
         yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def dbpool_binary() -> Path:
+    """The daemon binary under test; fails the test when it is missing."""
+    binary = Path(os.environ.get("DBPOOL_BIN", DEFAULT_BIN)).resolve()
+    if not binary.is_file():
+        pytest.fail(f"dbpool binary not found at {binary}: run `cargo build -p dbpool`", pytrace=False)
+    return binary
+
+
+@contextmanager
+def own_daemon(
+    workdir: Path, listen: list[str], endpoint: str, config: Optional[str] = None, **client: Any
+) -> Iterator[subprocess.Popen]:
+    """A daemon of the test's own (``--listen`` each of ``listen``, ``config`` as its
+    TOML), ready once ``endpoint`` answers (``client``: TLS options of the probe);
+    terminated at the end."""
+    args = [str(dbpool_binary()), "serve", "--data-dir", str(workdir / "data")]
+    for addr in listen:
+        args += ["--listen", addr]
+    if config is not None:
+        (workdir / "dbpool.toml").write_text(config)
+        args += ["--config", str(workdir / "dbpool.toml")]
+    log = workdir / "dbpool.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(proc, endpoint, log, **client)
+        yield proc
     finally:
         proc.terminate()
         try:

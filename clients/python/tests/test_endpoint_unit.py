@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from db_pool_rs import InvalidArgumentError
+from db_pool_rs import InvalidArgumentError, SyncDatabasePool
 from db_pool_rs._endpoint import parse_endpoint
 
 
@@ -30,3 +32,31 @@ def test_forms() -> None:
 def test_bad_endpoints(bad: str) -> None:
     with pytest.raises(InvalidArgumentError):
         parse_endpoint(bad)
+
+
+def test_unix_socket_forms() -> None:
+    for form in ("unix:/run/dbpool/d.sock", "unix:///run/dbpool/d.sock", "grpc+unix:///run/dbpool/d.sock"):
+        ep = parse_endpoint(form)
+        assert (ep.grpc_target, ep.flight_location, ep.url) == (
+            "unix:/run/dbpool/d.sock",
+            "grpc+unix:///run/dbpool/d.sock",
+            "unix:/run/dbpool/d.sock",
+        ), form
+    rel = parse_endpoint("unix:d.sock")
+    assert rel.unix_path is not None and rel.unix_path.startswith("/") and rel.unix_path.endswith("/d.sock")
+    with pytest.raises(InvalidArgumentError, match="unix:/path"):
+        parse_endpoint("unix:")
+
+
+def test_unix_endpoints_send_a_valid_authority() -> None:
+    assert parse_endpoint("unix:/x.sock").channel_options == [("grpc.default_authority", "localhost")]
+    assert parse_endpoint("grpc://h:1").channel_options == []
+
+
+def test_tls_options_are_checked_before_connecting(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="TLS options need a TLS endpoint"):
+        SyncDatabasePool("grpc://127.0.0.1:1", tls_root_certs=b"pem")
+    with pytest.raises(InvalidArgumentError, match="go together"):
+        SyncDatabasePool("grpcs://127.0.0.1:1", tls_cert_chain=b"pem")
+    with pytest.raises(InvalidArgumentError, match="cannot read"):
+        SyncDatabasePool("grpcs://127.0.0.1:1", tls_root_certs=tmp_path / "missing.pem")

@@ -32,9 +32,25 @@ pub enum Readiness {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address of the one gRPC port. Localhost by default: the daemon is a sidecar.
+    /// The one gRPC port: `host:port`, or `unix:/path` for a Unix domain socket.
+    /// Localhost by default: the daemon is a sidecar.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// More addresses serving the same services as `listen` (same forms), e.g. a Unix
+    /// socket beside a TCP port.
+    #[serde(default)]
+    pub extra_listen: Vec<String>,
+    /// Mode of the socket files (`listen` or `extra_listen` as `unix:/path`), in octal
+    /// (`"0660"`, the default: owner and group may connect).
+    #[serde(default)]
+    pub unix_socket_mode: Option<String>,
+    /// A TCP address serving only `grpc.health.v1` (Kubernetes probes), e.g.
+    /// `0.0.0.0:50052`; off when unset. Lets `listen` be a Unix socket.
+    #[serde(default)]
+    pub probe_listen: Option<String>,
+    /// `[server.tls]`: TLS (and mutual TLS) on the daemon's port; plaintext when unset.
+    #[serde(default)]
+    pub tls: Option<crate::ServerTls>,
     /// Where the embedded default SQLite database lives.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -94,6 +110,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            extra_listen: Vec::new(),
+            unix_socket_mode: None,
+            probe_listen: None,
+            tls: None,
             data_dir: default_data_dir(),
             default_pool: true,
             log_format: LogFormat::Text,
@@ -156,10 +176,20 @@ impl ServerConfig {
                 "must list pools when readiness = \"required\"".into(),
             );
         }
-        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
-            return bad("listen", format!("not an address: {e}"));
-        }
-        Ok(())
+        crate::listen::validate(self)
+    }
+
+    /// `listen`, parsed; the error names `server.listen`.
+    pub fn listen_addr(&self) -> Result<crate::ListenAddr> {
+        crate::ListenAddr::parse(&self.listen).map_err(|m| Error::invalid("server.listen", m))
+    }
+
+    /// The socket file's mode: `unix_socket_mode` or [`crate::DEFAULT_UNIX_SOCKET_MODE`].
+    pub fn socket_mode(&self) -> u32 {
+        self.unix_socket_mode
+            .as_deref()
+            .and_then(|m| crate::listen::parse_mode(m).ok())
+            .unwrap_or(crate::DEFAULT_UNIX_SOCKET_MODE)
     }
 }
 

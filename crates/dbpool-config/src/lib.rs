@@ -2,6 +2,7 @@
 mod error;
 mod file;
 mod limits;
+mod listen;
 mod options;
 mod pool;
 mod redact;
@@ -10,6 +11,7 @@ mod statements;
 pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use limits::Limits;
+pub use listen::{parse_mode, ListenAddr, ServerTls, DEFAULT_UNIX_SOCKET_MODE, UNIX_PREFIX};
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
 pub use statements::PreparedStatements;

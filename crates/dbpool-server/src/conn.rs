@@ -3,6 +3,7 @@
 //! reports when it closes so its transactions are rolled back. Every call runs in a
 //! scope that names its connection and carries its server's per-call settings, and as a
 //! [`Call`] naming its connection and method for the log line of a failure.
+use crate::stream::Stream;
 use dbpool_core::call::Call;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Sleep;
 use tonic::codegen::http::{Request, Response};
@@ -26,7 +26,7 @@ use tonic::transport::server::Connected;
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a call runs with: set by [`InCall`] around every PoolService and Flight call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Scope {
     conn: Option<ConnInfo>,
     /// The server's switch of per-call spans (see [`call_spans`]).
@@ -47,7 +47,7 @@ pub fn current() -> Option<u64> {
 
 /// The client connection (id and peer) of the request being served, as [`current`].
 pub fn current_info() -> Option<ConnInfo> {
-    SCOPE.try_with(|s| s.conn).ok().flatten()
+    SCOPE.try_with(|s| s.conn.clone()).ok().flatten()
 }
 
 /// Whether the server serving this call makes per-call spans (`grpc`, `db`): only
@@ -58,17 +58,33 @@ pub fn call_spans() -> bool {
 }
 
 /// What tonic puts in a request's extensions for a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
     /// The connection's unique id.
     pub id: u64,
-    /// The client's address, when the socket knew it.
+    /// The client's address, when the socket knew it (`None` over a Unix socket).
     pub peer: Option<SocketAddr>,
+    /// What carries the connection.
+    pub transport: Transport,
+    /// The subject of the client certificate that TLS verified (mutual TLS, RFC 4514
+    /// form, e.g. `CN=orders,O=example`); `None` without one.
+    pub client_subject: Option<Arc<str>>,
+}
+
+/// What carries a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// A Unix domain socket (file permissions were the gate).
+    Unix,
+    /// TLS (over TCP or a Unix socket).
+    Tls,
 }
 
 /// A client connection. On drop its id goes to `closed` and the live count goes down.
 pub struct TrackedStream {
-    inner: TcpStream,
+    inner: Stream,
     info: ConnInfo,
     closed: UnboundedSender<u64>,
     live: Arc<AtomicUsize>,
@@ -79,15 +95,33 @@ pub struct TrackedStream {
 impl TrackedStream {
     /// Wraps an accepted stream that `live` already counts (the count is released on drop).
     pub fn new(
-        inner: TcpStream,
+        inner: Stream,
         closed: UnboundedSender<u64>,
         live: Arc<AtomicUsize>,
         handshake_timeout: Duration,
     ) -> Self {
-        let _ = inner.set_nodelay(true);
+        let peer_of = |s: &Stream| match s {
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            _ => None,
+        };
+        let (peer, transport, client_subject) = match &inner {
+            Stream::Tcp(s) => (s.peer_addr().ok(), Transport::Tcp, None),
+            Stream::Unix(_) => (None, Transport::Unix, None),
+            Stream::Tls(s) => {
+                let (io, session) = s.get_ref();
+                let subject = session
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| crate::tls::subject_of(c))
+                    .map(Arc::from);
+                (peer_of(io), Transport::Tls, subject)
+            }
+        };
         let info = ConnInfo {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            peer: inner.peer_addr().ok(),
+            peer,
+            transport,
+            client_subject,
         };
         TrackedStream {
             inner,
@@ -109,7 +143,7 @@ impl Drop for TrackedStream {
 impl Connected for TrackedStream {
     type ConnectInfo = ConnInfo;
     fn connect_info(&self) -> ConnInfo {
-        self.info
+        self.info.clone()
     }
 }
 
@@ -211,9 +245,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let conn = req.extensions().get::<ConnInfo>().copied();
+        let conn = req.extensions().get::<ConnInfo>().cloned();
         let path = req.uri().path();
-        let call = Call::new(conn.map(|c| c.id), path.strip_prefix('/').unwrap_or(path));
+        let call = Call::new(
+            conn.as_ref().map(|c| c.id),
+            path.strip_prefix('/').unwrap_or(path),
+        );
         let scope = Scope {
             conn,
             call_spans: self.call_spans,
@@ -305,12 +342,14 @@ mod tests {
         let conn = ConnInfo {
             id: 7,
             peer: Some("127.0.0.1:4000".parse().unwrap()),
+            transport: Transport::Tcp,
+            client_subject: None,
         };
         let mut req = Request::builder()
             .uri("/dbpool.v1.PoolService/Query")
             .body(())
             .unwrap();
-        req.extensions_mut().insert(conn);
+        req.extensions_mut().insert(conn.clone());
         assert_eq!(
             seen(req, false).await,
             format!(

@@ -29,9 +29,10 @@ enum Command {
         /// embedded SQLite database in the data directory.
         #[arg(long, env = "DBPOOL_CONFIG")]
         config: Option<PathBuf>,
-        /// Address to listen on; overrides `server.listen`.
+        /// Address to listen on, `host:port` or `unix:/path/dbpool.sock`; overrides
+        /// `server.listen`. Given again, the further ones replace `server.extra_listen`.
         #[arg(long)]
-        listen: Option<String>,
+        listen: Vec<String>,
         /// Directory of the embedded SQLite database; overrides `server.data_dir`.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -100,10 +101,8 @@ async fn shutdown_signal() {
 
 /// Serves until SIGTERM/SIGINT; `traces`: an OTLP exporter takes the per-call spans.
 async fn serve(mut config: Config, traces: bool) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
-    config.server.listen = listener.local_addr()?.to_string();
+    let listener = dbpool_server::Listener::bind(&config.server).await?;
+    config.server.listen = listener.addr();
     dbpool_server::Server::builder(config)
         .blocking_threads(BLOCKING_THREADS)
         // Without an exporter the per-call spans would go nowhere.
@@ -134,8 +133,10 @@ fn main() -> anyhow::Result<()> {
             log_json,
         } => {
             let mut cfg = dbpool_config::load(config.as_deref())?;
-            if let Some(l) = listen {
+            let mut listen = listen.into_iter();
+            if let Some(l) = listen.next() {
                 cfg.server.listen = l;
+                cfg.server.extra_listen = listen.collect();
             }
             if let Some(d) = data_dir {
                 cfg.server.data_dir = d;
@@ -143,6 +144,8 @@ fn main() -> anyhow::Result<()> {
             if log_json {
                 cfg.server.log_format = LogFormat::Json;
             }
+            // The command line's values pass the checks of the file's.
+            cfg.server.validate()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .max_blocking_threads(BLOCKING_THREADS)
                 .enable_all()

@@ -12,7 +12,8 @@ from typing import Any, Optional
 import grpc
 
 from ._core import Core
-from ._endpoint import Endpoint, parse_endpoint
+from ._endpoint import Endpoint, PemSource, TlsFiles, parse_endpoint
+from .errors import InvalidArgumentError
 from ._flight import FlightQueries
 from ._trace import trace_headers
 
@@ -32,13 +33,28 @@ class ClientBase:
         token: Optional[str] = None,
         timeout: Optional[float] = None,
         propagate_trace: bool = True,
+        tls_root_certs: Optional[PemSource] = None,
+        tls_cert_chain: Optional[PemSource] = None,
+        tls_private_key: Optional[PemSource] = None,
     ) -> None:
         self._endpoint: Endpoint = parse_endpoint(endpoint)
+        self._tls = TlsFiles.load(tls_root_certs, tls_cert_chain, tls_private_key)
+        if self._tls.given and not self._endpoint.tls:
+            raise InvalidArgumentError(
+                f"TLS options need a TLS endpoint (grpcs://, https://), not {self._endpoint.url!r}",
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
         self._propagate_trace = propagate_trace
         auth = f"Bearer {token}" if token else None
         self._auth_metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
         headers: list[tuple[bytes, bytes]] = [(b"authorization", auth.encode())] if auth else []
-        self._flight = FlightQueries(self._endpoint.flight_location, headers, propagate_trace)
+        self._flight = FlightQueries(
+            self._endpoint.flight_location,
+            headers,
+            propagate_trace,
+            self._tls.flight_options(),
+            self._endpoint.channel_options,
+        )
         self._core = Core(timeout, self._flight)
         self._connect()
 
@@ -48,9 +64,10 @@ class ClientBase:
     def _open_channel(self, channels: Any) -> Any:
         """A channel to the daemon from ``grpc`` or ``grpc.aio`` (``channels``)."""
         target = self._endpoint.grpc_target
+        options = CHANNEL_OPTIONS + self._endpoint.channel_options
         if self._endpoint.tls:
-            return channels.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
-        return channels.insecure_channel(target, CHANNEL_OPTIONS)
+            return channels.secure_channel(target, self._tls.grpc_credentials(), options)
+        return channels.insecure_channel(target, options)
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         """gRPC metadata of one call: the token, plus the current trace context."""
@@ -60,9 +77,8 @@ class ClientBase:
 
     @property
     def endpoint(self) -> str:
-        """The daemon's address as ``grpc://host:port`` (or ``grpcs://``)."""
-        scheme = "grpcs" if self._endpoint.tls else "grpc"
-        return f"{scheme}://{self._endpoint.grpc_target}"
+        """The daemon's address as ``grpc://host:port`` (or ``grpcs://``, ``unix:/path``)."""
+        return self._endpoint.url
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r})"

@@ -32,9 +32,16 @@ class FlightQueries:
     """Owns the FlightClient of a pool client; safe to share between threads."""
 
     def __init__(
-        self, location: str, headers: list[tuple[bytes, bytes]], propagate_trace: bool = True
+        self,
+        location: str,
+        headers: list[tuple[bytes, bytes]],
+        propagate_trace: bool = True,
+        tls: Optional[dict[str, bytes]] = None,
+        channel_options: Optional[list[tuple[str, str]]] = None,
     ) -> None:
         self._location = location
+        self._tls = tls or {}
+        self._channel_options = channel_options or []
         self._headers = headers
         self._propagate_trace = propagate_trace
         self._lock = threading.Lock()
@@ -46,7 +53,7 @@ class FlightQueries:
             if self._closed:
                 raise DbPoolError("the client is closed", grpc.StatusCode.CANCELLED)
             if self._client is None:
-                self._client = flight.FlightClient(self._location)
+                self._client = flight.FlightClient(self._location, generic_options=self._channel_options, **self._tls)
             return self._client
 
     def _options(self, timeout: Optional[float]) -> flight.FlightCallOptions:

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
+from ._endpoint import PemSource
 from ._ipc_query import open_async
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
@@ -44,12 +45,16 @@ class DatabasePool(ClientBase):
     """Asyncio client of the db-pool-rs daemon.
 
     Args:
-        endpoint: ``grpc://host:port``; default ``$DBPOOL_ENDPOINT`` or
-            ``grpc://127.0.0.1:50051``.
+        endpoint: ``grpc://host:port``, ``grpcs://host:port`` or ``unix:/path``; default
+            ``$DBPOOL_ENDPOINT`` or ``grpc://127.0.0.1:50051``.
         token: sent as ``authorization: Bearer <token>`` on every call.
         timeout: default deadline of every call, in seconds (None: no deadline).
         propagate_trace: send the current OpenTelemetry trace context (``traceparent``,
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
+        tls_root_certs: PEM (bytes or a file path) of the CA that signed the daemon's
+            certificate, for ``grpcs://`` endpoints; default the system's roots.
+        tls_cert_chain: the client certificate (PEM), when the daemon requires mutual TLS.
+        tls_private_key: its private key (PEM).
         max_workers: threads that wait on Arrow Flight streams (concurrent queries).
     """
 
@@ -61,8 +66,19 @@ class DatabasePool(ClientBase):
         timeout: Optional[float] = None,
         max_workers: int = 16,
         propagate_trace: bool = True,
+        tls_root_certs: Optional[PemSource] = None,
+        tls_cert_chain: Optional[PemSource] = None,
+        tls_private_key: Optional[PemSource] = None,
     ) -> None:
-        super().__init__(endpoint, token=token, timeout=timeout, propagate_trace=propagate_trace)
+        super().__init__(
+            endpoint,
+            token=token,
+            timeout=timeout,
+            propagate_trace=propagate_trace,
+            tls_root_certs=tls_root_certs,
+            tls_cert_chain=tls_cert_chain,
+            tls_private_key=tls_private_key,
+        )
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="dbpool-flight")
         self._channel: Optional[grpc.aio.Channel] = None
         self._channel_loop: Optional[asyncio.AbstractEventLoop] = None

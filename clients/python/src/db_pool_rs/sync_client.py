@@ -38,12 +38,16 @@ class SyncDatabasePool(ClientBase):
     """Blocking client of the db-pool-rs daemon.
 
     Args:
-        endpoint: ``grpc://host:port``; default ``$DBPOOL_ENDPOINT`` or
-            ``grpc://127.0.0.1:50051``.
+        endpoint: ``grpc://host:port``, ``grpcs://host:port`` or ``unix:/path``; default
+            ``$DBPOOL_ENDPOINT`` or ``grpc://127.0.0.1:50051``.
         token: sent as ``authorization: Bearer <token>`` on every call.
         timeout: default deadline of every call, in seconds (None: no deadline).
         propagate_trace: send the current OpenTelemetry trace context (``traceparent``,
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
+        tls_root_certs: PEM (bytes or a file path) of the CA that signed the daemon's
+            certificate, for ``grpcs://`` endpoints; default the system's roots.
+        tls_cert_chain: the client certificate (PEM), when the daemon requires mutual TLS.
+        tls_private_key: its private key (PEM).
     """
 
     def _connect(self) -> None:

@@ -8,7 +8,8 @@ pub use authorizer::{AllowAll, Authorizer};
 pub use middleware::{Middleware, MiddlewareChain, Outcome};
 
 use crate::calls::Calls;
-use crate::conn::{self, ConnInfo};
+use crate::conn;
+pub use crate::conn::{ConnInfo, Transport};
 use dbpool_core::Result;
 use std::borrow::Cow;
 

@@ -18,6 +18,15 @@ pub enum ServerError {
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The daemon's port could not be opened.
+    #[error(transparent)]
+    Listen(#[from] crate::ListenError),
+    /// `[server.tls]` could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::TlsError),
+    /// The health-probe port (`server.probe_listen`) could not listen.
+    #[error("probe port {0}: {1}")]
+    Probe(String, std::io::Error),
     /// The metrics endpoint could not listen.
     #[error("metrics endpoint {0}: {1}")]
     Metrics(String, std::io::Error),
@@ -27,7 +36,7 @@ pub enum ServerError {
     /// A task of the server panicked: the server stopped (gracefully, as on a signal).
     #[error("the {task} task panicked: {message}")]
     TaskPanicked {
-        /// Which task: `grpc`, `health`, `metrics` or `reaper`.
+        /// Which task: `grpc`, `health`, `metrics`, `probes`, `tls` or `reaper`.
         task: &'static str,
         /// The panic's message.
         message: String,

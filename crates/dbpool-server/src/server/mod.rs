@@ -13,14 +13,13 @@ pub use error::ServerError;
 use crate::calls::Calls;
 use crate::flight::{FlightImpl, FlightState};
 use crate::pool_service::PoolServiceImpl;
-use clock::Clock;
+use clock::{Clock, Ticker};
 use dbpool_config::Config;
 use dbpool_core::PoolManager;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tasks::Tasks;
-use tokio::net::TcpListener;
 
 /// How often idle transactions and prepared statements are looked for.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
@@ -42,7 +41,7 @@ impl Server {
     /// Starts assembling a server from `config`; every part has a default:
     ///
     /// ```no_run
-    /// # async fn demo(config: dbpool_config::Config, listener: tokio::net::TcpListener)
+    /// # async fn demo(config: dbpool_config::Config, listener: dbpool_server::Listener)
     /// # -> Result<(), dbpool_server::ServerError> {
     /// let server = dbpool_server::Server::builder(config)
     ///     .blocking_threads(512)
@@ -69,10 +68,13 @@ impl Server {
     /// Serves until `shutdown` resolves (or a task of the server panics), then stops
     /// accepting, lets in-flight calls finish (up to `server.shutdown_grace_secs`),
     /// stops its tasks, rolls back open transactions and closes the pools. A panicked
-    /// task is the error.
+    /// task is the error. `listener` is a `tokio::net::TcpListener` or a
+    /// [`crate::Listener`] (TCP or a Unix socket, see [`crate::Listener::bind`]); the
+    /// addresses of `server.extra_listen` are opened here and serve the same. A Unix
+    /// socket's file is removed once the server stopped serving.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: impl Into<crate::Listener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let Server {
@@ -82,14 +84,37 @@ impl Server {
             call_spans,
             flight,
         } = self;
+        let mut listeners = vec![listener.into()];
+        listeners.extend(crate::Listener::bind_extra(&config.server).await?);
+        let addrs: Vec<String> = listeners.iter().map(crate::Listener::addr).collect();
+        let (listeners, socket_files): (Vec<_>, Vec<_>) = listeners
+            .into_iter()
+            .map(crate::Listener::into_parts)
+            .unzip();
         let metrics = serve::bind_metrics(&config.server).await?;
+        let probes = serve::bind_probes(&config.server).await?;
+        let tls = match &config.server.tls {
+            Some(files) => Some(crate::tls::TlsState::load(files)?),
+            None => None,
+        };
         let (health, health_service) = serve::health(&config.server, &calls.manager).await;
+        let probe_health = health_service.clone();
         let prepared = flight.clone();
         let flight = FlightImpl::new(calls.clone(), &config.server.limits, flight);
         let pool_service = PoolServiceImpl::new(calls.clone(), health.clone());
         let router = serve::router(&config, pool_service, flight, health_service, call_spans)?;
 
         let mut tasks = Tasks::new();
+        if let Some(l) = probes {
+            serve::spawn_probes(&mut tasks, l, probe_health);
+        }
+        if let Some(state) = &tls {
+            let (state, tick) = (
+                state.clone(),
+                Ticker::new(clock.clone(), crate::tls::RELOAD_INTERVAL),
+            );
+            tasks.spawn("tls", |cancel| crate::tls::watch(state, tick, cancel));
+        }
         let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         serve::spawn_tasks(
             &mut tasks,
@@ -104,17 +129,19 @@ impl Server {
                 clock: clock.clone(),
             },
         );
-        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), pools = calls.manager.list().len(), "dbpool serving");
+        let incoming = crate::accept::incoming(listeners, &config.server.limits, closed_tx, tls);
+        tracing::info!(addr = %addrs[0], extra_addrs = %addrs[1..].join(","), tls = config.server.tls.is_some(), pools = calls.manager.list().len(), "dbpool serving");
         let served = serve::until_stopped(
             router,
-            listener,
+            incoming,
             &config.server,
-            closed_tx,
             shutdown,
             &mut tasks,
             &*clock,
         )
         .await;
+        // Not accepting any more: a daemon started now may take the socket's path.
+        drop(socket_files);
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         let stopped = tasks.shutdown(&*clock, grace.min(TASKS_STOP_WITHIN)).await;
         serve::close(&calls).await;

@@ -1,5 +1,5 @@
-//! The steps of [`super::Server::serve`]: the metrics listener, health, the services on
-//! one port, the background tasks, serving until asked to stop, and closing.
+//! The steps of [`super::Server::serve`]: the metrics and probe listeners, health, the
+//! services on one port, the background tasks, serving until asked to stop, and closing.
 use super::clock::{Clock, Ticker};
 use super::tasks::{self, Tasks};
 use super::{ServerError, REAP_INTERVAL};
@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::{JoinError, JoinHandle};
 use tonic::transport::server::Router;
 use tonic_health::pb::health_server::{Health as HealthService, HealthServer};
@@ -33,6 +33,37 @@ pub(super) async fn bind_metrics(
         .map_err(|e| ServerError::Metrics(addr.clone(), e))?;
     tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics endpoint at /metrics");
     Ok(Some(l))
+}
+
+/// The listener of the health-probe port, when `server.probe_listen` asks for one.
+pub(super) async fn bind_probes(server: &ServerConfig) -> Result<Option<TcpListener>, ServerError> {
+    let Some(addr) = &server.probe_listen else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Probe(addr.clone(), e))?;
+    tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "grpc.health.v1 for probes");
+    Ok(Some(l))
+}
+
+/// Serves only `grpc.health.v1` on the probe port until the server stops: Kubernetes
+/// probes reach it over TCP while the services listen on a Unix socket.
+pub(super) fn spawn_probes<T: HealthService>(
+    tasks: &mut Tasks,
+    listener: TcpListener,
+    health: HealthServer<T>,
+) {
+    tasks.spawn("probes", |cancel| async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "health-probe port failed");
+        }
+    });
 }
 
 /// The health publisher and its grpc.health.v1 service, with every pool published.
@@ -136,20 +167,18 @@ pub(super) fn spawn_tasks(tasks: &mut Tasks, b: Background) {
 
 type Grpc = JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Serves `router` on `listener` until `shutdown` resolves or a task panics, then stops
+/// Serves `router` on the accepted connections until `shutdown` resolves or a task panics, then stops
 /// it gracefully; the gRPC server's own end (a transport error, a panic) is the result.
 pub(super) async fn until_stopped(
     router: Router,
-    listener: TcpListener,
+    incoming: accept::Incoming,
     server: &ServerConfig,
-    closed: UnboundedSender<u64>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     tasks: &mut Tasks,
     clock: &dyn Clock,
 ) -> Result<(), ServerError> {
     telemetry::init_propagation();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = accept::incoming(listener, &server.limits, closed);
     let mut grpc = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
