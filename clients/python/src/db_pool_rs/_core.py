@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import polars as pl
 import pyarrow as pa
 
+from ._fast import decode
 from ._flight import FlightQueries, FlightStream
+from ._ipc_query import query_request
 from ._proto import pool_pb2
 from ._requests import (
     StatementLike,
@@ -27,7 +29,7 @@ from ._requests import (
     query_ticket,
     to_arrow_table,
 )
-from ._steps import Blocking, Plan, Rpc
+from ._steps import Blocking, Plan, ReadQuery, Rpc
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 if TYPE_CHECKING:
@@ -49,9 +51,29 @@ def _major(version: str) -> int:
 STRING_VIEWS = _major(pa.__version__) >= 16 and _major(pl.__version__) >= 1
 
 
+class _ArrowStream:
+    """Hands a table to Polars through the Arrow C stream interface (``__arrow_c_stream__``)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+#: Whether Polars takes Arrow C streams in its constructor (Polars 1, pyarrow 14): for a
+#: one-batch table that costs about half of ``pl.from_arrow`` and gives the same frame.
+C_STREAM = _major(pl.__version__) >= 1 and hasattr(pa.Table, "__arrow_c_stream__")
+
+
 def to_polars(table: pa.Table, lazy: bool) -> Frame:
     """Wraps an Arrow table in Polars without copying the column buffers."""
-    frame = pl.from_arrow(table, rechunk=False)
+    if C_STREAM and all(column.num_chunks <= 1 for column in table.columns):
+        frame = pl.DataFrame(_ArrowStream(table))
+    else:
+        frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     return frame.lazy() if lazy else frame
 
@@ -107,12 +129,10 @@ class Core:
         params: Params,
         timeout: Optional[float],
         batch_size: Optional[int],
-        *,
-        string_view: bool = False,
     ) -> Plan[pa.Table]:
-        """A query over Flight ``DoGet``, read whole."""
-        ticket = query_ticket(pool_id, sql, params, batch_size, string_view=string_view)
-        return (yield Blocking(self._flight.read_table, (ticket, self.deadline(timeout))))
+        """A query over ``PoolService.Query``, read whole (see :mod:`._fast`)."""
+        request = query_request(pool_id, sql, params, batch_size, "")
+        return decode((yield ReadQuery(request, self.deadline(timeout))))
 
     def query(
         self,
@@ -124,10 +144,8 @@ class Core:
         lazy: bool,
         batch_size: Optional[int],
     ) -> Plan[Frame]:
-        """A query as a polars frame (text as string views where both libraries can)."""
-        table = yield from self.read_table(
-            pool_id, sql, params, timeout, batch_size, string_view=STRING_VIEWS
-        )
+        """A query as a polars frame."""
+        table = yield from self.read_table(pool_id, sql, params, timeout, batch_size)
         return to_polars(table, lazy)
 
     def open_batches(

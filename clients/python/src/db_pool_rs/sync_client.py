@@ -17,13 +17,15 @@ import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
+from ._fast import query_method, read_sync
 from ._flight import BatchStream
 from ._ipc_query import open_sync
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
 from ._requests import StatementLike, TableLike
-from ._steps import Blocking, Plan, Rpc, Step, advance
+from ._steps import Blocking, Plan, ReadQuery, Rpc, Step, advance
 from ._transaction import TransactionCore
+from .errors import DbPoolError
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 if TYPE_CHECKING:
@@ -46,16 +48,23 @@ class SyncDatabasePool(ClientBase):
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
     """
 
+    _closed = False
+
     def _connect(self) -> None:
         self._channel = self._open_channel(grpc)
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
+        self._query = query_method(self._channel)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Blocking):
             return step.fn(*step.args)
-        if isinstance(step, Rpc):
+        if isinstance(step, (Rpc, ReadQuery)):
             started = time.monotonic()
             try:
+                if isinstance(step, ReadQuery):
+                    if self._closed:
+                        raise DbPoolError("the client is closed", grpc.StatusCode.CANCELLED)
+                    return read_sync(self._query, step.request, step.deadline, self._metadata())
                 rpc = getattr(self._stub, step.method)
                 return rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:
@@ -247,6 +256,7 @@ class SyncDatabasePool(ClientBase):
 
     def close(self) -> None:
         """Closes the gRPC channel and the Flight client."""
+        self._closed = True
         self._flight.close()
         self._channel.close()
 
