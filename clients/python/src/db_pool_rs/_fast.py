@@ -4,12 +4,12 @@
 the daemon encodes a ``Query`` result as one Arrow IPC stream and sends everything that
 is ready at once in one message (crates/dbpool-server/src/ipc_chunks.rs), so a small
 result is a single message — schema, batch and end marker — that pyarrow decodes in
-place. A large result keeps streaming over the same call, up to 1 MiB per message, and is
-decoded without copying either. Nothing runs twice and nothing switches connections; the
+place. A large result keeps streaming over the same call, up to 1 MiB per message. Nothing runs twice and nothing switches connections; the
 asyncio client awaits the messages on its loop (``grpc.aio``) instead of a worker thread.
 
 The responses are read as raw bytes: a ``QueryResponse`` carrying ``arrow_ipc`` is the
-field's tag, its length and the bytes, sliced here without a protobuf copy.
+field's tag, its length and the bytes, which are copied once into aligned Arrow memory
+(no protobuf object in between); pyarrow and Polars then share that memory.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ QUERY_METHOD = "/dbpool.v1.PoolService/Query"
 #: The tag of ``QueryResponse.arrow_ipc`` (field 1, length-delimited).
 _ARROW_IPC_TAG = 0x0A
 
-Chunk = Union[bytes, memoryview]
+Chunk = Union[bytes, memoryview, pa.Buffer]
 
 
 def query_method(channel: Any) -> Any:
@@ -45,8 +45,18 @@ def _internal(message: str) -> DbPoolError:
     return DbPoolError(message, grpc.StatusCode.INTERNAL)
 
 
-def ipc_chunk(raw: bytes) -> Chunk:
-    """The ``arrow_ipc`` bytes of one encoded ``QueryResponse``, without copying them."""
+def _aligned(data: Any) -> pa.Buffer:
+    # The payload sits a few bytes into the message, so its Arrow buffers would not be
+    # 8-byte aligned and Polars would copy every column. One copy per message into
+    # Arrow's own (64-byte aligned) memory keeps every later step zero-copy; the message
+    # itself is freed as soon as it is copied.
+    buffer = pa.allocate_buffer(len(data))
+    memoryview(buffer).cast("B")[:] = data
+    return buffer
+
+
+def ipc_chunk(raw: bytes) -> pa.Buffer:
+    """The ``arrow_ipc`` bytes of one encoded ``QueryResponse``, in aligned Arrow memory."""
     n = len(raw)
     if n >= 2 and raw[0] == _ARROW_IPC_TAG:
         length, shift, i = 0, 0, 1
@@ -56,7 +66,7 @@ def ipc_chunk(raw: bytes) -> Chunk:
             i += 1
             if byte < 0x80:
                 if i + length == n:
-                    return memoryview(raw)[i:]
+                    return _aligned(memoryview(raw)[i:])
                 break
             shift += 7
     # Anything else (another field, unknown fields): the protobuf decoder decides.
@@ -66,7 +76,7 @@ def ipc_chunk(raw: bytes) -> Chunk:
         raise _internal(f"the daemon sent an undecodable QueryResponse: {e}") from None
     if response.WhichOneof("payload") != "arrow_ipc":
         raise _internal("the daemon sent rows instead of Arrow IPC")
-    return response.arrow_ipc
+    return _aligned(response.arrow_ipc)
 
 
 class _Chunks:
@@ -115,14 +125,14 @@ def decode(chunks: Sequence[Chunk]) -> pa.Table:
     """The Arrow table of a ``Query`` result's chunks (one IPC stream), sharing their memory."""
     if not chunks:
         raise _internal("the daemon ended the query without a result")
-    source: Any = pa.py_buffer(chunks[0]) if len(chunks) == 1 else _Chunks(chunks)
+    source: Any = pa.BufferReader(chunks[0]) if len(chunks) == 1 else _Chunks(chunks)
     try:
         return pa.ipc.open_stream(source).read_all()
     except pa.ArrowException as e:
         raise _internal(f"reading the query result failed: {e}") from None
 
 
-def read_sync(method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any) -> list[Chunk]:
+def read_sync(method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any) -> list[pa.Buffer]:
     """Runs the query with a blocking ``method`` (see :func:`query_method`); its chunks.
 
     A failed call raises its ``grpc.RpcError``.
@@ -137,13 +147,13 @@ def read_sync(method: Any, request: pool_pb2.QueryRequest, deadline: Optional[fl
 
 async def read_async(
     method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any
-) -> list[Chunk]:
+) -> list[pa.Buffer]:
     """Runs the query with a ``grpc.aio`` ``method`` on the running loop; its chunks.
 
     A failed call raises its ``grpc.aio.AioRpcError``; a cancelled task cancels the call.
     """
     call = method(request, timeout=deadline, metadata=metadata)
-    chunks: list[Chunk] = []
+    chunks: list[pa.Buffer] = []
     try:
         async for raw in call:
             chunks.append(ipc_chunk(raw))
