@@ -45,12 +45,16 @@ class ClientBase:
     def _connect(self) -> None:
         """Opens what the client keeps for its life; the blocking client's channel."""
 
+    #: Options of this client's channel on top of CHANNEL_OPTIONS.
+    _channel_options: tuple[tuple[str, Any], ...] = ()
+
     def _open_channel(self, channels: Any) -> Any:
         """A channel to the daemon from ``grpc`` or ``grpc.aio`` (``channels``)."""
         target = self._endpoint.grpc_target
+        options = CHANNEL_OPTIONS + list(self._channel_options)
         if self._endpoint.tls:
-            return channels.secure_channel(target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
-        return channels.insecure_channel(target, CHANNEL_OPTIONS)
+            return channels.secure_channel(target, grpc.ssl_channel_credentials(), options)
+        return channels.insecure_channel(target, options)
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         """gRPC metadata of one call: the token, plus the current trace context."""

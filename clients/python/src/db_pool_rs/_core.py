@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import polars as pl
 import pyarrow as pa
 
-from ._fast import decode
+import os
+from ._fast import decode, flight_ticket
+VIA_DOGET = os.environ.get('DBPOOL_FAST_VIA') == 'doget'
 from ._flight import FlightQueries, FlightStream
 from ._ipc_query import query_request
 from ._proto import pool_pb2
@@ -129,8 +131,12 @@ class Core:
         params: Params,
         timeout: Optional[float],
         batch_size: Optional[int],
+        string_view: bool = False,
     ) -> Plan[pa.Table]:
         """A query over ``PoolService.Query``, read whole (see :mod:`._fast`)."""
+        if VIA_DOGET:
+            ticket = query_ticket(pool_id, sql, params, batch_size, string_view=string_view)
+            return decode((yield ReadQuery(flight_ticket(ticket), self.deadline(timeout), True)))
         request = query_request(pool_id, sql, params, batch_size, "")
         return decode((yield ReadQuery(request, self.deadline(timeout))))
 
@@ -145,7 +151,7 @@ class Core:
         batch_size: Optional[int],
     ) -> Plan[Frame]:
         """A query as a polars frame."""
-        table = yield from self.read_table(pool_id, sql, params, timeout, batch_size)
+        table = yield from self.read_table(pool_id, sql, params, timeout, batch_size, STRING_VIEWS)
         return to_polars(table, lazy)
 
     def open_batches(

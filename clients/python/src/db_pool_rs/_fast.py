@@ -79,6 +79,72 @@ def ipc_chunk(raw: bytes) -> pa.Buffer:
     return _aligned(response.arrow_ipc)
 
 
+DO_GET_METHOD = "/arrow.flight.protocol.FlightService/DoGet"
+
+
+def do_get_method(channel: Any) -> Any:
+    """Flight ``DoGet`` on ``channel``: an encoded ``Ticket`` in, raw ``FlightData`` out."""
+    return channel.unary_stream(DO_GET_METHOD, request_serializer=None, response_deserializer=None)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def flight_ticket(ticket: bytes) -> bytes:
+    """An encoded ``arrow.flight.protocol.Ticket`` (its one field: the ticket bytes)."""
+    return b"\x0a" + _varint(len(ticket)) + ticket
+
+
+def _fields(raw: bytes) -> dict[int, memoryview]:
+    view = memoryview(raw)
+    n, i, out = len(raw), 0, {}
+    while i < n:
+        key, shift = 0, 0
+        while True:
+            byte = raw[i]
+            i += 1
+            key |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        length, shift = 0, 0
+        while True:
+            byte = raw[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if key & 7 == 2:
+            out[key >> 3] = view[i : i + length]
+            i += length
+    return out
+
+
+def flight_chunk(raw: bytes) -> Optional[pa.Buffer]:
+    """One ``FlightData`` as a framed IPC message in aligned memory (None: no message)."""
+    fields = _fields(raw)
+    header = fields.get(2)
+    if header is None or len(header) == 0:
+        return None
+    body = fields.get(1000, memoryview(b""))
+    padded = (len(header) + 7) // 8 * 8
+    buffer = pa.allocate_buffer(8 + padded + len(body))
+    out = memoryview(buffer).cast("B")
+    out[:4] = b"\xff\xff\xff\xff"
+    out[4:8] = padded.to_bytes(4, "little")
+    out[8 : 8 + len(header)] = header
+    out[8 + len(header) : 8 + padded] = bytes(padded - len(header))
+    out[8 + padded :] = body
+    return buffer
+
+
 class _Chunks:
     """A read-only file over the chunks for pyarrow; reads inside one chunk are views.
 
@@ -128,17 +194,19 @@ def decode(chunks: Sequence[Chunk]) -> pa.Table:
     source: Any = pa.BufferReader(chunks[0]) if len(chunks) == 1 else _Chunks(chunks)
     try:
         return pa.ipc.open_stream(source).read_all()
-    except pa.ArrowException as e:
+    except (pa.ArrowException, OSError, ValueError) as e:  # truncated reads are OSErrors
         raise _internal(f"reading the query result failed: {e}") from None
 
 
-def read_sync(method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any) -> list[pa.Buffer]:
+def read_sync(method: Any, request: Any, deadline: Optional[float], metadata: Any, to_chunk: Any = None) -> list[pa.Buffer]:
     """Runs the query with a blocking ``method`` (see :func:`query_method`); its chunks.
 
     A failed call raises its ``grpc.RpcError``.
     """
     call = method(request, timeout=deadline, metadata=metadata)
     try:
+        if to_chunk is not None:
+            return [c for c in map(to_chunk, call) if c is not None]
         return [ipc_chunk(raw) for raw in call]
     except BaseException:
         call.cancel()
@@ -146,7 +214,7 @@ def read_sync(method: Any, request: pool_pb2.QueryRequest, deadline: Optional[fl
 
 
 async def read_async(
-    method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any
+    method: Any, request: Any, deadline: Optional[float], metadata: Any, to_chunk: Any = None
 ) -> list[pa.Buffer]:
     """Runs the query with a ``grpc.aio`` ``method`` on the running loop; its chunks.
 
@@ -156,7 +224,9 @@ async def read_async(
     chunks: list[pa.Buffer] = []
     try:
         async for raw in call:
-            chunks.append(ipc_chunk(raw))
+            c = (to_chunk or ipc_chunk)(raw)
+            if c is not None:
+                chunks.append(c)
     except BaseException:
         call.cancel()
         raise

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
-from ._fast import query_method, read_async
+from ._fast import do_get_method, flight_chunk, query_method, read_async
 from ._ipc_query import open_async
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
@@ -80,6 +80,7 @@ class DatabasePool(ClientBase):
             self._channel_loop = loop
             self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
             self._query = query_method(self._channel)
+            self._do_get = do_get_method(self._channel)
         return self._stub
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -99,7 +100,9 @@ class DatabasePool(ClientBase):
             started = time.monotonic()
             try:
                 if isinstance(step, ReadQuery):
-                    return await read_async(self._query, step.request, step.deadline, self._metadata())
+                    return await read_async(
+                        self._do_get if step.flight else self._query, step.request, step.deadline, self._metadata(), flight_chunk if step.flight else None
+                    )
                 rpc = getattr(stub, step.method)
                 return await rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 import grpc
+import grpc.experimental
 import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
-from ._fast import query_method, read_sync
+from ._fast import do_get_method, flight_chunk, query_method, read_sync
 from ._flight import BatchStream
 from ._ipc_query import open_sync
 from ._options import spelled_out
@@ -49,11 +50,15 @@ class SyncDatabasePool(ClientBase):
     """
 
     _closed = False
+    # Unary-stream calls (Query) read on the calling thread: grpcio otherwise starts a
+    # thread per call to drive it, which cost more than the rest of a small query.
+    _channel_options = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),)
 
     def _connect(self) -> None:
         self._channel = self._open_channel(grpc)
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
         self._query = query_method(self._channel)
+        self._do_get = do_get_method(self._channel)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Blocking):
@@ -64,7 +69,7 @@ class SyncDatabasePool(ClientBase):
                 if isinstance(step, ReadQuery):
                     if self._closed:
                         raise DbPoolError("the client is closed", grpc.StatusCode.CANCELLED)
-                    return read_sync(self._query, step.request, step.deadline, self._metadata())
+                    return read_sync(self._do_get if step.flight else self._query, step.request, step.deadline, self._metadata(), flight_chunk if step.flight else None)
                 rpc = getattr(self._stub, step.method)
                 return rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:
