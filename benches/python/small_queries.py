@@ -54,7 +54,7 @@ async def run_async(tool: str, conc: int, args: argparse.Namespace) -> dict:
     if tool == "dbpool_async_query":
         from db_pool_rs import DatabasePool
 
-        client = DatabasePool(args.endpoint, max_workers=max(16, conc))
+        client = DatabasePool(args.endpoint)
 
         async def one(i: int) -> int:
             return (await client.query(args.pool, sql, [i]))["id"][0]

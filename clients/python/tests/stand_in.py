@@ -23,7 +23,7 @@ class Recorder(grpc.GenericRpcHandler):
             self.calls.append((method, dict(context.invocation_metadata())))
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
 
-        if method.endswith(("/DoGet", "/Query")):
+        if method.endswith("/DoGet"):
             return grpc.unary_stream_rpc_method_handler(refuse)
         if method.endswith("/DoPut"):
             return grpc.stream_stream_rpc_method_handler(refuse)

@@ -20,7 +20,7 @@ def test_sync_calls_send_the_token(recorder) -> None:
             db.query("default", "SELECT 1")
     assert [m for m, _ in handler.calls] == [
         "/dbpool.v1.PoolService/ListPools",
-        "/dbpool.v1.PoolService/Query",
+        "/arrow.flight.protocol.FlightService/DoGet",
     ]
     assert all(md.get("authorization") == "Bearer s3cret" for _, md in handler.calls)
 

@@ -33,12 +33,9 @@ def test_sync_calls_send_the_trace_context(recorder) -> None:
         with pytest.raises(AuthenticationError):
             db.query("default", "SELECT 1")
         with pytest.raises(AuthenticationError):
-            list(db.query_batches("default", "SELECT 1"))
-        with pytest.raises(AuthenticationError):
             db.bulk_insert("default", "t", pa.table({"id": [1]}))
     assert [m for m, _ in handler.calls] == [
         "/dbpool.v1.PoolService/ListPools",
-        "/dbpool.v1.PoolService/Query",
         "/arrow.flight.protocol.FlightService/DoGet",
         "/arrow.flight.protocol.FlightService/DoPut",
     ]
@@ -54,11 +51,8 @@ async def test_async_calls_send_the_trace_context(recorder) -> None:
             with pytest.raises(AuthenticationError):
                 await db.execute("default", "SELECT 1")
             with pytest.raises(AuthenticationError):
-                await db.query_arrow("default", "SELECT 1")  # PoolService.Query on the loop
-            with pytest.raises(AuthenticationError):
-                async for _ in db.query_batches("default", "SELECT 1"):  # Flight, in a worker thread
-                    pass
-    assert len(handler.calls) == 3
+                await db.query_arrow("default", "SELECT 1")  # runs in a worker thread
+    assert len(handler.calls) == 2
     for _, metadata in handler.calls:
         _assert_child_of(span, metadata)
 

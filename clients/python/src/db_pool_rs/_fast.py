@@ -1,15 +1,15 @@
-"""Whole-result queries over ``PoolService.Query`` on the client's own gRPC channel.
+"""Whole query results of a transaction over ``PoolService.Query``, read natively.
 
-``query`` and ``query_arrow`` read the whole result, so they need no Arrow Flight stream:
-the daemon encodes a ``Query`` result as one Arrow IPC stream and sends everything that
-is ready at once in one message (crates/dbpool-server/src/ipc_chunks.rs), so a small
-result is a single message — schema, batch and end marker — that pyarrow decodes in
-place. A large result keeps streaming over the same call, up to 1 MiB per message. Nothing runs twice and nothing switches connections; the
-asyncio client awaits the messages on its loop (``grpc.aio``) instead of a worker thread.
-
-The responses are read as raw bytes: a ``QueryResponse`` carrying ``arrow_ipc`` is the
-field's tag, its length and the bytes, which are copied once into aligned Arrow memory
-(no protobuf object in between); pyarrow and Polars then share that memory.
+A transaction's statements must use the gRPC channel that began it, so its ``query`` and
+``query_arrow`` cannot use Arrow Flight. The daemon encodes a ``Query`` result as one
+Arrow IPC stream and sends what is ready at once in one message of up to 1 MiB
+(crates/dbpool-server/src/ipc_chunks.rs): a small result is a single message (schema,
+batch, end marker), a larger one several. The blocking client reads them on the calling
+thread, the asyncio client awaits them on its loop (``grpc.aio``), with no worker thread
+and no protobuf object: a ``QueryResponse`` carrying ``arrow_ipc`` is the field's tag,
+its length and the bytes, copied once into aligned Arrow memory that pyarrow and Polars
+then share. (Queries outside a transaction use Arrow Flight: on this machine pyarrow's
+C++ Flight client costs less CPU per call than grpcio; docs/performance.md, issue 19.)
 """
 
 from __future__ import annotations
@@ -79,72 +79,6 @@ def ipc_chunk(raw: bytes) -> pa.Buffer:
     return _aligned(response.arrow_ipc)
 
 
-DO_GET_METHOD = "/arrow.flight.protocol.FlightService/DoGet"
-
-
-def do_get_method(channel: Any) -> Any:
-    """Flight ``DoGet`` on ``channel``: an encoded ``Ticket`` in, raw ``FlightData`` out."""
-    return channel.unary_stream(DO_GET_METHOD, request_serializer=None, response_deserializer=None)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def flight_ticket(ticket: bytes) -> bytes:
-    """An encoded ``arrow.flight.protocol.Ticket`` (its one field: the ticket bytes)."""
-    return b"\x0a" + _varint(len(ticket)) + ticket
-
-
-def _fields(raw: bytes) -> dict[int, memoryview]:
-    view = memoryview(raw)
-    n, i, out = len(raw), 0, {}
-    while i < n:
-        key, shift = 0, 0
-        while True:
-            byte = raw[i]
-            i += 1
-            key |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        length, shift = 0, 0
-        while True:
-            byte = raw[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        if key & 7 == 2:
-            out[key >> 3] = view[i : i + length]
-            i += length
-    return out
-
-
-def flight_chunk(raw: bytes) -> Optional[pa.Buffer]:
-    """One ``FlightData`` as a framed IPC message in aligned memory (None: no message)."""
-    fields = _fields(raw)
-    header = fields.get(2)
-    if header is None or len(header) == 0:
-        return None
-    body = fields.get(1000, memoryview(b""))
-    padded = (len(header) + 7) // 8 * 8
-    buffer = pa.allocate_buffer(8 + padded + len(body))
-    out = memoryview(buffer).cast("B")
-    out[:4] = b"\xff\xff\xff\xff"
-    out[4:8] = padded.to_bytes(4, "little")
-    out[8 : 8 + len(header)] = header
-    out[8 + len(header) : 8 + padded] = bytes(padded - len(header))
-    out[8 + padded :] = body
-    return buffer
-
-
 class _Chunks:
     """A read-only file over the chunks for pyarrow; reads inside one chunk are views.
 
@@ -198,15 +132,15 @@ def decode(chunks: Sequence[Chunk]) -> pa.Table:
         raise _internal(f"reading the query result failed: {e}") from None
 
 
-def read_sync(method: Any, request: Any, deadline: Optional[float], metadata: Any, to_chunk: Any = None) -> list[pa.Buffer]:
+def read_sync(
+    method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any
+) -> list[pa.Buffer]:
     """Runs the query with a blocking ``method`` (see :func:`query_method`); its chunks.
 
     A failed call raises its ``grpc.RpcError``.
     """
     call = method(request, timeout=deadline, metadata=metadata)
     try:
-        if to_chunk is not None:
-            return [c for c in map(to_chunk, call) if c is not None]
         return [ipc_chunk(raw) for raw in call]
     except BaseException:
         call.cancel()
@@ -214,7 +148,7 @@ def read_sync(method: Any, request: Any, deadline: Optional[float], metadata: An
 
 
 async def read_async(
-    method: Any, request: Any, deadline: Optional[float], metadata: Any, to_chunk: Any = None
+    method: Any, request: pool_pb2.QueryRequest, deadline: Optional[float], metadata: Any
 ) -> list[pa.Buffer]:
     """Runs the query with a ``grpc.aio`` ``method`` on the running loop; its chunks.
 
@@ -224,9 +158,7 @@ async def read_async(
     chunks: list[pa.Buffer] = []
     try:
         async for raw in call:
-            c = (to_chunk or ipc_chunk)(raw)
-            if c is not None:
-                chunks.append(c)
+            chunks.append(ipc_chunk(raw))
     except BaseException:
         call.cancel()
         raise

@@ -55,9 +55,8 @@ class ReadQuery:
     plan receives its Arrow IPC chunks (see :mod:`._fast`), the asyncio client awaits
     them on its loop."""
 
-    request: Any
+    request: pool_pb2.QueryRequest
     deadline: Optional[float]
-    flight: bool = False
 
     def failed(self, error: grpc.RpcError, started: float) -> DbPoolError:
         """The exception to raise for the call's failed status."""

@@ -22,14 +22,13 @@ import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
-from ._fast import do_get_method, flight_chunk, query_method, read_async
+from ._fast import query_method, read_async
 from ._ipc_query import open_async
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
 from ._requests import StatementLike, TableLike
 from ._steps import Blocking, Plan, ReadQuery, Rpc, Step, advance
 from ._transaction import TransactionCore
-from .errors import DbPoolError
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 if TYPE_CHECKING:
@@ -70,7 +69,6 @@ class DatabasePool(ClientBase):
         self._channel_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stub: Any = None
         self._query: Any = None
-        self._closed = False
 
     def _get_stub(self) -> Any:
         # grpc.aio channels belong to the loop that created them: create on first use.
@@ -80,7 +78,6 @@ class DatabasePool(ClientBase):
             self._channel_loop = loop
             self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
             self._query = query_method(self._channel)
-            self._do_get = do_get_method(self._channel)
         return self._stub
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -93,16 +90,12 @@ class DatabasePool(ClientBase):
     async def _perform(self, step: Step) -> Any:
         if isinstance(step, Blocking):
             return await self._run(step.fn, *step.args)
-        if isinstance(step, ReadQuery) and self._closed:
-            raise DbPoolError("the client is closed", grpc.StatusCode.CANCELLED)
         stub = self._get_stub()
         if isinstance(step, (Rpc, ReadQuery)):
             started = time.monotonic()
             try:
                 if isinstance(step, ReadQuery):
-                    return await read_async(
-                        self._do_get if step.flight else self._query, step.request, step.deadline, self._metadata(), flight_chunk if step.flight else None
-                    )
+                    return await read_async(self._query, step.request, step.deadline, self._metadata())
                 rpc = getattr(stub, step.method)
                 return await rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:
@@ -290,7 +283,6 @@ class DatabasePool(ClientBase):
 
     async def close(self) -> None:
         """Closes the gRPC channel, the Flight client and the worker threads."""
-        self._closed = True
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close(grace=None)

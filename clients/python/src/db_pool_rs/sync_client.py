@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
-from ._fast import do_get_method, flight_chunk, query_method, read_sync
+from ._fast import query_method, read_sync
 from ._flight import BatchStream
 from ._ipc_query import open_sync
 from ._options import spelled_out
@@ -26,7 +26,6 @@ from ._proto import pool_pb2_grpc
 from ._requests import StatementLike, TableLike
 from ._steps import Blocking, Plan, ReadQuery, Rpc, Step, advance
 from ._transaction import TransactionCore
-from .errors import DbPoolError
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
 if TYPE_CHECKING:
@@ -49,7 +48,6 @@ class SyncDatabasePool(ClientBase):
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
     """
 
-    _closed = False
     # Unary-stream calls (Query) read on the calling thread: grpcio otherwise starts a
     # thread per call to drive it, which cost more than the rest of a small query.
     _channel_options = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),)
@@ -58,7 +56,6 @@ class SyncDatabasePool(ClientBase):
         self._channel = self._open_channel(grpc)
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
         self._query = query_method(self._channel)
-        self._do_get = do_get_method(self._channel)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Blocking):
@@ -67,9 +64,7 @@ class SyncDatabasePool(ClientBase):
             started = time.monotonic()
             try:
                 if isinstance(step, ReadQuery):
-                    if self._closed:
-                        raise DbPoolError("the client is closed", grpc.StatusCode.CANCELLED)
-                    return read_sync(self._do_get if step.flight else self._query, step.request, step.deadline, self._metadata(), flight_chunk if step.flight else None)
+                    return read_sync(self._query, step.request, step.deadline, self._metadata())
                 rpc = getattr(self._stub, step.method)
                 return rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:
@@ -261,7 +256,6 @@ class SyncDatabasePool(ClientBase):
 
     def close(self) -> None:
         """Closes the gRPC channel and the Flight client."""
-        self._closed = True
         self._flight.close()
         self._channel.close()
 
