@@ -149,7 +149,7 @@ def run_threads(tool: str, conc: int, args: argparse.Namespace) -> dict:
 
             def make() -> Callable[[int], Any]:
                 conn = connect()
-                return lambda i: pl.read_database(psql, conn, execute_options={"parameters": (i,)})["id"][0]
+                return lambda i: pl.read_database(psql, conn, execute_options={"params": (i,)})["id"][0]
         else:
 
             def make() -> Callable[[int], Any]:
@@ -174,11 +174,21 @@ def run_threads(tool: str, conc: int, args: argparse.Namespace) -> dict:
 
     connected = threading.Barrier(conc, action=open_window)
 
+    failures: list[BaseException] = []
+
     def worker(k: int) -> None:
-        one = make()
+        try:
+            one = make()
+            one(1)  # connect outside the timer
+        except BaseException as e:
+            failures.append(e)
+            connected.abort()  # the others stop waiting (BrokenBarrierError)
+            return
         rng = random.Random(k)
-        one(1)  # connect outside the timer
-        connected.wait()
+        try:
+            connected.wait()
+        except threading.BrokenBarrierError:
+            return
         while time.perf_counter() < window["warm"]:
             one(rng.randint(1, args.rows))
         stop = window["stop"]
@@ -202,6 +212,8 @@ def run_threads(tool: str, conc: int, args: argparse.Namespace) -> dict:
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise failures[0]
     seconds = max(time.perf_counter(), window["stop"]) - window["warm"]
     close()
     return summarize([x for r in results for x in r], seconds, sum(errors))
