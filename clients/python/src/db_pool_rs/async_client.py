@@ -1,8 +1,9 @@
 """DatabasePool: the asyncio client.
 
-PoolService calls go over ``grpc.aio``. pyarrow.flight has no asyncio API, so Flight
-reads run in a small thread pool owned by the client (pyarrow releases the GIL while it
-waits) and batches are handed to the event loop one at a time as they arrive. Every
+PoolService calls go over ``grpc.aio``, whole query results of a transaction included
+(read on the loop: ``_fast.py``). pyarrow.flight has no asyncio API, so Flight reads run
+in a small thread pool owned by the client (pyarrow releases the GIL while it waits) and
+batches are handed to the event loop one at a time as they arrive. Every
 operation is a plan of the sans-io core (``_core.py``); this shell awaits its steps.
 """
 
