@@ -190,7 +190,8 @@ def summary(res: dict) -> str:
                 ratio = point["qps_ratio"] if tool == point["compares"].split(" / ")[0] else ""
                 if "qps" in r:
                     lines.append(
-                        f"| {name} | {conc} | {tool} | {r['qps']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {ratio} |"
+                        f"| {name} | {conc} | {tool} | {r['qps']:,.0f} | {r['p50_ms']:.3f} | "
+                        f"{r['p99_ms']:.3f} | {ratio} |"
                     )
                 else:
                     lines.append(f"| {name} | {conc} | {tool} | failed | | | |")
@@ -246,8 +247,11 @@ def problems(res: dict) -> list[str]:
         out += [f"no {m} result at {clients} clients" for m in MODES if m not in modes]
     for name, points in res["python_small_queries"].items():
         for conc, point in points.items():
-            out += [f"Python {name} with {t} x{conc} failed" for t, r in point.items() if isinstance(r, dict) and "qps" not in r]
-            out += [f"Python {name} with {t} x{conc} had errors" for t, r in point.items() if isinstance(r, dict) and r.get("errors")]
+            for t, r in point.items():
+                if isinstance(r, dict) and "qps" not in r:
+                    out.append(f"Python {name} with {t} x{conc} failed")
+                elif isinstance(r, dict) and r.get("errors"):
+                    out.append(f"Python {name} with {t} x{conc} had errors")
     return out
 
 

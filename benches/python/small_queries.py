@@ -43,7 +43,8 @@ def summarize(latencies: list[float], seconds: float, errors: int) -> dict:
     def pct(p: float) -> float:
         return round(lat[min(n - 1, int(p * n))] * 1e3, 3) if n else float("nan")
 
-    return {"queries": n, "errors": errors, "qps": round(n / seconds, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+    qps = round(n / seconds, 1)
+    return {"queries": n, "errors": errors, "qps": qps, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
 
 
 # -- asyncio ------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def _check_padded(table: Any, k: int, rows: int) -> None:
     assert columns["pad"][-1] == "x" * 100
 
 
-def test_results_just_under_and_over_1_mib(db: SyncDatabasePool, pg_pool: str, chunks_seen: list[int]) -> None:
+def test_results_just_under_and_over_1_mib(
+    db: SyncDatabasePool, pg_pool: str, chunks_seen: list[int]
+) -> None:
     small = db.query_arrow(pg_pool, PADDED, [1, UNDER], batch_size=ONE_BATCH)
     _check_padded(small, 1, UNDER)
     assert small.nbytes < 1 << 20
@@ -109,7 +111,8 @@ def test_errors_and_sqlstate_on_each_path(db: SyncDatabasePool, pg_pool: str) ->
         for _ in db.query_batches(pg_pool, FAILS_LATE):
             pass
     assert info.value.sqlstate == "22012"
-    for sql, sqlstate in (("SELECT 1 / 0 AS x", "22012"), (FAILS_LATE, "22012"), ("SELECT * FROM nope_t", "42P01")):
+    failing = (("SELECT 1 / 0 AS x", "22012"), (FAILS_LATE, "22012"), ("SELECT * FROM nope_t", "42P01"))
+    for sql, sqlstate in failing:
         with db.transaction(pg_pool) as tx:
             with pytest.raises(QueryError) as info:
                 tx.query_arrow(sql)

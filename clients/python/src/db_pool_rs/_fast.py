@@ -23,7 +23,7 @@ import pyarrow as pa
 from ._proto import pool_pb2
 from .errors import DbPoolError
 
-#: The method both clients call for whole-result queries.
+#: The method of whole transaction results.
 QUERY_METHOD = "/dbpool.v1.PoolService/Query"
 #: The tag of ``QueryResponse.arrow_ipc`` (field 1, length-delimited).
 _ARROW_IPC_TAG = 0x0A
