@@ -1,7 +1,7 @@
 """SyncDatabasePool: the blocking client, safe to share between threads.
 
-One ``grpc.Channel`` carries the PoolService calls and one Arrow Flight client the
-queries; both are thread-safe, so a single instance serves a whole application. Every
+One ``grpc.Channel`` carries the PoolService calls (a transaction's queries included)
+and one Arrow Flight client the other queries; both are thread-safe, so a single instance serves a whole application. Every
 operation is a plan of the sans-io core (``_core.py``); this shell performs its steps in
 the calling thread.
 """
@@ -48,8 +48,9 @@ class SyncDatabasePool(ClientBase):
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
     """
 
-    # Unary-stream calls (Query) read on the calling thread: grpcio otherwise starts a
-    # thread per call to drive it, which cost more than the rest of a small query.
+    # Unary-stream calls (a transaction's Query) are read on the calling thread: grpcio
+    # otherwise starts a thread per call to drive it (~230 µs more CPU per small query
+    # here, docs/performance.md section 5).
     _channel_options = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),)
 
     def _connect(self) -> None:
