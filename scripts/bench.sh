@@ -4,7 +4,9 @@
 #      + bb8 vs PgBouncer (transaction mode), with benches/loadgen;
 #   2. a wide table into Polars: db_pool_rs vs ConnectorX vs ADBC vs psycopg, and COPY;
 #   3. the daemon's RSS while a large result streams through it;
-#   4. bulk insert: db_pool_rs vs ADBC adbc_ingest vs psql COPY FROM.
+#   4. bulk insert: db_pool_rs vs ADBC adbc_ingest vs psql COPY FROM;
+#   5. small queries from Python: DatabasePool.query vs asyncpg, SyncDatabasePool.query vs
+#      polars.read_database over psycopg, query_arrow vs psycopg fetchall.
 # Sets everything up (PgBouncer, the dbpool_bench database and tables, the Python env of
 # benches/python, a release build, the daemon on a free port), runs it all and writes
 # benches/results/<date>.json plus PNG charts; everything it started stops on exit.
@@ -206,6 +208,13 @@ log "3. daemon RSS while streaming $STREAM_ROWS rows"
 log "4. bulk insert of $INS_ROWS rows, $READ_REPS reps per tool"
 "${PY[@]}" benches/python/bulk_insert.py --endpoint "grpc://$ADDR" --pg-url "$PG_URL" \
   --rows "$INS_ROWS" --reps "$READ_REPS" >"$WORK/insert.json"
+
+# --- 5. small queries from Python ------------------------------------------------------
+if ((QUICK)); then PYQ=(--tasks "1 16" --threads "1 8" --duration 0.3 --warmup 0.1 --reps 1)
+else PYQ=(--tasks "1 16 64" --threads "1 8" --duration "$DURATION" --warmup "$WARMUP" --reps "$REPS"); fi
+log "5. small queries from Python: ${PYQ[*]}"
+"${PY[@]}" benches/python/small_queries.py --endpoint "grpc://$ADDR" --pool pg --pool-size 20 \
+  --pg-url "$PG_URL" --table "$SMALL" --rows "$SMALL_ROWS" "${PYQ[@]}" >"$WORK/pyquery.json"
 
 # --- results ---------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"

@@ -190,6 +190,21 @@ def summary(res: dict) -> str:
     for k, v in res["bulk_insert"].items():
         if isinstance(v, dict):
             lines.append(f"| {k} | {v['seconds']:.2f} | {v['rows_per_s']:,.0f} |")
+    lines += ["", "| Python small queries | tasks/threads | tool | QPS | p50 ms | p99 ms | QPS ratio |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for name, points in res.get("python_small_queries", {}).items():
+        for conc, point in sorted(points.items(), key=lambda kv: int(kv[0])):
+            for tool, r in point.items():
+                if not isinstance(r, dict):
+                    continue
+                ratio = point["qps_ratio"] if tool == point["compares"].split(" / ")[0] else ""
+                if "qps" in r:
+                    lines.append(
+                        f"| {name} | {conc} | {tool} | {r['qps']:,.0f} | {r['p50_ms']:.3f} | "
+                        f"{r['p99_ms']:.3f} | {ratio} |"
+                    )
+                else:
+                    lines.append(f"| {name} | {conc} | {tool} | failed | | | |")
     return "\n".join(lines)
 
 
@@ -217,6 +232,7 @@ def main() -> None:
         "read_polars": read,
         "stream_rss": json.loads((work / "stream.json").read_text()),
         "bulk_insert": json.loads((work / "insert.json").read_text()),
+        "python_small_queries": json.loads((work / "pyquery.json").read_text()),
     }
     out = Path(a.out)
     res["charts"] = charts(res, out)
@@ -239,6 +255,13 @@ def problems(res: dict) -> list[str]:
         out.append(f"the read tools got different row counts: {rows}")
     for clients, modes in res["small_queries"].items():
         out += [f"no {m} result at {clients} clients" for m in MODES if m not in modes]
+    for name, points in res["python_small_queries"].items():
+        for conc, point in points.items():
+            for t, r in point.items():
+                if isinstance(r, dict) and "qps" not in r:
+                    out.append(f"Python {name} with {t} x{conc} failed")
+                elif isinstance(r, dict) and r.get("errors"):
+                    out.append(f"Python {name} with {t} x{conc} had errors")
     return out
 
 

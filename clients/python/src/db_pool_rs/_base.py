@@ -61,10 +61,13 @@ class ClientBase:
     def _connect(self) -> None:
         """Opens what the client keeps for its life; the blocking client's channel."""
 
+    #: Options of this client's channel on top of CHANNEL_OPTIONS.
+    _channel_options: tuple[tuple[str, Any], ...] = ()
+
     def _open_channel(self, channels: Any) -> Any:
         """A channel to the daemon from ``grpc`` or ``grpc.aio`` (``channels``)."""
         target = self._endpoint.grpc_target
-        options = CHANNEL_OPTIONS + self._endpoint.channel_options
+        options = CHANNEL_OPTIONS + self._endpoint.channel_options + list(self._channel_options)
         if self._endpoint.tls:
             return channels.secure_channel(target, self._tls.grpc_credentials(), options)
         return channels.insecure_channel(target, options)

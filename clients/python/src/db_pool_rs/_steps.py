@@ -2,9 +2,10 @@
 
 Every operation of the clients (create a pool, run a query, commit a transaction...) is
 written once, in :mod:`._core` and :mod:`._transaction`, as a *plan*: a generator that
-builds the requests, yields each step it needs performed (a PoolService call, a blocking
-Arrow Flight read, a transaction's query stream), receives the step's result (or has the
-step's exception raised at the ``yield``) and returns the operation's result. The
+builds the requests, yields each step it needs performed (a PoolService call, a
+transaction's whole query result or its query stream, a blocking Arrow Flight read),
+receives the step's result (or has the step's exception raised at the ``yield``) and
+returns the operation's result. The
 blocking client performs the steps in the calling thread, the asyncio client awaits them;
 that is all either shell does (see ``_drive`` in sync_client.py and async_client.py).
 """
@@ -50,6 +51,20 @@ class Blocking:
 
 
 @dataclass(frozen=True)
+class ReadQuery:
+    """Run ``PoolService.Query`` (a transaction's query) on the client's channel and read
+    the whole response; the plan receives its Arrow IPC chunks (see :mod:`._fast`). The
+    asyncio client awaits them on its loop, the blocking one reads them in the caller."""
+
+    request: pool_pb2.QueryRequest
+    deadline: Optional[float]
+
+    def failed(self, error: grpc.RpcError, started: float) -> DbPoolError:
+        """The exception to raise for the call's failed status."""
+        return past_deadline(from_grpc_error(error), self.deadline, started, time.monotonic())
+
+
+@dataclass(frozen=True)
 class TxQuery:
     """Start ``PoolService.Query`` inside a transaction; the plan receives an IpcStream."""
 
@@ -58,7 +73,7 @@ class TxQuery:
 
 
 #: What a plan yields.
-Step = Union[Rpc, Blocking, TxQuery]
+Step = Union[Rpc, Blocking, ReadQuery, TxQuery]
 #: An operation written once: yields steps, receives their results, returns a ``T``.
 Plan = Generator[Step, Any, T]
 

@@ -4,8 +4,9 @@
 ``Execute`` / ``Query`` request that carries the id runs on that connection until
 ``Commit`` or ``Rollback``. The id is usable only on the gRPC connection that began it
 (from any other it is NOT_FOUND), so every call of a transaction, its queries included,
-goes over the client's PoolService channel (:class:`~._steps.TxQuery`), never the Flight
-client (a second connection). The daemon rolls the transaction back by itself when it
+goes over the client's PoolService channel (:class:`~._steps.ReadQuery` for whole
+results, :class:`~._steps.TxQuery` for streamed ones), never the Flight client (a second
+connection). The daemon rolls the transaction back by itself when it
 stays idle longer than its idle timeout or when the gRPC connection that began it closes;
 a later call then gets NOT_FOUND, raised as
 :class:`~db_pool_rs.errors.TransactionNotFoundError`.
@@ -24,10 +25,11 @@ import grpc
 import pyarrow as pa
 
 from ._core import Frame, Params, to_polars
+from ._fast import decode
 from ._ipc_query import IpcStream, query_request
 from ._proto import pool_pb2
 from ._requests import begin_transaction_request, execute_request
-from ._steps import Blocking, Plan, Rpc, Step, TxQuery
+from ._steps import Plan, ReadQuery, Rpc, Step, TxQuery
 from .errors import DbPoolError, TransactionClosedError, TransactionNotFoundError
 
 if TYPE_CHECKING:
@@ -143,8 +145,8 @@ class TransactionCore:
     def _read_table(
         self, sql: str, params: Params, timeout: Optional[float], batch_size: Optional[int]
     ) -> Plan[pa.Table]:
-        stream = yield from self._open(sql, params, timeout, batch_size)
-        return (yield from self._step(Blocking(stream.read_all)))
+        request = query_request(self._pool_id, sql, params, batch_size, self._require_active())
+        return decode((yield from self._step(ReadQuery(request, self._deadline(timeout)))))
 
     def _query(
         self, sql: str, params: Params, timeout: Optional[float], lazy: bool, batch_size: Optional[int]

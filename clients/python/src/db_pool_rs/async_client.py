@@ -1,8 +1,9 @@
 """DatabasePool: the asyncio client.
 
-PoolService calls go over ``grpc.aio``. pyarrow.flight has no asyncio API, so Flight
-reads run in a small thread pool owned by the client (pyarrow releases the GIL while it
-waits) and batches are handed to the event loop one at a time as they arrive. Every
+PoolService calls go over ``grpc.aio``, whole query results of a transaction included
+(read on the loop: ``_fast.py``). pyarrow.flight has no asyncio API, so Flight reads run
+in a small thread pool owned by the client (pyarrow releases the GIL while it waits) and
+batches are handed to the event loop one at a time as they arrive. Every
 operation is a plan of the sans-io core (``_core.py``); this shell awaits its steps.
 """
 
@@ -23,11 +24,12 @@ import pyarrow as pa
 from ._base import ClientBase
 from ._core import Frame, Params
 from ._endpoint import PemSource
+from ._fast import query_method, read_async
 from ._ipc_query import open_async
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
 from ._requests import StatementLike, TableLike
-from ._steps import Blocking, Plan, Rpc, Step, advance
+from ._steps import Blocking, Plan, ReadQuery, Rpc, Step, advance
 from ._transaction import TransactionCore
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
@@ -83,6 +85,7 @@ class DatabasePool(ClientBase):
         self._channel: Optional[grpc.aio.Channel] = None
         self._channel_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stub: Any = None
+        self._query: Any = None
 
     def _get_stub(self) -> Any:
         # grpc.aio channels belong to the loop that created them: create on first use.
@@ -91,6 +94,7 @@ class DatabasePool(ClientBase):
             self._channel = self._open_channel(grpc.aio)
             self._channel_loop = loop
             self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
+            self._query = query_method(self._channel)
         return self._stub
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -104,9 +108,11 @@ class DatabasePool(ClientBase):
         if isinstance(step, Blocking):
             return await self._run(step.fn, *step.args)
         stub = self._get_stub()
-        if isinstance(step, Rpc):
+        if isinstance(step, (Rpc, ReadQuery)):
             started = time.monotonic()
             try:
+                if isinstance(step, ReadQuery):
+                    return await read_async(self._query, step.request, step.deadline, self._metadata())
                 rpc = getattr(stub, step.method)
                 return await rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:

@@ -1,7 +1,7 @@
 """SyncDatabasePool: the blocking client, safe to share between threads.
 
-One ``grpc.Channel`` carries the PoolService calls and one Arrow Flight client the
-queries; both are thread-safe, so a single instance serves a whole application. Every
+One ``grpc.Channel`` carries the PoolService calls (a transaction's queries included)
+and one Arrow Flight client the other queries; both are thread-safe, so a single instance serves a whole application. Every
 operation is a plan of the sans-io core (``_core.py``); this shell performs its steps in
 the calling thread.
 """
@@ -13,16 +13,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 import grpc
+import grpc.experimental
 import pyarrow as pa
 
 from ._base import ClientBase
 from ._core import Frame, Params
+from ._fast import query_method, read_sync
 from ._flight import BatchStream
 from ._ipc_query import open_sync
 from ._options import spelled_out
 from ._proto import pool_pb2_grpc
 from ._requests import StatementLike, TableLike
-from ._steps import Blocking, Plan, Rpc, Step, advance
+from ._steps import Blocking, Plan, ReadQuery, Rpc, Step, advance
 from ._transaction import TransactionCore
 from .models import Metrics, PoolInfo, PoolStatus, StatementResult
 
@@ -50,16 +52,24 @@ class SyncDatabasePool(ClientBase):
         tls_private_key: its private key (PEM).
     """
 
+    # Unary-stream calls (a transaction's Query) are read on the calling thread: grpcio
+    # otherwise starts a thread per call to drive it (~230 µs more CPU per small query
+    # here, docs/performance.md section 5).
+    _channel_options = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),)
+
     def _connect(self) -> None:
         self._channel = self._open_channel(grpc)
         self._stub = pool_pb2_grpc.PoolServiceStub(self._channel)
+        self._query = query_method(self._channel)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Blocking):
             return step.fn(*step.args)
-        if isinstance(step, Rpc):
+        if isinstance(step, (Rpc, ReadQuery)):
             started = time.monotonic()
             try:
+                if isinstance(step, ReadQuery):
+                    return read_sync(self._query, step.request, step.deadline, self._metadata())
                 rpc = getattr(self._stub, step.method)
                 return rpc(step.request, timeout=step.deadline, metadata=self._metadata())
             except grpc.RpcError as e:
