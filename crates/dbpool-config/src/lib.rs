@@ -5,6 +5,7 @@ mod limits;
 mod options;
 mod pool;
 mod redact;
+mod sessions;
 mod statements;
 
 pub use error::{Error, Result};
@@ -12,4 +13,5 @@ pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, S
 pub use limits::Limits;
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
+pub use sessions::ResetSessions;
 pub use statements::PreparedStatements;

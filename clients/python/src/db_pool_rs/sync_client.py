@@ -95,7 +95,9 @@ class SyncDatabasePool(ClientBase):
         ``breaker_threshold``, ``breaker_cooldown_ms``, ``statement_cache_size`` (0 turns
         PostgreSQL's statement cache off), ``prepared_statements`` (PostgreSQL: ``"auto"``
         by default, ``"named"``, or ``"unnamed"`` behind a transaction-mode pooler such as
-        PgBouncer); ``backup_urls``: read replicas served while the
+        PgBouncer), ``reset_sessions`` (``"auto"``: a connection whose SQL changed its
+        session is reset before the next caller; ``"always"``: after every use);
+        ``backup_urls``: read replicas served while the
         primary is down (PostgreSQL); ``settings``: backend-specific settings (strings);
         ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
         PoolUnavailableError or AuthenticationError.

@@ -86,7 +86,11 @@ impl Server {
         let (health, health_service) = serve::health(&config.server, &calls.manager).await;
         let prepared = flight.clone();
         let flight = FlightImpl::new(calls.clone(), &config.server.limits, flight);
-        let pool_service = PoolServiceImpl::new(calls.clone(), health.clone());
+        let pool_service = PoolServiceImpl::new(
+            calls.clone(),
+            health.clone(),
+            config.server.data_dir.clone(),
+        );
         let router = serve::router(&config, pool_service, flight, health_service, call_spans)?;
 
         let mut tasks = Tasks::new();
