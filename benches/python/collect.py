@@ -19,7 +19,10 @@ import matplotlib.pyplot as plt
 # grpc_nocache: the sidecar's gRPC Query on a pool with statement_cache_size = 0, i.e.
 # every query prepared anew (the hot path before the statement cache), in the same run.
 # direct_fair: direct with a FIFO queue for the bb8 pool's connections (loadgen --fair).
-MODES = ("grpc", "flight", "grpc_nocache", "direct", "direct_fair", "pgbouncer")
+# grpc_dirty: gRPC Query where every 10th query changes its session (loadgen
+# --dirty-every 10), so the daemon resets that connection; grpc_always: a pool with
+# reset_sessions = "always" (issue 17, clean sessions).
+MODES = ("grpc", "flight", "grpc_nocache", "grpc_dirty", "grpc_always", "direct", "direct_fair", "pgbouncer")
 
 
 def machine() -> dict:
@@ -71,7 +74,7 @@ def small(path: Path) -> dict:
     # Ratios: the median over repetitions of the ratio within one repetition (the modes of
     # one repetition ran back to back), which cancels most of the drift in machine load.
     for modes in out.values():
-        for mode in ("grpc", "flight", "grpc_nocache", "direct_fair"):
+        for mode in ("grpc", "flight", "grpc_nocache", "grpc_dirty", "grpc_always", "direct_fair"):
             if mode in modes:
                 for peer in ("direct", "pgbouncer"):
                     if peer in modes:

@@ -129,12 +129,19 @@ async fn attach_and_vacuum_into_outside_the_data_directory_are_refused() {
         format!("ATTACH DATABASE '{}' AS o", out.display()),
         "ATTACH DATABASE 'relative.db' AS o".to_string(),
         format!("VACUUM INTO '{}'", out.display()),
-        "SELECT load_extension('libm')".to_string(),
     ] {
         let e = exec(&mut c, "lite", &sql).await.expect_err(&sql);
         assert_eq!(e.code(), Code::PermissionDenied, "{sql}: {e:?}");
         assert!(e.message().contains("outside the data directory"), "{e:?}");
     }
+    // Refused when the statement is prepared, with SQLite's own message.
+    let sql = "SELECT load_extension('libm')";
+    let e = exec(&mut c, "lite", sql).await.expect_err(sql);
+    assert!(
+        e.message()
+            .contains("not authorized to use function: load_extension"),
+        "{e:?}"
+    );
     assert_eq!(entries(outside.path()), 0, "something was created outside");
     // Inside the directory ATTACH works.
     let inside = data.path().canonicalize().unwrap().join("other.db");
