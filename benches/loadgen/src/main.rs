@@ -283,7 +283,7 @@ async fn client(
         }
         let id = next_id(&mut state, args.rows);
         n += 1;
-        let q = if args.dirty_every > 0 && n % args.dirty_every == 0 {
+        let q = if args.dirty_every > 0 && n.is_multiple_of(args.dirty_every) {
             &dirty
         } else {
             &sql

@@ -311,6 +311,6 @@ async fn always_resets_what_only_a_function_shows() {
         .unwrap()
         .into_inner();
     let pool = info.pools.iter().find(|p| p.pool_id == "pg").unwrap();
-    let options = pool.options.clone().unwrap();
+    let options = pool.options.unwrap();
     assert_eq!(options.reset_sessions(), pb::ResetSessions::Always);
 }
