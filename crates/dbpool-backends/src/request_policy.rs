@@ -73,13 +73,16 @@ pub fn confine_request_pool(
         } else {
             "database"
         };
-        let path = crate::sqlite::path_of(resolved.url.expose())
-            .map_err(|_| Error::invalid(field, "the SQLite file path is empty"))?;
-        let inside = confined_path(&path, data_dir).map_err(|why| Error::invalid(field, why))?;
-        cfg.url = Some(dbpool_config::Secret::new(format!(
-            "sqlite://{}",
-            inside.display()
-        )));
+        // A URL without a path fails when the pool is built (after the duplicate-id
+        // check), with its own message; the setting confines it all the same.
+        if let Ok(path) = crate::sqlite::path_of(resolved.url.expose()) {
+            let inside =
+                confined_path(&path, data_dir).map_err(|why| Error::invalid(field, why))?;
+            cfg.url = Some(dbpool_config::Secret::new(format!(
+                "sqlite://{}",
+                inside.display()
+            )));
+        }
         cfg.settings
             .insert(CONFINE_SETTING.to_string(), data_dir.display().to_string());
         Ok(())
