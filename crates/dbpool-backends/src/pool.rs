@@ -31,11 +31,6 @@ pub struct Aged<C> {
 }
 
 impl<C> Aged<C> {
-    /// Whether the session may differ from a fresh connection's.
-    pub fn is_dirty(&self) -> bool {
-        self.dirty
-    }
-
     /// The reset worked: the connection may go back to the pool.
     pub fn keep(&mut self) {
         self.discard = false;
