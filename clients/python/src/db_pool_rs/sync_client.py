@@ -88,7 +88,7 @@ class SyncDatabasePool(ClientBase):
         """Creates a pool and returns it as the daemon sees it.
 
         Give either ``url`` (``postgres://user:pass@host:5432/db``,
-        ``sqlite:///path/file.db``) or ``db_type`` with ``host``, ``port``, ``database``,
+        ``sqlite://file.db``, a path inside the daemon's data directory) or ``db_type`` with ``host``, ``port``, ``database``,
         ``username``, ``password``. Pool options: ``max_connections``,
         ``min_connections``, ``acquire_timeout_ms``, ``idle_timeout_ms``,
         ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``, ``max_waiters``,
