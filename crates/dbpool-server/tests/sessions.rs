@@ -125,36 +125,57 @@ async fn session_settings_do_not_reach_the_next_caller() {
     assert_eq!(text(&mut c, APP_NAME, vec![]).await, fresh);
 }
 
-/// A role the test creates (cluster-wide: unique name) and drops.
-struct Role(PgDb, String);
+/// A role the test creates (cluster-wide: a unique name), dropped when it goes out of
+/// scope, also after a failed assertion.
+struct Role(String);
 
 impl Role {
-    async fn create(db: PgDb) -> Role {
+    async fn create(db: &PgDb) -> Role {
         let name = unique_name("dbpool_role");
         db.exec(&format!("CREATE ROLE {name}")).await;
-        Role(db, name)
+        Role(name)
     }
+}
 
-    async fn drop_role(self) {
-        self.0.exec(&format!("DROP ROLE {}", self.1)).await;
+impl Drop for Role {
+    fn drop(&mut self) {
+        let sql = format!("DROP ROLE IF EXISTS {}", self.0);
+        // Drop runs inside the test's runtime: a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let url = dbpool_testkit::pg_base_url();
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                client.batch_execute(&sql).await.ok()
+            })
+        })
+        .join();
     }
 }
 
 #[tokio::test]
 async fn set_role_and_session_authorization_do_not_reach_the_next_caller() {
-    let (db, _server, mut c) = setup(pb::ResetSessions::AutoUnspecified).await;
-    let role = Role::create(db).await;
+    let (db, server, mut c) = setup(pb::ResetSessions::AutoUnspecified).await;
+    let role = Role::create(&db).await;
     let who = "SELECT current_user::text || '/' || session_user::text";
     let me = text(&mut c, who, vec![]).await;
-    a_then_b(&mut c, &format!("SET ROLE {}", role.1), who, &me).await;
+    a_then_b(&mut c, &format!("SET ROLE {}", role.0), who, &me).await;
     a_then_b(
         &mut c,
-        &format!("SET SESSION AUTHORIZATION {}", role.1),
+        &format!("SET SESSION AUTHORIZATION {}", role.0),
         who,
         &me,
     )
     .await;
-    role.drop_role().await;
+    // The pool's connections end before the role is dropped.
+    drop(server);
+    drop(role);
 }
 
 #[tokio::test]
