@@ -1,6 +1,6 @@
 //! The reset of a PostgreSQL session a caller changed, before the connection is reused:
 //! everything `DISCARD ALL` does but drop the daemon's own prepared statements, in one
-//! round trip (two when SQL-level `PREPARE`d statements are left to deallocate).
+//! round trip (two when SQL-level `PREPARE`d statements or listened channels are left).
 //!
 //! `DISCARD ALL` itself would also deallocate the statements the daemon prepared at the
 //! protocol level: its statement cache (session.rs) and tokio-postgres's cached type
@@ -14,32 +14,36 @@ use crate::exec::spawn_cleanup;
 use crate::pool::Conn;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-/// What `DISCARD ALL` does (PostgreSQL's documentation lists it), without `DEALLOCATE
-/// ALL`; the last statement lists the SQL-level prepared statements to deallocate.
-const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+/// What `DISCARD ALL` does (PostgreSQL's documentation lists it) but `DEALLOCATE ALL`
+/// and `UNLISTEN *`; the last statement lists the follow-ups this session needs: a
+/// `DEALLOCATE` per statement SQL `PREPARE` made, and `UNLISTEN *` only when something
+/// listens (a hot standby refuses UNLISTEN, and never has listeners).
+const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
      SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; \
-     SELECT name AS dbpool_sql_prepared FROM pg_prepared_statements WHERE from_sql";
+     SELECT 'DEALLOCATE ' || quote_ident(name) AS dbpool_reset_next \
+     FROM pg_prepared_statements WHERE from_sql \
+     UNION ALL SELECT 'UNLISTEN *' WHERE EXISTS (SELECT FROM pg_listening_channels())";
 
-/// The column naming the statements to deallocate.
-const PREPARED_COLUMN: &str = "dbpool_sql_prepared";
+/// The column of the follow-up statements.
+const NEXT_COLUMN: &str = "dbpool_reset_next";
 
 /// Resets `client`'s session to that of a fresh connection.
 pub(crate) async fn reset_session(client: &Client) -> Result<(), tokio_postgres::Error> {
     let reply = client.simple_query(RESET).await?;
-    let deallocate: String = reply
+    let next: String = reply
         .iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r)
-                if r.columns().first().map(|c| c.name()) == Some(PREPARED_COLUMN) =>
+                if r.columns().first().map(|c| c.name()) == Some(NEXT_COLUMN) =>
             {
                 r.get(0)
             }
             _ => None,
         })
-        .map(|name| format!("DEALLOCATE \"{}\";", name.replace('"', "\"\"")))
+        .map(|statement| format!("{statement};"))
         .collect();
-    if !deallocate.is_empty() {
-        client.batch_execute(&deallocate).await?;
+    if !next.is_empty() {
+        client.batch_execute(&next).await?;
     }
     Ok(())
 }
