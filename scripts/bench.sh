@@ -134,7 +134,7 @@ ADDR="127.0.0.1:$PORT"
 # The same daemon also listens on a Unix socket (server.extra_listen): TCP and the socket
 # are measured against the same pools.
 SOCK="$WORK/dbpool.sock"
-SMALL_MODES="grpc flight grpc_nocache direct direct_fair pgbouncer"
+SMALL_MODES="grpc flight grpc_nocache grpc_dirty grpc_always direct direct_fair pgbouncer"
 [[ "${BENCH_UNIX:-1}" == 0 ]] || SMALL_MODES+=" grpc_unix flight_unix"
 cat >"$WORK/dbpool.toml" <<TOML
 [server]
@@ -154,6 +154,13 @@ url = "$PG_URL"
 max_connections = 20
 min_connections = 20
 statement_cache_size = 0
+
+# The same pool resetting every connection after every use (reset_sessions, issue 17).
+[pools.pg_always]
+url = "$PG_URL"
+max_connections = 20
+min_connections = 20
+reset_sessions = "always"
 TOML
 log "starting $DBPOOL on $ADDR (pool pg: max_connections 20 on $DB)"
 "$DBPOOL" serve --config "$WORK/dbpool.toml" >"$WORK/dbpool.log" 2>&1 &
@@ -171,9 +178,8 @@ log "1. small queries: modes $SMALL_MODES x clients {$CLIENTS} x $REPS reps, ${D
 for rep in $(seq 1 "$REPS"); do
   for clients in $CLIENTS; do
     for mode in $SMALL_MODES; do
-      base=${mode%_nocache}
-      base=${base%_unix}
-      args=(--mode "${base%_fair}" --clients "$clients" --duration "$DURATION"
+      # The loadgen mode is the name's first word (grpc_nocache, direct_fair → grpc, direct).
+      args=(--mode "${mode%%_*}" --clients "$clients" --duration "$DURATION"
         --warmup "$WARMUP" --pool 20 --rows "$SMALL_ROWS" --table "$SMALL")
       case $mode in
         grpc | flight) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID") ;;
@@ -181,6 +187,12 @@ for rep in $(seq 1 "$REPS"); do
           --label "$mode") ;;
         grpc_nocache) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
           --pool-id pg_nocache --label grpc_nocache) ;;
+        # Clean sessions (issue 17): every 10th query dirties its session, so the
+        # daemon resets that connection; and a pool that resets after every use.
+        grpc_dirty) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
+          --dirty-every 10 --label grpc_dirty) ;;
+        grpc_always) args+=(--endpoint "http://$ADDR" --server-pid "$DAEMON_PID"
+          --pool-id pg_always --label grpc_always) ;;
         direct) args+=(--url "$PG_URL") ;;
         # The same with connections taken first come, first served (loadgen --fair).
         direct_fair) args+=(--url "$PG_URL" --fair --label direct_fair) ;;

@@ -21,7 +21,10 @@ import matplotlib.pyplot as plt
 # direct_fair: direct with a FIFO queue for the bb8 pool's connections (loadgen --fair).
 # grpc_unix / flight_unix: the same daemon and pool over its Unix domain socket
 # (server.extra_listen) instead of loopback TCP; left out with BENCH_UNIX=0.
-MODES = ("grpc", "flight", "grpc_nocache", "direct", "direct_fair", "pgbouncer")
+# grpc_dirty: gRPC Query where every 10th query changes its session (loadgen
+# --dirty-every 10), so the daemon resets that connection; grpc_always: a pool with
+# reset_sessions = "always" (issue 17, clean sessions).
+MODES = ("grpc", "flight", "grpc_nocache", "grpc_dirty", "grpc_always", "direct", "direct_fair", "pgbouncer")
 UNIX_MODES = ("grpc_unix", "flight_unix")
 
 
@@ -80,7 +83,7 @@ def small(path: Path) -> dict:
                 tcp_qps = {r.get("rep"): r["qps"] for r in modes[tcp]["runs"]}
                 ratios = [r["qps"] / tcp_qps[r.get("rep")] for r in modes[mode]["runs"] if r.get("rep") in tcp_qps]
                 modes[mode]["qps_vs_tcp"] = round(statistics.median(ratios), 2)
-        for mode in ("grpc", "flight", "grpc_nocache", "direct_fair", *UNIX_MODES):
+        for mode in ("grpc", "flight", "grpc_nocache", "grpc_dirty", "grpc_always", "direct_fair", *UNIX_MODES):
             if mode in modes:
                 for peer in ("direct", "pgbouncer"):
                     if peer in modes:

@@ -87,6 +87,11 @@ struct Args {
     /// that just returned a connection take it straight back, and some clients starve.
     #[arg(long)]
     fair: bool,
+    /// Every Nth query of each client (0: none) also changes its session: the same
+    /// lookup with `set_config('application_name', …)` in its WHERE clause, so the
+    /// sidecar resets that connection before reusing it (issue 17, dirty sessions).
+    #[arg(long, default_value_t = 0)]
+    dirty_every: u64,
     /// Runtime worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -283,6 +288,15 @@ fn sql(args: &Args) -> String {
     format!("SELECT id, a, b, c FROM {} WHERE id = $1", args.table)
 }
 
+/// The same lookup, changing a session setting on the way (still one row).
+fn dirty_sql(args: &Args) -> String {
+    format!(
+        "SELECT id, a, b, c FROM {} WHERE id = $1 \
+         AND set_config('application_name', 'loadgen_dirty', false) IS NOT NULL",
+        args.table
+    )
+}
+
 /// A small xorshift: random ids without a dependency, one state per client.
 fn next_id(state: &mut u64, rows: i64) -> i64 {
     *state ^= *state << 13;
@@ -299,7 +313,8 @@ async fn client(
     record_from: Instant,
     end: Instant,
 ) -> Result<(Vec<u32>, u64)> {
-    let sql = sql(&args);
+    let (sql, dirty) = (sql(&args), dirty_sql(&args));
+    let mut n = 0u64;
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut lat = Vec::with_capacity(1 << 16);
     let mut errors = 0u64;
@@ -309,7 +324,13 @@ async fn client(
             break;
         }
         let id = next_id(&mut state, args.rows);
-        match target.run(&args, &sql, id).await {
+        n += 1;
+        let q = if args.dirty_every > 0 && n.is_multiple_of(args.dirty_every) {
+            &dirty
+        } else {
+            &sql
+        };
+        match target.run(&args, q, id).await {
             Ok(1) => {}
             Ok(n) => bail!("id {id}: expected 1 row, got {n}"),
             Err(e) => {

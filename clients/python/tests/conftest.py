@@ -182,9 +182,10 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def sqlite_pool(db: SyncDatabasePool, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite pool on its own file; yields the pool id."""
+    """A fresh SQLite pool on its own file; yields the pool id. The path is relative: a
+    pool created at run time opens files only in the daemon's data directory."""
     pool_id = unique("lite")
-    db.create_pool(pool_id, f"sqlite://{tmp_path / 'test.db'}")
+    db.create_pool(pool_id, f"sqlite://{tmp_path.name}/test.db")
     yield pool_id
     db.remove_pool(pool_id)
 

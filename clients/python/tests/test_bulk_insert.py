@@ -320,7 +320,7 @@ def test_sqlite_replace_is_seen_by_every_pooled_connection(db: SyncDatabasePool,
     failures = []
     for attempt in range(8):
         pool = unique("lite2")
-        db.create_pool(pool, f"sqlite://{tmp_path / f'two{attempt}.db'}", max_connections=2)
+        db.create_pool(pool, f"sqlite://{tmp_path.name}/two{attempt}.db", max_connections=2)
         try:
 
             def both_connections(pool: str = pool) -> list[tuple[list[str], list[dict]]]:

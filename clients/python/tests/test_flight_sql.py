@@ -233,7 +233,7 @@ def test_ingest_replace_and_create_append(
         # One connection: a replaced table is seen the same way by every later call
         # (test_bulk_insert.py checks what several pooled SQLite connections see).
         pool = unique("lite1")
-        db.create_pool(pool, f"sqlite://{tmp_path / 'one.db'}", max_connections=1)
+        db.create_pool(pool, f"sqlite://{tmp_path.name}/one.db", max_connections=1)
     try:
         first = pa.table({"a": pa.array([1, 2], pa.int64())})
         with connect(daemon, pool, autocommit=True) as conn:

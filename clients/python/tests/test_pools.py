@@ -12,7 +12,7 @@ from db_pool_rs import DatabasePool, PoolInfo, PoolNotFoundError, SyncDatabasePo
 
 def test_pool_lifecycle_sync(db: SyncDatabasePool, tmp_path: Path) -> None:
     pool = unique("life")
-    info = db.create_pool(pool, f"sqlite://{tmp_path / 'l.db'}", max_connections=3, batch_size=500)
+    info = db.create_pool(pool, f"sqlite://{tmp_path.name}/l.db", max_connections=3, batch_size=500)
     assert isinstance(info, PoolInfo)
     assert (info.pool_id, info.backend) == (pool, "sqlite")
     assert info.options.max_connections == 3 and info.options.batch_size == 500
@@ -58,7 +58,7 @@ def test_pool_from_fields(db: SyncDatabasePool) -> None:
 
 async def test_pool_lifecycle_async(adb: DatabasePool, tmp_path: Path) -> None:
     pool = unique("alife")
-    info = await adb.create_pool(pool, f"sqlite://{tmp_path / 'a.db'}")
+    info = await adb.create_pool(pool, f"sqlite://{tmp_path.name}/a.db")
     assert info.pool_id == pool
     assert pool in [p.pool_id for p in await adb.list_pools()]
     await adb.query(pool, "SELECT 1")

@@ -20,7 +20,7 @@ use dbpool_config::{BackendKind, ResolvedPool};
 use dbpool_core::{Backend, BackendFactory, Error, Result};
 use std::sync::Arc;
 
-pub use pool::{Managed, PoolHandle};
+pub use pool::{Dirty, Managed, PoolHandle};
 
 /// Builds the backend a resolved pool config asks for. One per server: its pools share
 /// what it holds (the SQLite thread budget).

@@ -1,8 +1,9 @@
 //! What every backend's pool shares: a bb8 manager wrapper that tells connect failures
-//! apart and retires connections at a jittered age, and an acquire through the pool's
-//! admission (resilience/admission.rs: breaker, fair bounded queue, fail fast).
+//! apart and retires connections at a jittered age, an acquire through the pool's
+//! admission (resilience/admission.rs: breaker, fair bounded queue, fail fast), and the
+//! reset of a connection whose session a caller changed before anyone else gets it.
 use crate::resilience::admission::{Admission, ConnectWatch};
-use dbpool_config::PoolOptions;
+use dbpool_config::{PoolOptions, ResetSessions};
 use dbpool_core::{Error, LogLimiter, PoolState, Result, UnavailableCause};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +17,24 @@ pub struct Managed<M> {
     max_lifetime: Option<Duration>,
 }
 
-/// A pooled connection and the moment it retires; derefs to the driver's connection.
+/// A pooled connection, the moment it retires, and the state of its session; derefs to
+/// the driver's connection.
 #[derive(Debug)]
 pub struct Aged<C> {
     conn: C,
     retire_at: Option<Instant>,
+    /// A caller ran SQL that may have changed the session: it is reset (or closed)
+    /// before the connection is reused.
+    dirty: bool,
+    /// Closed instead of going back to the pool (a reset that failed or never ran).
+    discard: bool,
+}
+
+impl<C> Aged<C> {
+    /// The reset worked: the connection may go back to the pool.
+    pub fn keep(&mut self) {
+        self.discard = false;
+    }
 }
 
 impl<C> std::ops::Deref for Aged<C> {
@@ -63,6 +77,8 @@ impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
         Ok(Aged {
             conn,
             retire_at: self.max_lifetime.map(|l| Instant::now() + jittered(l)),
+            dirty: false,
+            discard: false,
         })
     }
 
@@ -78,7 +94,9 @@ impl<M: bb8::ManageConnection> bb8::ManageConnection for Managed<M> {
 
     /// Also asked when a connection comes back: an aged one is closed then.
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.retire_at.is_some_and(|t| Instant::now() >= t) || self.inner.has_broken(&mut conn.conn)
+        conn.discard
+            || conn.retire_at.is_some_and(|t| Instant::now() >= t)
+            || self.inner.has_broken(&mut conn.conn)
     }
 }
 
@@ -144,27 +162,80 @@ pub struct PoolHandle<M: bb8::ManageConnection> {
     classify: fn(&M::Error) -> Error,
     admission: Admission,
     options: PoolOptions,
+    reset: Reset<M>,
 }
 
-/// A connection checked out of a `PoolHandle`; on drop it returns to the pool, then
-/// passes its turn to the next caller in line. Derefs to the driver's connection.
+/// Brings a dirty connection back to the state of a fresh one, usually on a task of its
+/// own that holds it (and the pool's turn) until done, then drops it. It comes marked
+/// to be closed: only a reset that worked calls `Aged::keep` to let it back in the pool.
+pub type Reset<M> = fn(Conn<M>);
+
+/// The reset of a database that has no exact one: the connection is closed.
+fn close(conn: Conn<impl bb8::ManageConnection>) {
+    drop(conn);
+}
+
+/// A connection checked out of a `PoolHandle`; on drop it returns to the pool (reset
+/// first if a caller dirtied its session), then passes its turn to the next caller in
+/// line. Derefs to the driver's connection.
 pub struct Conn<M: bb8::ManageConnection> {
     // Field order is drop order: the connection is back before the next turn starts.
-    conn: bb8::PooledConnection<'static, Managed<M>>,
-    _turn: OwnedSemaphorePermit,
+    // Both are `None` only inside `drop`.
+    conn: Option<bb8::PooledConnection<'static, Managed<M>>>,
+    turn: Option<OwnedSemaphorePermit>,
+    reset: Reset<M>,
 }
 
 impl<M: bb8::ManageConnection> std::ops::Deref for Conn<M> {
     type Target = Aged<M::Connection>;
 
     fn deref(&self) -> &Self::Target {
-        &self.conn
+        self.conn.as_ref().expect("taken only by drop")
     }
 }
 
 impl<M: bb8::ManageConnection> std::ops::DerefMut for Conn<M> {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
+        self.conn.as_mut().expect("taken only by drop")
+    }
+}
+
+/// A connection whose session SQL may change.
+pub trait Dirty {
+    /// Marks the session as changed: it is reset (or the connection closed) before the
+    /// connection is reused.
+    fn mark_dirty(&mut self);
+}
+
+impl<M: bb8::ManageConnection> Dirty for Conn<M> {
+    fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+}
+
+/// A backend without connections (InfluxDB's HTTP client) has no session to dirty.
+impl Dirty for () {
+    fn mark_dirty(&mut self) {}
+}
+
+impl<M: bb8::ManageConnection> Drop for Conn<M> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !conn.dirty || conn.discard {
+            // Back to the pool (or closed), before the turn passes on.
+            return;
+        }
+        // Closed unless the reset succeeds; the turn stays with the connection, so the
+        // next caller in line waits for the reset rather than racing it.
+        conn.dirty = false;
+        conn.discard = true;
+        (self.reset)(Conn {
+            conn: Some(conn),
+            turn: self.turn.take(),
+            reset: self.reset,
+        });
     }
 }
 
@@ -199,7 +270,15 @@ where
             classify,
             admission,
             options: options.clone(),
+            reset: close,
         }
+    }
+
+    /// How a connection whose session a caller changed is reset before it is reused;
+    /// without one it is closed and the pool opens a fresh one.
+    pub fn with_reset(mut self, reset: Reset<M>) -> Self {
+        self.reset = reset;
+        self
     }
 
     /// Checks a connection out. Fails with the database's error as soon as a connect
@@ -216,8 +295,15 @@ where
                 }
             })
         };
-        let (turn, conn) = self.admission.admit(checkout).await?;
-        Ok(Conn { conn, _turn: turn })
+        let (turn, mut conn) = self.admission.admit(checkout).await?;
+        // `always`: every use is reset, for SQL that changes the session where the
+        // lexer cannot see it (inside functions).
+        conn.dirty = self.options.reset_sessions == ResetSessions::Always;
+        Ok(Conn {
+            conn: Some(conn),
+            turn: Some(turn),
+            reset: self.reset,
+        })
     }
 
     /// Size, idle and waiters.

@@ -5,8 +5,9 @@
 //! button, and one who could name a CA file would make the daemon read any path it can
 //! and, from the differing errors, tell whether a file exists. Pools of the config file
 //! (the operator's) are not checked here.
-use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_config::{BackendKind, PoolConfig, ResolvedPool};
 use dbpool_core::{Error, Result};
+use std::path::Path;
 
 /// Settings a request may not set, per backend: command policy and file paths.
 fn operator_only_settings(kind: BackendKind) -> &'static [&'static str] {
@@ -14,6 +15,8 @@ fn operator_only_settings(kind: BackendKind) -> &'static [&'static str] {
         BackendKind::Redis => &["denied_commands", "allowed_commands", "tls_ca_file"],
         // max_chunk_bytes: how much memory one response may take is the operator's too.
         BackendKind::Influxdb => &["denied_statements", "allowed_statements", "max_chunk_bytes"],
+        // Set by the server itself for every SQLite pool a request creates.
+        BackendKind::Sqlite => &["confine_to_dir"],
         _ => &[],
     }
 }
@@ -47,6 +50,48 @@ pub fn check_request_pool(pool: &ResolvedPool) -> Result<()> {
         check_mssql_files(pool)?;
     }
     Ok(())
+}
+
+/// Confines the SQLite pool of a CreatePool request to `data_dir`: its file resolves
+/// inside (INVALID_ARGUMENT naming `url` or `database` otherwise, before anything is
+/// created), the URL is rewritten to that path, and the setting `confine_to_dir` makes
+/// each connection refuse ATTACH outside and extension loading (sqlite/confine.rs).
+/// Other backends are left as they are.
+pub fn confine_request_pool(
+    cfg: &mut PoolConfig,
+    resolved: &ResolvedPool,
+    data_dir: &Path,
+) -> Result<()> {
+    if resolved.kind != BackendKind::Sqlite {
+        return Ok(());
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        use crate::sqlite::confine::{confined_path, CONFINE_SETTING};
+        let field = if cfg.url.as_ref().is_some_and(|u| !u.is_empty()) {
+            "url"
+        } else {
+            "database"
+        };
+        // A URL without a path fails when the pool is built (after the duplicate-id
+        // check), with its own message; the setting confines it all the same.
+        if let Ok(path) = crate::sqlite::path_of(resolved.url.expose()) {
+            let inside =
+                confined_path(&path, data_dir).map_err(|why| Error::invalid(field, why))?;
+            cfg.url = Some(dbpool_config::Secret::new(format!(
+                "sqlite://{}",
+                inside.display()
+            )));
+        }
+        cfg.settings
+            .insert(CONFINE_SETTING.to_string(), data_dir.display().to_string());
+        Ok(())
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = (cfg, data_dir);
+        Ok(())
+    }
 }
 
 /// Refuses the CA file of an MSSQL pool's URLs (primary and backups) and `ado` string.

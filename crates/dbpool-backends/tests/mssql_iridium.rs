@@ -1,6 +1,7 @@
 //! MSSQL backend against iridium_server (scripts/mssql-servers.sh): typed reads of the
 //! types it encodes correctly, writes, all-or-nothing batches, interactive transactions,
-//! describe without keeping writes, the pool after abandoned streams.
+//! describe without keeping writes, the pool after abandoned streams, a dirty session
+//! closed rather than handed on.
 mod mssql_common;
 use arrow::array::*;
 use arrow::datatypes::*;
@@ -364,4 +365,45 @@ async fn catalog_metadata() {
         .iter()
         .any(|x| x.name == t && x.db_schema == "dbo" && x.kind == "TABLE"));
     assert_eq!(b.primary_keys("dbo", &t).await.unwrap(), ["k1", "k2"]);
+}
+
+/// Issue 17: SQL that changes the session (a SET option, a #temp table) marks the
+/// connection, which the pool closes instead of handing on (tiberius cannot send TDS's
+/// reset-connection flag); clean statements keep their connection.
+#[tokio::test]
+async fn a_dirty_session_is_not_handed_on() {
+    let srv = iridium().await;
+    let one = PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    };
+    let b = backend_with(&srv.url, &[], one).await.unwrap();
+    let created = || b.state().connections_created;
+    collect(&*b, "SELECT 1 AS a", vec![], 10).await.unwrap();
+    let base = created();
+    collect(&*b, "SELECT 2 AS a", vec![], 10).await.unwrap();
+    assert_eq!(created(), base, "a clean connection is reused");
+    b.execute("SET NOCOUNT ON", vec![]).await.unwrap();
+    collect(&*b, "SELECT 3 AS a", vec![], 10).await.unwrap();
+    assert_eq!(created(), base + 1, "the dirty connection was handed on");
+    let t = format!("#{}", unique("tmp"));
+    // On its own connection (a transaction's) the temp table is there...
+    let tx = b.begin(TxOptions::default()).await.unwrap();
+    tx.execute(&format!("CREATE TABLE {t} (a int)"), vec![])
+        .await
+        .unwrap();
+    let q = tx.query(&format!("SELECT a FROM {t}"), vec![], 10).await;
+    let rows: Vec<RecordBatch> = q.unwrap().batches.try_collect().await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.num_rows()).sum::<usize>(), 0);
+    tx.commit().await.unwrap();
+    collect(&*b, "SELECT 4 AS a", vec![], 10).await.unwrap();
+    let msg = "the transaction's connection was handed on";
+    assert_eq!(created(), base + 2, "{msg}");
+    // ... and for the next caller it is gone.
+    b.execute(&format!("CREATE TABLE {t} (a int)"), vec![])
+        .await
+        .unwrap();
+    let gone = collect(&*b, &format!("SELECT a FROM {t}"), vec![], 10).await;
+    assert!(gone.is_err(), "caller A's temp table reached caller B");
+    assert_eq!(created(), base + 3);
 }

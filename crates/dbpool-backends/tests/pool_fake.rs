@@ -1,6 +1,7 @@
 //! `PoolHandle` over a fake connection manager on paused time: callers are served in
 //! arrival order, a turn that never comes is the acquire timeout, and a database that
-//! refuses connections opens the breaker, which lets one probe through per cool-down.
+//! refuses connections opens the breaker, which lets one probe through per cool-down; a
+//! connection a caller dirtied is reset or closed before anyone else gets it.
 use dbpool_backends::PoolHandle;
 use dbpool_config::PoolOptions;
 use dbpool_core::{CircuitState, Error, UnavailableCause};
@@ -166,4 +167,48 @@ async fn a_refusing_database_opens_the_breaker_and_a_probe_closes_it() {
     assert_eq!(pool.state().circuit, CircuitState::Closed);
     drop(conn);
     pool.acquire().await.unwrap();
+}
+
+/// The id of the connection one checkout gets (given back at once).
+async fn checkout(pool: &PoolHandle<FakeManager>) -> u32 {
+    **pool.acquire().await.unwrap()
+}
+
+/// Issue 17: a connection whose session a caller dirtied is not handed on as it is —
+/// closed by default (the next caller gets a new one), kept when the pool's reset
+/// succeeds — and with `reset_sessions = "always"` every use counts as dirty.
+#[tokio::test]
+async fn dirty_connections_are_reset_or_closed_before_reuse() {
+    use dbpool_backends::Dirty;
+    let (p, _) = pool(|o| o.max_connections = 1);
+    let first = checkout(&p).await;
+    assert_eq!(checkout(&p).await, first, "a clean connection is reused");
+    let mut c = p.acquire().await.unwrap();
+    c.mark_dirty();
+    drop(c);
+    assert_ne!(
+        checkout(&p).await,
+        first,
+        "a dirty connection was handed on"
+    );
+
+    let options = PoolOptions {
+        max_connections: 1,
+        min_connections: 0,
+        ..PoolOptions::default()
+    };
+    let db = Arc::new(Database::default());
+    let kept = PoolHandle::new(FakeManager(db), &options, unavailable).with_reset(|mut c| c.keep());
+    let first = checkout(&kept).await;
+    let mut c = kept.acquire().await.unwrap();
+    c.mark_dirty();
+    drop(c);
+    assert_eq!(checkout(&kept).await, first, "a reset connection goes back");
+
+    let (always, _) = pool(|o| {
+        o.max_connections = 1;
+        o.reset_sessions = dbpool_config::ResetSessions::Always;
+    });
+    let first = checkout(&always).await;
+    assert_ne!(checkout(&always).await, first, "`always` reset (closed) it");
 }

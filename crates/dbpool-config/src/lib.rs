@@ -6,6 +6,7 @@ mod listen;
 mod options;
 mod pool;
 mod redact;
+mod sessions;
 mod statements;
 
 pub use error::{Error, Result};
@@ -14,4 +15,5 @@ pub use limits::Limits;
 pub use listen::{parse_mode, ListenAddr, ServerTls, DEFAULT_UNIX_SOCKET_MODE, UNIX_PREFIX};
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
+pub use sessions::ResetSessions;
 pub use statements::PreparedStatements;

@@ -42,6 +42,9 @@ macro_rules! pool_options {
             /// Named (cached) or unnamed statements, or named until a transaction-mode pooler
             /// is detected. PostgreSQL only.
             prepared_statements: $crate::PreparedStatements = $crate::PreparedStatements::Auto;
+            /// Reset a connection before the next caller only after SQL that may have
+            /// changed its session (`auto`), or after every use (`always`).
+            reset_sessions: $crate::ResetSessions = $crate::ResetSessions::Auto;
         }
     };
 }
@@ -89,6 +92,12 @@ impl<T: std::fmt::Display> OptionValue for T {
 }
 
 impl OptionValue for crate::PreparedStatements {
+    fn written(&self) -> String {
+        format!("\"{}\"", self.name())
+    }
+}
+
+impl OptionValue for crate::ResetSessions {
     fn written(&self) -> String {
         format!("\"{}\"", self.name())
     }

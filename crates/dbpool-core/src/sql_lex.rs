@@ -482,6 +482,10 @@ fn classify_leading(lead: &Lead<'_>, dialect: Dialect) -> Option<TxControl> {
     }
 }
 
+#[path = "sql_lex_session.rs"]
+mod session;
+pub use session::changes_session;
+
 #[path = "sql_lex_tsql.rs"]
 mod tsql;
 use tsql::find_tsql;

@@ -1,6 +1,6 @@
 //! Proto messages ↔ core types: parameters, pool configs and statuses.
 use crate::bounds;
-use dbpool_config::{Limits, PoolConfig, PoolOptions, PreparedStatements, Secret};
+use dbpool_config::{Limits, PoolConfig, PoolOptions, PreparedStatements, ResetSessions, Secret};
 use dbpool_core::{CallKind, Error, HistogramSnapshot, Param, PoolEntry, Result};
 use dbpool_proto::v1 as pb;
 
@@ -119,6 +119,19 @@ fn prepared_statements(v: i32) -> Result<PreparedStatements> {
     }
 }
 
+/// The proto enum → the option; a number this build does not know is refused.
+fn reset_sessions(v: i32) -> Result<ResetSessions> {
+    use pb::ResetSessions as R;
+    match R::try_from(v) {
+        Ok(R::AutoUnspecified) => Ok(ResetSessions::Auto),
+        Ok(R::Always) => Ok(ResetSessions::Always),
+        Err(_) => Err(Error::invalid(
+            "options.reset_sessions",
+            format!("{v} is not a ResetSessions value (0 auto, 1 always)"),
+        )),
+    }
+}
+
 /// One option's proto field ↔ its config value; a zero or unset field is the default.
 trait WireOption<T>: Sized {
     /// The config value of a field of a CreatePool request.
@@ -157,6 +170,20 @@ impl WireOption<PreparedStatements> for i32 {
             PreparedStatements::Auto => pb::PreparedStatements::AutoUnspecified,
             PreparedStatements::Named => pb::PreparedStatements::Named,
             PreparedStatements::Unnamed => pb::PreparedStatements::Unnamed,
+        }
+        .into()
+    }
+}
+
+impl WireOption<ResetSessions> for i32 {
+    /// The enum's number; one this build does not know is refused.
+    fn to_option(self, _: ResetSessions) -> Result<ResetSessions> {
+        reset_sessions(self)
+    }
+    fn from_option(v: &ResetSessions) -> Self {
+        match v {
+            ResetSessions::Auto => pb::ResetSessions::AutoUnspecified,
+            ResetSessions::Always => pb::ResetSessions::Always,
         }
         .into()
     }

@@ -7,18 +7,26 @@ use dbpool_core::{Error, Isolation, Param, Statement, TxOptions};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_server::PoolService;
 use futures::StreamExt;
+use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
 /// The PoolService implementation.
 pub struct PoolServiceImpl {
     calls: Calls,
     health: Health,
+    /// `server.data_dir`: the SQLite pools of CreatePool are confined to it.
+    data_dir: PathBuf,
 }
 
 impl PoolServiceImpl {
-    /// A service over these calls, reporting pool health to `health`.
-    pub fn new(calls: Calls, health: Health) -> Self {
-        PoolServiceImpl { calls, health }
+    /// A service over these calls, reporting pool health to `health`; SQLite pools
+    /// created by requests stay inside `data_dir`.
+    pub fn new(calls: Calls, health: Health, data_dir: PathBuf) -> Self {
+        PoolServiceImpl {
+            calls,
+            health,
+            data_dir,
+        }
     }
 
     /// A request's pool id, within the bounds.
@@ -82,10 +90,11 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
         let r = req.into_inner();
-        let cfg = convert::pool_config(&r, &self.calls.limits)?;
+        let mut cfg = convert::pool_config(&r, &self.calls.limits)?;
         // Command policy and file paths are the operator's (config file), not a caller's.
         let resolved = cfg.resolve("").map_err(Error::from)?;
         dbpool_backends::request_policy::check_request_pool(&resolved)?;
+        dbpool_backends::request_policy::confine_request_pool(&mut cfg, &resolved, &self.data_dir)?;
         let entry = self.calls.manager.create(&r.pool_id, &cfg, !r.lazy).await?;
         self.health.pool_added(&entry).await;
         Ok(Response::new(pb::CreatePoolResponse {

@@ -89,8 +89,8 @@ async fn a_flooded_pool_does_not_starve_the_others() {
         ..Default::default()
     };
     create(&mut c, "pg_other", &db.url, small).await;
-    let dir = tempfile::tempdir().unwrap();
-    let lite = format!("sqlite://{}/other.db", dir.path().display());
+    // Relative: a runtime SQLite pool lives in the server's data directory.
+    let lite = "sqlite://other.db".to_string();
     create(&mut c, "lite_other", &lite, small).await;
 
     let codes: Arc<Mutex<Vec<(Code, String, Duration)>>> = Arc::default();

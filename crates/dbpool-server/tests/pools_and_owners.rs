@@ -12,8 +12,8 @@ use tonic::Code;
 async fn pools_beyond_max_pools_are_refused() {
     let server = TestServer::start_with(&[], |c| c.server.limits.max_pools = 3).await;
     let mut c = server.pools().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = |i: u32| format!("sqlite://{}/p{i}.db", dir.path().display());
+    // Relative: a runtime SQLite pool lives in the server's data directory.
+    let url = |i: u32| format!("sqlite://p{i}.db");
     // `default` is one; two more fit.
     for i in 0..2 {
         c.create_pool(pb::CreatePoolRequest {

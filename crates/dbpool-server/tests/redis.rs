@@ -368,3 +368,44 @@ async fn an_abandoned_blocking_command_closes_its_connection() {
         panic!("client {before} is still connected:\n{}", clients().await);
     }
 }
+
+/// Issue 17: connection-state commands are refused, so nothing one caller selects or
+/// names reaches the next. On one connection to database 3, after caller A's SELECT,
+/// CLIENT SETNAME, MULTI and SUBSCRIBE (each INVALID_ARGUMENT), caller B is still on
+/// database 3, unnamed, outside MULTI and without subscriptions.
+#[tokio::test]
+async fn connection_state_never_reaches_the_next_caller() {
+    let base = redis_url();
+    let url = match base.rsplit_once('/') {
+        Some((head, db)) if db.parse::<u32>().is_ok() => format!("{head}/3"),
+        _ => format!("{base}/3"),
+    };
+    let server = TestServer::start_with(&[("one", &url)], |c| {
+        let p = c.pools.get_mut("one").unwrap();
+        p.options.max_connections = 1;
+        p.settings
+            .insert("allowed_commands".into(), "CLIENT|INFO".into());
+    })
+    .await;
+    let mut c = server.pools().await;
+    let info = |c: &mut pb::pool_service_client::PoolServiceClient<_>| {
+        let mut c = c.clone();
+        async move { cell(&query_within(&mut c, "CLIENT INFO", 20_000).await.unwrap()) }
+    };
+    let fresh = info(&mut c).await;
+    assert!(fresh.contains(" db=3 "), "{fresh}");
+    for sql in [
+        "SELECT 5",
+        "CLIENT SETNAME leaked",
+        "MULTI",
+        "SUBSCRIBE leaked",
+    ] {
+        let e = c.execute(exec("one", sql, vec![])).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{sql}: {e:?}");
+        assert!(e.message().contains("changes the state"), "{sql}: {e:?}");
+    }
+    let after = info(&mut c).await;
+    for part in [" db=3 ", " name= ", " multi=-1 ", " sub=0 "] {
+        assert!(after.contains(part), "`{part}` not in {after}");
+    }
+}

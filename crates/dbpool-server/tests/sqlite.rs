@@ -57,12 +57,11 @@ async fn echo(c: &mut PoolServiceClient<Channel>, v: i64) -> Result<i64, tonic::
 
 #[tokio::test]
 async fn a_deadline_interrupts_the_statement() {
-    let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&[]).await;
     let mut c = server.pools().await;
     c.create_pool(pb::CreatePoolRequest {
         pool_id: "lite".into(),
-        url: format!("sqlite://{}/lite.db", dir.path().display()),
+        url: "sqlite://lite.db".into(),
         options: Some(pb::PoolOptions {
             max_connections: 1,
             acquire_timeout_ms: 15_000,
@@ -122,13 +121,12 @@ async fn a_deadline_interrupts_the_statement() {
 /// take them all (and so starve other pools) is refused when it is created.
 #[tokio::test]
 async fn a_pool_larger_than_the_thread_budget_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&[]).await;
     let mut c = server.pools().await;
     let e = c
         .create_pool(pb::CreatePoolRequest {
             pool_id: "huge".into(),
-            url: format!("sqlite://{}/huge.db", dir.path().display()),
+            url: "sqlite://huge.db".into(),
             options: Some(pb::PoolOptions {
                 max_connections: dbpool_backends::sqlite::ThreadBudget::default().limit() + 1,
                 ..Default::default()

@@ -304,8 +304,8 @@ async fn a_script_that_leaves_a_transaction_open_is_rolled_back_on_postgres() {
 /// SQLite itself rolled back (`INSERT OR ROLLBACK`) cannot be committed.
 #[tokio::test]
 async fn sqlite_refuses_transaction_statements_and_detects_a_lost_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/tx.db", dir.path().display());
+    // Relative: a runtime SQLite pool lives in the server's data directory.
+    let url = "sqlite://tx.db".to_string();
     let server = TestServer::start(&[]).await;
     let mut c = server.pools().await;
     create(&mut c, "lite", &url).await;

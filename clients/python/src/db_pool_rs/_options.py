@@ -33,6 +33,7 @@ class PoolOptionArgs(TypedDict, total=False):
     breaker_cooldown_ms: Optional[int]
     statement_cache_size: Optional[int]
     prepared_statements: Optional[str]
+    reset_sessions: Optional[str]
 
 
 class ConnectionArgs(TypedDict, total=False):

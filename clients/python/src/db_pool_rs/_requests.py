@@ -54,8 +54,26 @@ def _prepared_statements(mode: Any) -> int:
     return _PREPARED_STATEMENTS[mode]
 
 
+#: ``reset_sessions`` names → ``dbpool.v1.ResetSessions`` values.
+_RESET_SESSIONS = {
+    "auto": pool_pb2.RESET_SESSIONS_AUTO_UNSPECIFIED,
+    "always": pool_pb2.RESET_SESSIONS_ALWAYS,
+}
+
+
+def _reset_sessions(mode: Any) -> int:
+    """``"auto"`` or ``"always"`` as the proto enum value."""
+    if not isinstance(mode, str) or mode not in _RESET_SESSIONS:
+        raise _invalid(f"reset_sessions must be 'auto' or 'always', not {mode!r}")
+    return _RESET_SESSIONS[mode]
+
+
 def _option(name: str, value: Any) -> Any:
-    return _prepared_statements(value) if name == "prepared_statements" else value
+    if name == "prepared_statements":
+        return _prepared_statements(value)
+    if name == "reset_sessions":
+        return _reset_sessions(value)
+    return value
 
 
 def create_pool_request(

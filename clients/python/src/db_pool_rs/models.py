@@ -14,6 +14,12 @@ _PREPARED_STATEMENTS = {
     pool_pb2.PREPARED_STATEMENTS_UNNAMED: "unnamed",
 }
 
+#: ``dbpool.v1.ResetSessions`` values → the names ``create_pool`` takes.
+_RESET_SESSIONS = {
+    pool_pb2.RESET_SESSIONS_AUTO_UNSPECIFIED: "auto",
+    pool_pb2.RESET_SESSIONS_ALWAYS: "always",
+}
+
 __all__ = ["Metrics", "PoolInfo", "PoolOptions", "PoolStatus", "StatementResult"]
 
 D = TypeVar("D")
@@ -43,12 +49,20 @@ class PoolOptions:
     statement_cache_size: int = 0
     #: ``"auto"``, ``"named"`` or ``"unnamed"`` (PostgreSQL).
     prepared_statements: str = "auto"
+    #: ``"auto"`` (reset a connection after SQL that changed its session) or ``"always"``.
+    reset_sessions: str = "auto"
 
     @classmethod
     def from_proto(cls, msg: pool_pb2.PoolOptions) -> PoolOptions:
         """Copies a ``dbpool.v1.PoolOptions`` message."""
         mode = msg.prepared_statements
-        return _copy(cls, msg, prepared_statements=_PREPARED_STATEMENTS.get(mode, str(mode)))
+        reset = msg.reset_sessions
+        return _copy(
+            cls,
+            msg,
+            prepared_statements=_PREPARED_STATEMENTS.get(mode, str(mode)),
+            reset_sessions=_RESET_SESSIONS.get(reset, str(reset)),
+        )
 
 
 @dataclass(frozen=True)

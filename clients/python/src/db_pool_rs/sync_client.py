@@ -102,14 +102,16 @@ class SyncDatabasePool(ClientBase):
         """Creates a pool and returns it as the daemon sees it.
 
         Give either ``url`` (``postgres://user:pass@host:5432/db``,
-        ``sqlite:///path/file.db``) or ``db_type`` with ``host``, ``port``, ``database``,
+        ``sqlite://file.db``, a path inside the daemon's data directory) or ``db_type`` with ``host``, ``port``, ``database``,
         ``username``, ``password``. Pool options: ``max_connections``,
         ``min_connections``, ``acquire_timeout_ms``, ``idle_timeout_ms``,
         ``max_lifetime_ms``, ``statement_timeout_ms``, ``batch_size``, ``max_waiters``,
         ``breaker_threshold``, ``breaker_cooldown_ms``, ``statement_cache_size`` (0 turns
         PostgreSQL's statement cache off), ``prepared_statements`` (PostgreSQL: ``"auto"``
         by default, ``"named"``, or ``"unnamed"`` behind a transaction-mode pooler such as
-        PgBouncer); ``backup_urls``: read replicas served while the
+        PgBouncer), ``reset_sessions`` (``"auto"``: a connection whose SQL changed its
+        session is reset before the next caller; ``"always"``: after every use);
+        ``backup_urls``: read replicas served while the
         primary is down (PostgreSQL); ``settings``: backend-specific settings (strings);
         ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
         PoolUnavailableError or AuthenticationError.

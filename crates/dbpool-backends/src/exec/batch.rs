@@ -1,7 +1,7 @@
 //! Batches, written once: all-or-nothing in a transaction (the first failure rolls back
 //! and is reported as `Error::BatchStatement`), or statement by statement with each
 //! outcome reported, stopping only when the connection fails.
-use super::{end, ConnPool, Driver, Session};
+use super::{end, note, ConnPool, Driver, Session};
 use dbpool_core::{BatchOutcome, Error, Result, Statement, StatementResult, TxOptions};
 
 /// The outcomes of a batch so far, and what a failure does to it.
@@ -63,6 +63,7 @@ pub async fn run<D: Driver>(
         s.opened(D::abandon);
     }
     for (index, st) in statements.into_iter().enumerate() {
+        note::<D>(&mut s, &st.sql);
         let outcome = d.execute(&mut s, &st.sql, st.params).await;
         if let Err(e) = out.record(index, outcome) {
             if transaction {

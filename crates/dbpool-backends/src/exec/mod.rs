@@ -22,10 +22,11 @@ pub use run::{Exec, SessionSource};
 pub use session::{spawn_cleanup, Guard, Pinned, Session};
 pub use tx::PinnedTx;
 
-use crate::pool::{Conn, PoolHandle};
+use crate::pool::{Conn, Dirty, PoolHandle};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_core::sql_lex::{changes_session, Dialect};
 use dbpool_core::{
     BatchOutcome, BulkInsert, Error, HistogramSnapshot, Param, PoolState, QueryStream, Result,
     Statement, TableRef, TxOptions,
@@ -40,7 +41,7 @@ use std::future::Future;
 /// transaction's must still have its own.
 pub trait Driver: Send + Sync + Sized + 'static {
     /// A connection checked out of the pool.
-    type Conn: Send + 'static;
+    type Conn: Send + Dirty + 'static;
 
     /// The pool the connections come from.
     type Pool: ConnPool<Conn = Self::Conn>;
@@ -129,6 +130,16 @@ pub trait Driver: Send + Sync + Sized + 'static {
         drop(conn);
     }
 
+    /// Whether `sql` may change the state of the session it runs on (a setting, a
+    /// temporary object, a lock, a subscription, …), which the connection must not keep
+    /// for the next caller: the session is marked dirty and the pool resets it before it
+    /// is reused (`PoolHandle::with_reset`, or closes it). A conservative lexical check
+    /// per SQL dialect (dbpool-core `sql_lex::changes_session`); a false positive costs
+    /// one reset.
+    fn changes_session(sql: &str) -> bool {
+        Dialect::of(Self::KIND).is_some_and(|d| changes_session(sql, d))
+    }
+
     /// Opens (or borrows) a connection and runs a trivial statement.
     fn health_check(&self) -> impl Future<Output = Result<()>> + Send;
 
@@ -141,7 +152,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
 /// A pool of connections, as the generic layer uses it.
 pub trait ConnPool: Send + Sync + 'static {
     /// A connection checked out of it.
-    type Conn: Send + 'static;
+    type Conn: Send + Dirty + 'static;
 
     /// Checks a connection out.
     fn acquire(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
@@ -196,6 +207,13 @@ async fn end<D: Driver>(d: &D, s: &mut Session<D::Conn>, commit: bool) -> Result
     let r = d.end(s, commit).await;
     s.closed();
     r
+}
+
+/// Marks `s` dirty when `sql` may change its session (`Driver::changes_session`).
+pub(crate) fn note<D: Driver>(s: &mut Session<D::Conn>, sql: &str) {
+    if D::changes_session(sql) {
+        s.mark_dirty();
+    }
 }
 
 /// What a database without transactions answers where one is asked for.

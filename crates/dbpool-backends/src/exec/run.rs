@@ -1,7 +1,7 @@
 //! The statement verbs (`dbpool_core::Executor`) written once for a pool and for a
 //! transaction: `Exec` gets a `Session` from its source (a connection checked out of the
 //! pool, or the transaction's pinned connection locked) and runs the driver's verb on it.
-use super::{Driver, Session};
+use super::{note, Driver, Session};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use dbpool_core::{BulkInsert, Executor, Param, QueryStream, Result};
@@ -23,7 +23,8 @@ pub trait SessionSource<D: Driver>: Send + Sync + 'static {
 #[async_trait]
 impl<D: Driver, S: SessionSource<D>> Executor for Exec<D, S> {
     async fn query(&self, sql: &str, params: Vec<Param>, batch_size: usize) -> Result<QueryStream> {
-        let s = self.source.session(&self.driver).await?;
+        let mut s = self.source.session(&self.driver).await?;
+        note::<D>(&mut s, sql);
         self.driver.query(s, sql, params, batch_size).await
     }
 
@@ -34,6 +35,7 @@ impl<D: Driver, S: SessionSource<D>> Executor for Exec<D, S> {
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64> {
         let mut s = self.source.session(&self.driver).await?;
+        note::<D>(&mut s, sql);
         self.driver.execute(&mut s, sql, params).await
     }
 

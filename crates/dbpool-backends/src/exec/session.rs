@@ -1,6 +1,7 @@
 //! The connection a call runs on: checked out of the pool for the call, or pinned to an
 //! interactive transaction (`Pinned`, shared by the transaction's calls one at a time,
 //! rolled back if it is dropped before commit or rollback).
+use crate::pool::Dirty;
 use dbpool_core::{Error, Result};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -67,6 +68,17 @@ impl<C: Send + 'static> Session<C> {
     /// Whether a transaction is open on the connection (a batch's or an interactive one).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.tx, Tx::None)
+    }
+
+    /// The SQL about to run may change the session: the connection is reset (or
+    /// closed) before it is reused — a transaction's when the transaction ends.
+    pub fn mark_dirty(&mut self)
+    where
+        C: Dirty,
+    {
+        if self.lease.is_some() {
+            C::mark_dirty(self);
+        }
     }
 
     /// Refuses `what` (a call that runs in a transaction of its own) on `database`

@@ -13,6 +13,13 @@ struct FakePool(Log);
 
 struct FakeConn(Log);
 
+/// A session marked dirty shows in the log, where the reset would come.
+impl crate::pool::Dirty for FakeConn {
+    fn mark_dirty(&mut self) {
+        self.0.lock().push("dirty".into());
+    }
+}
+
 impl ConnPool for FakePool {
     type Conn = FakeConn;
 
@@ -187,5 +194,32 @@ async fn a_transaction_runs_on_its_pinned_connection_and_rolls_back_if_dropped()
     assert_eq!(
         seen(&log),
         ["BEGIN", "ok (tx)", "COMMIT (tx)", "BEGIN", "abandoned"]
+    );
+}
+
+/// SQL that may change the session marks it dirty before it runs, on every path (the
+/// fake is SQLite: a PRAGMA counts); ordinary SQL does not.
+#[tokio::test]
+async fn session_changes_mark_the_session_dirty() {
+    use dbpool_core::Executor;
+    let (fake, log) = Fake::new();
+    let b = PoolBackend::from_driver(fake);
+    b.execute("ok", vec![]).await.unwrap();
+    b.execute("PRAGMA foreign_keys = OFF", vec![])
+        .await
+        .unwrap();
+    b.execute_batch(batch(&["ok", "CREATE TEMP TABLE t (a)"]), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(&log),
+        [
+            "ok",
+            "dirty",
+            "PRAGMA foreign_keys = OFF",
+            "ok",
+            "dirty",
+            "CREATE TEMP TABLE t (a)"
+        ]
     );
 }

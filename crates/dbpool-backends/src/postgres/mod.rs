@@ -8,6 +8,7 @@ mod error;
 mod meta;
 mod params;
 mod query;
+mod reset;
 mod script;
 mod session;
 mod tx;
@@ -161,7 +162,7 @@ impl Driver for PgDriver {
             .map_err(|_| Error::invalid("options.statement_cache_size", "too large"))?;
         let manager = PgManager::new(pg, cache_size, mode.clone());
         Ok(PgDriver {
-            pool: PoolHandle::new(manager, &cfg.options, error::classify),
+            pool: PoolHandle::new(manager, &cfg.options, error::classify).with_reset(reset::reset),
             mode,
         })
     }

@@ -156,8 +156,14 @@ impl Driver for RedisDriver {
     fn open(_pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
         let settings = Settings::parse(&cfg.settings, &cfg.options)?;
         let manager = RedisManager::new(cfg.url.expose(), &settings)?;
+        // Commands that change a connection's state are refused (settings.rs): there is
+        // nothing to reset, and `always` would only reconnect after every call.
+        let options = dbpool_config::PoolOptions {
+            reset_sessions: dbpool_config::ResetSessions::Auto,
+            ..cfg.options.clone()
+        };
         Ok(RedisDriver {
-            pool: PoolHandle::new(manager, &cfg.options, error::classify),
+            pool: PoolHandle::new(manager, &options, error::classify),
             settings,
             readonly: Mutex::new(HashMap::new()),
         })

@@ -15,7 +15,12 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Error {
                     Error::unavailable(UnavailableCause::Connect, message)
                 }
                 SystemIoFailure => Error::unavailable(UnavailableCause::Closed, message),
-                PermissionDenied | ReadOnly | AuthorizationForStatementDenied => Error::Database {
+                // Only the authorizer of a confined pool (confine.rs) denies statements.
+                AuthorizationForStatementDenied => Error::PermissionDenied(format!(
+                    "{message}: on a pool created at run time, ATTACH (and VACUUM INTO) of \
+                     a file outside the data directory and load_extension() are refused"
+                )),
+                PermissionDenied | ReadOnly => Error::Database {
                     message,
                     code: Some(f.extended_code.to_string()),
                 },

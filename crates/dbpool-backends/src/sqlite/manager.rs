@@ -11,6 +11,9 @@ pub struct SqliteManager {
     pub path: PathBuf,
     /// How long a writer waits for the file lock before SQLITE_BUSY.
     pub busy_timeout: Duration,
+    /// The directory a pool created at run time is confined to (confine.rs): ATTACH
+    /// outside it and extension loading are refused on every connection.
+    pub confine_to: Option<PathBuf>,
 }
 
 /// Puts the file in WAL mode. Switching a new file needs an exclusive lock for which
@@ -47,6 +50,9 @@ impl bb8::ManageConnection for SqliteManager {
             // WAL lets readers run beside the one writer.
             wal(&conn, this.busy_timeout)?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            if let Some(dir) = this.confine_to {
+                super::confine::install(&conn, dir)?;
+            }
             Ok(conn)
         })
         .await
@@ -77,6 +83,7 @@ mod tests {
             let manager = SqliteManager {
                 path: dir.path().join(format!("fresh-{round}.db")),
                 busy_timeout: Duration::from_secs(5),
+                confine_to: None,
             };
             let opens: Vec<_> = (0..8)
                 .map(|_| {

@@ -1,5 +1,6 @@
 //! SQLite through rusqlite on the blocking pool, behind bb8 with our own manager.
 mod bulk;
+pub mod confine;
 mod convert;
 mod error;
 mod manager;
@@ -77,7 +78,14 @@ impl SqliteDriver {
     /// directory now. Its `max_connections` threads are reserved of `budget`, which the
     /// factory shares between a server's SQLite pools.
     pub fn with_budget(cfg: &ResolvedPool, budget: &Arc<ThreadBudget>) -> Result<Self> {
-        let path = path_of(cfg.url.expose())?;
+        let mut path = path_of(cfg.url.expose())?;
+        let confine_to = cfg
+            .settings
+            .get(confine::CONFINE_SETTING)
+            .map(PathBuf::from);
+        if let Some(dir) = &confine_to {
+            path = confine::confined_path(&path, dir).map_err(|why| Error::invalid("url", why))?;
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 Error::invalid(
@@ -90,6 +98,7 @@ impl SqliteDriver {
         let manager = SqliteManager {
             path,
             busy_timeout: cfg.options.acquire_timeout(),
+            confine_to,
         };
         Ok(SqliteDriver {
             pool: PoolHandle::new(manager, &cfg.options, classify),
@@ -161,6 +170,9 @@ impl Driver for SqliteDriver {
     /// lock is taken before the first statement, so none of them waits for it midway.
     async fn batch(&self, statements: Vec<Statement>, transaction: bool) -> Result<BatchOutcome> {
         let mut s = Session::pooled(self.pool.acquire().await?);
+        if statements.iter().any(|st| Self::changes_session(&st.sql)) {
+            s.mark_dirty();
+        }
         blocking(&mut s, move |c| {
             let mut out = Outcomes::new(statements.len(), transaction);
             let r = if transaction {

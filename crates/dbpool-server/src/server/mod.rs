@@ -101,7 +101,11 @@ impl Server {
         let probe_health = health_service.clone();
         let prepared = flight.clone();
         let flight = FlightImpl::new(calls.clone(), &config.server.limits, flight);
-        let pool_service = PoolServiceImpl::new(calls.clone(), health.clone());
+        let pool_service = PoolServiceImpl::new(
+            calls.clone(),
+            health.clone(),
+            config.server.data_dir.clone(),
+        );
         let router = serve::router(&config, pool_service, flight, health_service, call_spans)?;
 
         let mut tasks = Tasks::new();

@@ -11,6 +11,11 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ResetSessions(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESET_SESSIONS_AUTO_UNSPECIFIED: _ClassVar[ResetSessions]
+    RESET_SESSIONS_ALWAYS: _ClassVar[ResetSessions]
+
 class PreparedStatements(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PREPARED_STATEMENTS_AUTO_UNSPECIFIED: _ClassVar[PreparedStatements]
@@ -29,6 +34,8 @@ class IsolationLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ISOLATION_LEVEL_READ_COMMITTED: _ClassVar[IsolationLevel]
     ISOLATION_LEVEL_REPEATABLE_READ: _ClassVar[IsolationLevel]
     ISOLATION_LEVEL_SERIALIZABLE: _ClassVar[IsolationLevel]
+RESET_SESSIONS_AUTO_UNSPECIFIED: ResetSessions
+RESET_SESSIONS_ALWAYS: ResetSessions
 PREPARED_STATEMENTS_AUTO_UNSPECIFIED: PreparedStatements
 PREPARED_STATEMENTS_NAMED: PreparedStatements
 PREPARED_STATEMENTS_UNNAMED: PreparedStatements
@@ -61,7 +68,7 @@ class Param(_message.Message):
     def __init__(self, null: bool = ..., bool: bool = ..., int64: _Optional[int] = ..., double: _Optional[float] = ..., string: _Optional[str] = ..., bytes: _Optional[bytes] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decimal: _Optional[str] = ...) -> None: ...
 
 class PoolOptions(_message.Message):
-    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms", "statement_cache_size", "prepared_statements")
+    __slots__ = ("max_connections", "min_connections", "acquire_timeout_ms", "idle_timeout_ms", "max_lifetime_ms", "statement_timeout_ms", "batch_size", "max_waiters", "breaker_threshold", "breaker_cooldown_ms", "statement_cache_size", "prepared_statements", "reset_sessions")
     MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +81,7 @@ class PoolOptions(_message.Message):
     BREAKER_COOLDOWN_MS_FIELD_NUMBER: _ClassVar[int]
     STATEMENT_CACHE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PREPARED_STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    RESET_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     max_connections: int
     min_connections: int
     acquire_timeout_ms: int
@@ -86,7 +94,8 @@ class PoolOptions(_message.Message):
     breaker_cooldown_ms: int
     statement_cache_size: int
     prepared_statements: PreparedStatements
-    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ..., statement_cache_size: _Optional[int] = ..., prepared_statements: _Optional[_Union[PreparedStatements, str]] = ...) -> None: ...
+    reset_sessions: ResetSessions
+    def __init__(self, max_connections: _Optional[int] = ..., min_connections: _Optional[int] = ..., acquire_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_lifetime_ms: _Optional[int] = ..., statement_timeout_ms: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_waiters: _Optional[int] = ..., breaker_threshold: _Optional[int] = ..., breaker_cooldown_ms: _Optional[int] = ..., statement_cache_size: _Optional[int] = ..., prepared_statements: _Optional[_Union[PreparedStatements, str]] = ..., reset_sessions: _Optional[_Union[ResetSessions, str]] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool_id", "url", "db_type", "host", "port", "database", "username", "password", "options", "lazy", "settings", "backup_urls")
