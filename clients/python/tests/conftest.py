@@ -117,12 +117,30 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_ready(proc, endpoint, log)
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminates a daemon, killing it if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def adbc_select(uri: str, sql: str, **db_kwargs: str) -> list:
+    """Column ``v`` of ``sql`` run through the ADBC Flight SQL driver at ``uri``."""
+    from adbc_driver_flightsql import dbapi as flight_sql
+
+    conn = flight_sql.connect(uri, db_kwargs=db_kwargs or None)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_arrow_table().column("v").to_pylist()
+    finally:
+        conn.close()
 
 
 def dbpool_binary() -> Path:
@@ -153,12 +171,7 @@ def own_daemon(
         _wait_ready(proc, endpoint, log, **client)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 @pytest.fixture(scope="session")

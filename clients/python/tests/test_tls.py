@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import adbc_driver_flightsql
-import adbc_driver_flightsql.dbapi as flight_sql
 import pytest
-from conftest import own_daemon, wait_until
+from conftest import adbc_select, own_daemon, wait_until
 from pki import Pair, Pki, install
 
 from db_pool_rs import DatabasePool, DbPoolError, SyncDatabasePool
@@ -108,15 +107,8 @@ def test_server_tls_grpcurl_and_adbc(tls_daemon: TlsDaemon) -> None:
     out = _grpcurl("-cacert", str(ca), f"127.0.0.1:{tls_daemon.port}", "dbpool.v1.PoolService/ListPools")
     assert out.returncode == 0, out.stderr
     assert [p["poolId"] for p in json.loads(out.stdout)["pools"]] == ["default"]
-    conn = flight_sql.connect(
-        f"grpc+tls://127.0.0.1:{tls_daemon.port}", db_kwargs={OPT.TLS_ROOT_CERTS.value: ca.read_text()}
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 40 + 2 AS v")
-            assert cur.fetch_arrow_table().column("v").to_pylist() == [42]
-    finally:
-        conn.close()
+    uri = f"grpc+tls://127.0.0.1:{tls_daemon.port}"
+    assert adbc_select(uri, "SELECT 40 + 2 AS v", **{OPT.TLS_ROOT_CERTS.value: ca.read_text()}) == [42]
 
 
 def test_plaintext_to_the_tls_port_fails_clearly(tls_daemon: TlsDaemon) -> None:
@@ -148,20 +140,12 @@ def test_mutual_tls(mtls_daemon: TlsDaemon) -> None:
     assert out.returncode != 0, out.stdout
     out = _grpcurl("-cacert", str(ca), "-cert", str(client.cert), "-key", str(client.key), target, "list")
     assert out.returncode == 0 and "dbpool.v1.PoolService" in out.stdout, out.stderr
-    conn = flight_sql.connect(
-        f"grpc+tls://{target}",
-        db_kwargs={
-            OPT.TLS_ROOT_CERTS.value: ca.read_text(),
-            OPT.MTLS_CERT_CHAIN.value: client.cert.read_text(),
-            OPT.MTLS_PRIVATE_KEY.value: client.key.read_text(),
-        },
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 2 AS v")
-            assert cur.fetch_arrow_table().column("v").to_pylist() == [2]
-    finally:
-        conn.close()
+    mtls = {
+        OPT.TLS_ROOT_CERTS.value: ca.read_text(),
+        OPT.MTLS_CERT_CHAIN.value: client.cert.read_text(),
+        OPT.MTLS_PRIVATE_KEY.value: client.key.read_text(),
+    }
+    assert adbc_select(f"grpc+tls://{target}", "SELECT 2 AS v", **mtls) == [2]
 
 
 def test_a_rotated_certificate_is_served_without_a_restart(tls_daemon: TlsDaemon) -> None:

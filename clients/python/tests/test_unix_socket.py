@@ -15,9 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import adbc_driver_flightsql.dbapi as flight_sql
 import pytest
-from conftest import dbpool_binary, own_daemon, wait_until
+from conftest import adbc_select, dbpool_binary, own_daemon, wait_until
 
 from db_pool_rs import DatabasePool, SyncDatabasePool
 
@@ -75,13 +74,7 @@ def test_grpcurl_over_the_socket(unix_daemon: Path) -> None:
 
 
 def test_adbc_flight_sql_over_the_socket(unix_daemon: Path) -> None:
-    conn = flight_sql.connect(f"grpc+unix://{unix_daemon}")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 40 + 2 AS v")
-            assert cur.fetch_arrow_table().column("v").to_pylist() == [42]
-    finally:
-        conn.close()
+    assert adbc_select(f"grpc+unix://{unix_daemon}", "SELECT 40 + 2 AS v") == [42]
 
 
 def test_stale_socket_replaced_live_one_refused_file_removed(sockdir: Path) -> None:

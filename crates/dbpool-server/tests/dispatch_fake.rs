@@ -8,7 +8,7 @@ mod fake_server;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use arrow_flight::Ticket;
-use common::{query_ipc, wait_until_sync, WAIT};
+use common::{begin, end, query_ipc, wait_until_sync, WAIT};
 use dbpool_core::{Error, UnavailableCause};
 use dbpool_proto::v1 as pb;
 use dbpool_proto::v1::pool_service_client::PoolServiceClient;
@@ -25,23 +25,6 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 type Client = PoolServiceClient<Channel>;
-
-async fn begin(c: &mut Client, pool: &str) -> String {
-    c.begin_transaction(pb::BeginTransactionRequest {
-        pool_id: pool.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .transaction_id
-}
-
-fn end(tx: &str) -> pb::EndTransactionRequest {
-    pb::EndTransactionRequest {
-        transaction_id: tx.into(),
-    }
-}
 
 /// The values of column `n` of every batch, in order.
 fn values(batches: &[arrow::record_batch::RecordBatch]) -> Vec<i64> {

@@ -36,20 +36,6 @@ async fn create(
     .unwrap();
 }
 
-async fn exec(
-    c: &mut pb::pool_service_client::PoolServiceClient<tonic::transport::Channel>,
-    pool: &str,
-    sql: &str,
-) -> Result<u64, tonic::Status> {
-    c.execute(pb::ExecuteRequest {
-        pool_id: pool.into(),
-        sql: sql.into(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner().rows_affected)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restart_under_load() {
     let pg = Arc::new(
@@ -239,7 +225,7 @@ async fn deadline_cancels_the_statement_on_the_server() {
     )
     .await;
     // The pool is usable right away.
-    assert_eq!(exec(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
+    assert_eq!(execute(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -255,14 +241,14 @@ async fn overload_beyond_the_queue_is_refused_at_once() {
     });
     create(&mut c, "one", &db.url, o).await;
     // Open the one connection first, so the holder below never counts as a waiter.
-    exec(&mut c, "one", "SELECT 1").await.unwrap();
+    execute(&mut c, "one", "SELECT 1").await.unwrap();
     // One call holds the connection (pg_sleep: a statement that runs long, not a wait),
     // two wait for it: the queue is full.
     let mut held = Vec::new();
     for i in 0..3 {
         let mut caller = c.clone();
         held.push(tokio::spawn(async move {
-            exec(&mut caller, "one", "SELECT pg_sleep(1.5)").await
+            execute(&mut caller, "one", "SELECT pg_sleep(1.5)").await
         }));
         if i == 0 {
             wait_running(&db, "SELECT pg_sleep(1.5)").await;
@@ -271,7 +257,7 @@ async fn overload_beyond_the_queue_is_refused_at_once() {
         }
     }
     let t = Instant::now();
-    let e = exec(&mut c, "one", "SELECT 1").await.unwrap_err();
+    let e = execute(&mut c, "one", "SELECT 1").await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("max_waiters"));
     assert!(
@@ -298,7 +284,7 @@ async fn circuit_breaker_opens_and_closes() {
         ..Default::default()
     });
     create(&mut c, "b", &pg.url(), o).await;
-    assert!(exec(&mut c, "b", "SELECT 1").await.is_ok());
+    assert!(execute(&mut c, "b", "SELECT 1").await.is_ok());
     let pg = tokio::task::spawn_blocking(move || {
         pg.stop();
         pg
@@ -308,7 +294,7 @@ async fn circuit_breaker_opens_and_closes() {
     // The pooled connection is dead; then connects are refused three times.
     let mut messages = Vec::new();
     for _ in 0..6 {
-        let e = exec(&mut c, "b", "SELECT 1").await.unwrap_err();
+        let e = execute(&mut c, "b", "SELECT 1").await.unwrap_err();
         assert_eq!(e.code(), Code::Unavailable);
         messages.push(e.message().to_string());
     }
@@ -327,7 +313,7 @@ async fn circuit_breaker_opens_and_closes() {
     assert_eq!(status(s), "open");
     // Fail fast while open.
     let t = Instant::now();
-    assert!(exec(&mut c, "b", "SELECT 1")
+    assert!(execute(&mut c, "b", "SELECT 1")
         .await
         .unwrap_err()
         .message()
@@ -342,7 +328,7 @@ async fn circuit_breaker_opens_and_closes() {
     // After the cool-down (the status turns half-open) a probe goes through and closes
     // the circuit.
     wait_status(&c, "b", "the cool-down to end", |s| s.circuit != "open").await;
-    assert!(exec(&mut c, "b", "SELECT 1").await.is_ok());
+    assert!(execute(&mut c, "b", "SELECT 1").await.is_ok());
     let s = c
         .get_pool_status(pb::GetPoolStatusRequest {
             pool_id: "b".into(),
@@ -400,5 +386,5 @@ async fn killed_connection_inside_a_transaction_is_reported() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0, "the killed transaction's row must not survive");
-    assert_eq!(exec(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
+    assert_eq!(execute(&mut c, "pg", "SELECT 1").await.unwrap(), 1);
 }

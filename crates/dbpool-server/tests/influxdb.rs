@@ -109,16 +109,6 @@ fn frame() -> RecordBatch {
     .unwrap()
 }
 
-async fn execute(c: &mut PoolClient, pool: &str, sql: &str) -> Result<u64, tonic::Status> {
-    c.execute(pb::ExecuteRequest {
-        pool_id: pool.into(),
-        sql: sql.into(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner().rows_affected)
-}
-
 type PoolClient = pb::pool_service_client::PoolServiceClient<tonic::transport::Channel>;
 
 #[tokio::test]

@@ -32,16 +32,6 @@ fn create(id: &str, url: &str, settings: &[(&str, &str)]) -> pb::CreatePoolReque
     }
 }
 
-async fn execute(c: &mut PoolClient, pool: &str, sql: &str) -> Result<u64, tonic::Status> {
-    c.execute(pb::ExecuteRequest {
-        pool_id: pool.into(),
-        sql: sql.into(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner().rows_affected)
-}
-
 /// The status of a refused operator-only setting: INVALID_ARGUMENT naming the field.
 fn assert_operator_only(e: &tonic::Status, field: &str) {
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");

@@ -63,23 +63,6 @@ async fn text(c: &mut Client, sql: &str, params: Vec<pb::Param>) -> String {
     }
 }
 
-async fn begin(c: &mut Client) -> String {
-    c.begin_transaction(pb::BeginTransactionRequest {
-        pool_id: "pg".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .transaction_id
-}
-
-fn end(tx: &str) -> pb::EndTransactionRequest {
-    pb::EndTransactionRequest {
-        transaction_id: tx.into(),
-    }
-}
-
 /// Caller A runs `change`; caller B's `check` answers `want`, as on a fresh connection
 /// (and as B saw before A's change).
 async fn a_then_b(c: &mut Client, change: &str, check: &str, want: &str) {
@@ -139,23 +122,7 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
-        let sql = format!("DROP ROLE IF EXISTS {}", self.0);
-        // Drop runs inside the test's runtime: a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let url = dbpool_testkit::pg_base_url();
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .ok()?;
-                tokio::spawn(conn);
-                client.batch_execute(&sql).await.ok()
-            })
-        })
-        .join();
+        dbpool_testkit::admin_exec_blocking(format!("DROP ROLE IF EXISTS {}", self.0));
     }
 }
 
@@ -258,13 +225,13 @@ async fn advisory_locks_are_released_before_the_next_caller() {
 async fn an_interactive_transaction_is_reset_when_it_ends() {
     let (db, _server, mut c) = setup(pb::ResetSessions::AutoUnspecified).await;
     // Committed: a session-level SET made inside it outlives the commit in PostgreSQL.
-    let tx = begin(&mut c).await;
+    let tx = begin(&mut c, "pg").await;
     exec(&mut c, &tx, "SET application_name = 'set_in_tx'").await;
     c.commit(end(&tx)).await.unwrap();
     assert_eq!(text(&mut c, APP_NAME, vec![]).await, "dbpool:pg");
     // Rolled back: a session-level advisory lock survives a rollback.
     let key = lock_key();
-    let tx = begin(&mut c).await;
+    let tx = begin(&mut c, "pg").await;
     exec(&mut c, &tx, &format!("SELECT pg_advisory_lock({key})")).await;
     c.rollback(end(&tx)).await.unwrap();
     assert_eq!(text(&mut c, "SELECT 'b'", vec![]).await, "b");
@@ -281,7 +248,7 @@ async fn an_abandoned_transaction_is_reset_too() {
     {
         // Caller A on a client connection of its own, gone without Commit or Rollback.
         let mut a = server.pools().await;
-        let tx = begin(&mut a).await;
+        let tx = begin(&mut a, "pg").await;
         exec(&mut a, &tx, &format!("SELECT pg_advisory_lock({key})")).await;
         exec(&mut a, &tx, "SET application_name = 'abandoned'").await;
     }

@@ -26,17 +26,7 @@ async fn server_in(data: &Path) -> (TestServer, Client) {
 }
 
 async fn create(c: &mut Client, id: &str, url: &str) -> Result<pb::PoolInfo, tonic::Status> {
-    c.create_pool(pb::CreatePoolRequest {
-        pool_id: id.into(),
-        url: url.into(),
-        options: Some(pb::PoolOptions {
-            max_connections: 1,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner().pool.unwrap())
+    create_pool_of_one(c, id, url).await
 }
 
 fn assert_invalid_field(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str, want: &str) {
@@ -95,19 +85,9 @@ async fn a_relative_path_lands_inside_the_data_directory() {
     create(&mut c, "rel", "sqlite://nested/app.db")
         .await
         .unwrap();
-    exec(&mut c, "rel", "CREATE TABLE t (a)").await.unwrap();
+    execute(&mut c, "rel", "CREATE TABLE t (a)").await.unwrap();
     let file: PathBuf = data.path().canonicalize().unwrap().join("nested/app.db");
     assert!(file.exists(), "{} was not created", file.display());
-}
-
-async fn exec(c: &mut Client, pool: &str, sql: &str) -> Result<u64, tonic::Status> {
-    c.execute(pb::ExecuteRequest {
-        pool_id: pool.into(),
-        sql: sql.into(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner().rows_affected)
 }
 
 async fn int(c: &mut Client, pool: &str, sql: &str) -> i64 {
@@ -123,20 +103,20 @@ async fn attach_and_vacuum_into_outside_the_data_directory_are_refused() {
     let outside = tempfile::tempdir().unwrap();
     let (_server, mut c) = server_in(data.path()).await;
     create(&mut c, "lite", "sqlite://app.db").await.unwrap();
-    exec(&mut c, "lite", "CREATE TABLE t (a)").await.unwrap();
+    execute(&mut c, "lite", "CREATE TABLE t (a)").await.unwrap();
     let out = outside.path().join("stolen.db");
     for sql in [
         format!("ATTACH DATABASE '{}' AS o", out.display()),
         "ATTACH DATABASE 'relative.db' AS o".to_string(),
         format!("VACUUM INTO '{}'", out.display()),
     ] {
-        let e = exec(&mut c, "lite", &sql).await.expect_err(&sql);
+        let e = execute(&mut c, "lite", &sql).await.expect_err(&sql);
         assert_eq!(e.code(), Code::PermissionDenied, "{sql}: {e:?}");
         assert!(e.message().contains("outside the data directory"), "{e:?}");
     }
     // Refused when the statement is prepared, with SQLite's own message.
     let sql = "SELECT load_extension('libm')";
-    let e = exec(&mut c, "lite", sql).await.expect_err(sql);
+    let e = execute(&mut c, "lite", sql).await.expect_err(sql);
     assert!(
         e.message()
             .contains("not authorized to use function: load_extension"),
@@ -145,7 +125,7 @@ async fn attach_and_vacuum_into_outside_the_data_directory_are_refused() {
     assert_eq!(entries(outside.path()), 0, "something was created outside");
     // Inside the directory ATTACH works.
     let inside = data.path().canonicalize().unwrap().join("other.db");
-    exec(
+    execute(
         &mut c,
         "lite",
         &format!("ATTACH DATABASE '{}' AS i", inside.display()),
@@ -161,17 +141,17 @@ async fn pragmas_temp_tables_and_attachments_do_not_reach_the_next_caller() {
     create(&mut c, "lite", "sqlite://clean.db").await.unwrap();
     let fk = "SELECT foreign_keys AS v FROM pragma_foreign_keys";
     assert_eq!(int(&mut c, "lite", fk).await, 1);
-    exec(&mut c, "lite", "PRAGMA foreign_keys = OFF")
+    execute(&mut c, "lite", "PRAGMA foreign_keys = OFF")
         .await
         .unwrap();
     assert_eq!(int(&mut c, "lite", fk).await, 1, "the PRAGMA leaked");
-    exec(&mut c, "lite", "CREATE TEMP TABLE leaked (a)")
+    execute(&mut c, "lite", "CREATE TEMP TABLE leaked (a)")
         .await
         .unwrap();
     let temp = "SELECT count(*) AS n FROM temp.sqlite_master WHERE name = 'leaked'";
     assert_eq!(int(&mut c, "lite", temp).await, 0, "the temp table leaked");
     let other = data.path().canonicalize().unwrap().join("other.db");
-    exec(
+    execute(
         &mut c,
         "lite",
         &format!("ATTACH DATABASE '{}' AS a", other.display()),
@@ -194,6 +174,6 @@ async fn a_config_file_pool_may_name_any_path() {
     let url = format!("sqlite://{}", file.display());
     let server = TestServer::start(&[("op", &url)]).await;
     let mut c = server.pools().await;
-    exec(&mut c, "op", "CREATE TABLE t (a)").await.unwrap();
+    execute(&mut c, "op", "CREATE TABLE t (a)").await.unwrap();
     assert!(file.exists());
 }

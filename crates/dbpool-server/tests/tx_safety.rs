@@ -18,17 +18,7 @@ type Client = PoolServiceClient<Channel>;
 
 /// Creates `id` with one connection, so every call shares it.
 async fn create(c: &mut Client, id: &str, url: &str) {
-    c.create_pool(pb::CreatePoolRequest {
-        pool_id: id.into(),
-        url: url.into(),
-        options: Some(pb::PoolOptions {
-            max_connections: 1,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_pool_of_one(c, id, url).await.unwrap();
 }
 
 async fn remove(c: &mut Client, id: &str) {
@@ -46,17 +36,6 @@ async fn exec(c: &mut Client, pool: &str, tx: &str, sql: &str) -> Result<u64, to
     })
     .await
     .map(|r| r.into_inner().rows_affected)
-}
-
-async fn begin(c: &mut Client, pool: &str) -> String {
-    c.begin_transaction(pb::BeginTransactionRequest {
-        pool_id: pool.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .transaction_id
 }
 
 /// Runs `sql` inside transaction `tx`; it must succeed.
@@ -93,12 +72,6 @@ async fn write_survives_recreate(c: &mut Client, pool: &str, url: &str) {
 async fn commit_keeps(c: &mut Client, tx: &str, pool: &str, want: &[i64]) {
     c.commit(end(tx)).await.unwrap();
     assert_eq!(ids(c, pool).await, want);
-}
-
-fn end(tx: &str) -> pb::EndTransactionRequest {
-    pb::EndTransactionRequest {
-        transaction_id: tx.into(),
-    }
 }
 
 /// The ids in `t`, in order.

@@ -79,22 +79,28 @@ impl PgDb {
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                    admin().await.batch_execute(&sql).await
-                })
-                .await;
-            });
-            Some(())
-        })
-        .join();
+        admin_exec_blocking(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
+}
+
+/// Runs `sql` as the admin user, best effort and within 10 s, on a thread with a runtime
+/// of its own: for the `Drop` of a fixture, which may run inside a runtime.
+pub fn admin_exec_blocking(sql: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                admin().await.batch_execute(&sql).await
+            })
+            .await;
+        });
+        Some(())
+    })
+    .join();
 }

@@ -221,3 +221,56 @@ pub async fn query_ipc(
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
     Ok(reader.map(|b| b.unwrap()).collect())
 }
+
+/// Begins a transaction with the default options on `pool`; its id.
+pub async fn begin(c: &mut PoolServiceClient<Channel>, pool: &str) -> String {
+    c.begin_transaction(pb::BeginTransactionRequest {
+        pool_id: pool.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .transaction_id
+}
+
+/// The request that commits or rolls back transaction `tx`.
+pub fn end(tx: &str) -> pb::EndTransactionRequest {
+    pb::EndTransactionRequest {
+        transaction_id: tx.into(),
+    }
+}
+
+/// Creates pool `id` at `url` with one connection, so every call shares it.
+pub async fn create_pool_of_one(
+    c: &mut PoolServiceClient<Channel>,
+    id: &str,
+    url: &str,
+) -> Result<pb::PoolInfo, tonic::Status> {
+    c.create_pool(pb::CreatePoolRequest {
+        pool_id: id.into(),
+        url: url.into(),
+        options: Some(pb::PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().pool.unwrap_or_default())
+}
+
+/// Runs one statement on `pool`; the rows it affected.
+pub async fn execute(
+    c: &mut PoolServiceClient<Channel>,
+    pool: &str,
+    sql: &str,
+) -> Result<u64, tonic::Status> {
+    c.execute(pb::ExecuteRequest {
+        pool_id: pool.into(),
+        sql: sql.into(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().rows_affected)
+}
