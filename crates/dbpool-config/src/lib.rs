@@ -3,6 +3,7 @@ mod error;
 mod file;
 mod limits;
 mod options;
+mod pg_tls;
 mod pool;
 mod redact;
 mod statements;
@@ -10,6 +11,10 @@ mod statements;
 pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use limits::Limits;
+pub use pg_tls::{
+    parse_sslmode, pg_tls_file_keys, PgTls, PgTlsError, RootCert, SslMode, PG_TLS_FILE_KEYS,
+    PG_TLS_KEYS,
+};
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
 pub use statements::PreparedStatements;

@@ -68,6 +68,16 @@ pub struct PoolConfig {
     /// are refused. PostgreSQL only.
     #[serde(default)]
     pub backup_urls: Vec<Secret>,
+    /// TLS to PostgreSQL, as libpq: `disable`, `prefer` (the default), `require`,
+    /// `verify-ca` or `verify-full`. Applies to the URL and the backups unless their own
+    /// query sets it.
+    pub sslmode: Option<String>,
+    /// PEM file of the CA certificates that check the server, or `system` (PostgreSQL).
+    pub sslrootcert: Option<String>,
+    /// PEM file of the client certificate (PostgreSQL; needs `sslkey`).
+    pub sslcert: Option<String>,
+    /// PEM file of the client certificate's private key (PostgreSQL; needs `sslcert`).
+    pub sslkey: Option<String>,
     /// Pool sizing and timing.
     #[serde(flatten)]
     pub options: PoolOptions,
@@ -88,6 +98,10 @@ impl fmt::Debug for PoolConfig {
             .field("password", &self.password)
             .field("password_env", &self.password_env)
             .field("backup_urls", &redact_all(&self.backup_urls))
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .field("options", &self.options)
             .field("settings", &self.settings)
             .finish()
@@ -153,10 +167,12 @@ impl PoolConfig {
                 format!("unsupported scheme `{scheme}` (expected postgres://, sqlite://, mssql://, redis://, rediss://, influxdb:// or influxdbs://)"),
             )
         })?;
+        let url = self.with_tls_fields(prefix, kind, url)?;
         if kind == BackendKind::Postgres {
             url::Url::parse(&url).map_err(|e| {
                 Error::invalid(format!("{prefix}url"), format!("not a valid URL: {e}"))
             })?;
+            self.check_tls(&url, prefix, "url", "")?;
         }
         Ok(ResolvedPool {
             kind,
@@ -198,7 +214,75 @@ impl PoolConfig {
                 Error::invalid(key.clone(), format!("backup {n}: not a valid URL: {e}"))
             })?;
         }
-        Ok(self.backup_urls.clone())
+        let mut out = Vec::with_capacity(self.backup_urls.len());
+        for (i, u) in self.backup_urls.iter().enumerate() {
+            let url = self.with_tls_fields(prefix, kind, u.expose().to_string())?;
+            self.check_tls(&url, prefix, "backup_urls", &format!("backup {}: ", i + 1))?;
+            out.push(Secret::new(url));
+        }
+        Ok(out)
+    }
+
+    /// The TLS fields (`sslmode`, …) that are set, with their keys.
+    fn tls_fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("sslmode", &self.sslmode),
+            ("sslrootcert", &self.sslrootcert),
+            ("sslcert", &self.sslcert),
+            ("sslkey", &self.sslkey),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// Adds the TLS fields to a PostgreSQL URL's query, each unless the URL sets it.
+    fn with_tls_fields(&self, prefix: &str, kind: BackendKind, url: String) -> Result<String> {
+        let fields = self.tls_fields();
+        let Some((first, _)) = fields.first() else {
+            return Ok(url);
+        };
+        if kind != BackendKind::Postgres {
+            return Err(Error::invalid(
+                format!("{prefix}{first}"),
+                format!(
+                    "applies to PostgreSQL pools only, not {} (see docs/security.md for \
+                     the TLS of the other backends)",
+                    kind.name()
+                ),
+            ));
+        }
+        let query = url.split('#').next().unwrap_or("");
+        let query = query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let own: Vec<&str> = query
+            .split('&')
+            .map(|p| p.split_once('=').map(|(k, _)| k).unwrap_or(p))
+            .collect();
+        let (mut head, fragment) = match url.split_once('#') {
+            Some((h, f)) => (h.to_string(), Some(f.to_string())),
+            None => (url.clone(), None),
+        };
+        for (k, v) in fields.into_iter().filter(|(k, _)| !own.contains(k)) {
+            head.push(if head.contains('?') { '&' } else { '?' });
+            head.push_str(&format!("{k}={}", crate::pg_tls::encode(v)));
+        }
+        Ok(match fragment {
+            Some(f) => format!("{head}#{f}"),
+            None => head,
+        })
+    }
+
+    /// Checks the TLS keys of a PostgreSQL URL; a bad value set as a field is named as
+    /// that field, one in the URL as the URL (`what`) with the query key.
+    fn check_tls(&self, url: &str, prefix: &str, what: &str, note: &str) -> Result<()> {
+        crate::PgTls::split(url).map(drop).map_err(|e| {
+            let field = self.tls_fields().iter().any(|(k, _)| *k == e.key);
+            if field && what == "url" {
+                Error::invalid(format!("{prefix}{}", e.key), e.message)
+            } else {
+                Error::invalid(format!("{prefix}{what}"), format!("{note}{e}"))
+            }
+        })
     }
 
     fn url_from_fields(&self, prefix: &str) -> Result<String> {
