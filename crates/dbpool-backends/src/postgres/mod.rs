@@ -15,6 +15,7 @@ mod tls_config;
 mod tx;
 
 pub use convert::{arrow_type, Decoder};
+pub use tls::PgTlsFailure;
 
 use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};

@@ -1,0 +1,317 @@
+//! TLS to PostgreSQL (`sslmode` & co.) against a private server of each test's own with
+//! `ssl = on` and `hostssl`-only pg_hba.conf, its CA, server and client certificates made
+//! by the test with rcgen.
+use arrow::array::{Array, BooleanArray, StringArray};
+use dbpool_backends::postgres::PgTlsFailure;
+use dbpool_backends::Factory;
+use dbpool_config::{PoolConfig, PoolOptions, Secret};
+use dbpool_core::{Backend, BackendFactory, Error, UnavailableCause};
+use dbpool_testkit::{TempPgTls, TempPostgres};
+use futures::TryStreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A CA and its key, able to sign certificates.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        Ca {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    /// A certificate for `names` (host names or IP addresses) with `cn`: (cert, key) PEM.
+    fn sign(&self, cn: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            })
+            .collect();
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A TLS-only PostgreSQL whose certificate names `names`, plus the test's files.
+struct Fixture {
+    pg: TempPostgres,
+    ca: Ca,
+    files: tempfile::TempDir,
+}
+
+const HBA: &str = "hostssl all certuser 127.0.0.1/32 trust clientcert=verify-full\n\
+                   hostssl all all 127.0.0.1/32 trust";
+
+impl Fixture {
+    fn start(names: &[&str]) -> Fixture {
+        let ca = Ca::new("dbpool test CA");
+        let (cert_pem, key_pem) = ca.sign("dbpool test server", names, ExtendedKeyUsagePurpose::ServerAuth);
+        let pg = TempPostgres::start_tls(&TempPgTls {
+            cert_pem,
+            key_pem,
+            ca_pem: ca.cert.pem(),
+            hba: HBA.into(),
+        });
+        let files = tempfile::tempdir().unwrap();
+        std::fs::write(files.path().join("ca.pem"), ca.cert.pem()).unwrap();
+        Fixture { pg, ca, files }
+    }
+
+    /// Writes `text` to a file of the test's and returns its path.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn ca_file(&self) -> String {
+        self.files.path().join("ca.pem").display().to_string()
+    }
+
+    /// The server's URL for `user` on `host`, with `query`.
+    fn url(&self, user: &str, host: &str, query: &str) -> String {
+        format!("postgres://{user}@{host}:{}/postgres?{query}", self.pg.port)
+    }
+}
+
+async fn backend(cfg: PoolConfig) -> Result<Arc<dyn Backend>, Error> {
+    let cfg = PoolConfig {
+        options: PoolOptions {
+            acquire_timeout_ms: 10_000,
+            breaker_threshold: 0,
+            ..Default::default()
+        },
+        ..cfg
+    };
+    Factory::default().create("tls", &cfg.resolve("").unwrap()).await
+}
+
+async fn url_backend(url: &str) -> Arc<dyn Backend> {
+    backend(PoolConfig {
+        url: Some(Secret::new(url)),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// `pg_stat_ssl.ssl` and `current_user` of the session a query runs on.
+async fn session_ssl(b: &dyn Backend) -> Result<(bool, String), Error> {
+    let sql = "SELECT ssl, current_user::text AS who FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let q = b.query(sql, vec![], 10).await?;
+    let batches: Vec<_> = q.batches.try_collect().await?;
+    let r = &batches[0];
+    let ssl = r.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
+    let who = r.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+    Ok((ssl.value(0), who.value(0).to_string()))
+}
+
+/// The TLS failure behind a connect error, by type.
+fn tls_failure(e: &Error) -> &PgTlsFailure {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(f) = err.downcast_ref::<PgTlsFailure>() {
+            return f;
+        }
+        cur = err.source();
+    }
+    panic!("no PgTlsFailure behind {e}");
+}
+
+#[tokio::test]
+async fn require_verify_ca_and_verify_full_encrypt() {
+    let f = Fixture::start(&["localhost", "127.0.0.1"]);
+    let ca = f.ca_file();
+    for (host, query) in [
+        ("127.0.0.1", "sslmode=require".to_string()),
+        ("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={ca}")),
+        ("127.0.0.1", format!("sslmode=verify-full&sslrootcert={ca}")),
+        ("localhost", format!("sslmode=verify-full&sslrootcert={ca}")),
+        // Prefer takes TLS when the server offers it.
+        ("127.0.0.1", String::new()),
+    ] {
+        let b = url_backend(&f.url("postgres", host, &query)).await;
+        assert_eq!(
+            session_ssl(&*b).await.unwrap(),
+            (true, "postgres".to_string()),
+            "{host} {query}"
+        );
+    }
+    // The field form, as a config file writes it.
+    let b = backend(PoolConfig {
+        db_type: Some("postgresql".into()),
+        host: Some("localhost".into()),
+        port: Some(f.pg.port),
+        username: Some("postgres".into()),
+        sslmode: Some("verify-full".into()),
+        sslrootcert: Some(ca.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(session_ssl(&*b).await.unwrap().0, true);
+    // Statements with parameters and a write run over it too.
+    assert_eq!(b.execute("SELECT $1::int", vec![dbpool_core::Param::Int64(7)]).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn disable_is_refused_by_a_hostssl_only_server() {
+    let f = Fixture::start(&["127.0.0.1"]);
+    let b = url_backend(&f.url("postgres", "127.0.0.1", "sslmode=disable")).await;
+    let e = session_ssl(&*b).await.unwrap_err();
+    // pg_hba.conf has no line for a plaintext connection: the server says so (28000).
+    let text = e.to_string();
+    assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
+    assert!(text.contains("pg_hba.conf") && text.contains("no encryption"), "{text}");
+}
+
+#[tokio::test]
+async fn verify_full_with_the_wrong_ca_says_unknown_ca() {
+    let f = Fixture::start(&["127.0.0.1"]);
+    let other = Ca::new("another CA");
+    let wrong = f.file("wrong-ca.pem", &other.cert.pem());
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let query = format!("sslmode={mode}&sslrootcert={}", wrong.display());
+        let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
+        let e = session_ssl(&*b).await.unwrap_err();
+        assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
+        assert!(matches!(tls_failure(&e), PgTlsFailure::UnknownCa(_)), "{e}");
+        assert!(e.to_string().contains("unknown CA"), "{mode}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn verify_full_with_another_host_name_says_host_name() {
+    // A certificate for another name only: the chain is right, the name is not.
+    let f = Fixture::start(&["db.example.invalid"]);
+    let query = format!("sslmode=verify-full&sslrootcert={}", f.ca_file());
+    let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
+    let e = session_ssl(&*b).await.unwrap_err();
+    assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
+    assert!(matches!(tls_failure(&e), PgTlsFailure::HostName { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("host name `127.0.0.1`") && text.contains("mismatch"), "{text}");
+    // verify-ca does not check the name.
+    let query = format!("sslmode=verify-ca&sslrootcert={}", f.ca_file());
+    let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
+    assert!(session_ssl(&*b).await.unwrap().0);
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_accepted_where_clientcert_is_required() {
+    let f = Fixture::start(&["127.0.0.1"]);
+    let admin = url_backend(&f.url("postgres", "127.0.0.1", "sslmode=require")).await;
+    admin.execute("CREATE ROLE certuser LOGIN", vec![]).await.unwrap();
+    let (cert, key) = f.ca.sign("certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let cert = f.file("client.pem", &cert);
+    let key = f.file("client.key", &key);
+    let ca = f.ca_file();
+    let with_cert = format!(
+        "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
+        cert.display(),
+        key.display()
+    );
+    let b = url_backend(&f.url("certuser", "127.0.0.1", &with_cert)).await;
+    assert_eq!(session_ssl(&*b).await.unwrap(), (true, "certuser".to_string()));
+    // Without a certificate the server refuses the user its pg_hba.conf line covers.
+    let without = format!("sslmode=verify-full&sslrootcert={ca}");
+    let b = url_backend(&f.url("certuser", "127.0.0.1", &without)).await;
+    let e = session_ssl(&*b).await.unwrap_err();
+    assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
+async fn prefer_falls_back_to_plaintext_and_require_names_the_refusal() {
+    // The machine's PostgreSQL, which may or may not speak TLS: prefer works either way.
+    let url = dbpool_testkit::pg_base_url();
+    let b = url_backend(&url).await;
+    let (ssl, _) = session_ssl(&*b).await.unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let b = url_backend(&format!("{url}{sep}sslmode=require")).await;
+    match session_ssl(&*b).await {
+        // A server with TLS gives it to require as to prefer.
+        Ok((with_tls, _)) => assert!(ssl && with_tls),
+        Err(e) => {
+            assert!(!ssl, "{e}");
+            assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
+            assert!(e.to_string().contains("server does not support TLS"), "{e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_files_name_the_key_and_never_their_content() {
+    let files = tempfile::tempdir().unwrap();
+    let junk = files.path().join("junk.pem");
+    std::fs::write(&junk, "SECRET-CONTENT-NOT-PEM\n-----BEGIN SECRET-LINE").unwrap();
+    let missing = files.path().join("missing.pem");
+    let ok_ca = {
+        let p = files.path().join("ca.pem");
+        std::fs::write(&p, Ca::new("x").cert.pem()).unwrap();
+        p
+    };
+    let base = "postgres://postgres@127.0.0.1:1/postgres?sslmode=verify-full";
+    for (query, key) in [
+        (format!("sslrootcert={}", missing.display()), "sslrootcert"),
+        (format!("sslrootcert={}", junk.display()), "sslrootcert"),
+        (
+            format!("sslrootcert={}&sslcert={}&sslkey={}", ok_ca.display(), junk.display(), ok_ca.display()),
+            "sslcert",
+        ),
+        (
+            format!("sslrootcert={}&sslcert={}&sslkey={}", ok_ca.display(), ok_ca.display(), junk.display()),
+            "sslkey",
+        ),
+    ] {
+        let e = backend(PoolConfig {
+            url: Some(Secret::new(format!("{base}&{query}"))),
+            ..Default::default()
+        })
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{query} was accepted"));
+        let text = e.to_string();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+        assert!(text.contains(key), "{query}: {text}");
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+    // Checked at resolve time, before any file is read: mode and key pairs.
+    let e = PoolConfig {
+        url: Some(Secret::new("postgres://h/db?sslmode=verify-everything")),
+        ..Default::default()
+    }
+    .resolve("pools.p.")
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("pools.p.url") && e.contains("sslmode") && e.contains("verify-full"), "{e}");
+    let e = PoolConfig {
+        url: Some(Secret::new("postgres://h/db")),
+        sslcert: Some("/c.pem".into()),
+        ..Default::default()
+    }
+    .resolve("pools.p.")
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("pools.p.sslcert") && e.contains("sslkey"), "{e}");
+}
