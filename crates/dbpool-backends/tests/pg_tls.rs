@@ -243,21 +243,21 @@ async fn a_client_certificate_is_accepted_where_clientcert_is_required() {
 
 #[tokio::test]
 async fn prefer_falls_back_to_plaintext_and_require_names_the_refusal() {
-    // The machine's PostgreSQL, which may or may not speak TLS: prefer works either way.
-    let url = dbpool_testkit::pg_base_url();
-    let b = url_backend(&url).await;
-    let (ssl, _) = session_ssl(&*b).await.unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let b = url_backend(&format!("{url}{sep}sslmode=require")).await;
-    match session_ssl(&*b).await {
-        // A server with TLS gives it to require as to prefer.
-        Ok((with_tls, _)) => assert!(ssl && with_tls),
-        Err(e) => {
-            assert!(!ssl, "{e}");
-            assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
-            assert!(e.to_string().contains("server does not support TLS"), "{e}");
-        }
+    // A server without TLS (initdb's default): prefer connects in plaintext, as libpq.
+    let plain = TempPostgres::start();
+    let b = url_backend(&plain.url()).await;
+    assert_eq!(session_ssl(&*b).await.unwrap(), (false, "postgres".to_string()));
+    let b = url_backend(&format!("{}?sslmode=prefer", plain.url())).await;
+    assert!(!session_ssl(&*b).await.unwrap().0);
+    for mode in ["require", "verify-full&sslrootcert=system"] {
+        let b = url_backend(&format!("{}?sslmode={mode}", plain.url())).await;
+        let e = session_ssl(&*b).await.unwrap_err();
+        assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
+        assert!(e.to_string().contains("server does not support TLS"), "{mode}: {e}");
     }
+    // The machine's PostgreSQL, with TLS or without: prefer works either way.
+    let b = url_backend(&dbpool_testkit::pg_base_url()).await;
+    assert_eq!(session_ssl(&*b).await.unwrap().1, "postgres");
 }
 
 #[tokio::test]
