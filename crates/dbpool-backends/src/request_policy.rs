@@ -205,7 +205,11 @@ mod tests {
         }
         for key in ["sslrootcert", "sslcert", "sslkey"] {
             for value in ["/etc/passwd", "/no/such/file"] {
-                let other = if key == "sslcert" { "sslkey" } else { "sslcert" };
+                let other = if key == "sslcert" {
+                    "sslkey"
+                } else {
+                    "sslcert"
+                };
                 let q = if key == "sslrootcert" {
                     format!("{key}={value}")
                 } else {

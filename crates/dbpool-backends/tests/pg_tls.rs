@@ -65,7 +65,11 @@ const HBA: &str = "hostssl all certuser 127.0.0.1/32 trust clientcert=verify-ful
 impl Fixture {
     fn start(names: &[&str]) -> Fixture {
         let ca = Ca::new("dbpool test CA");
-        let (cert_pem, key_pem) = ca.sign("dbpool test server", names, ExtendedKeyUsagePurpose::ServerAuth);
+        let (cert_pem, key_pem) = ca.sign(
+            "dbpool test server",
+            names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
         let pg = TempPostgres::start_tls(&TempPgTls {
             cert_pem,
             key_pem,
@@ -103,7 +107,9 @@ async fn backend(cfg: PoolConfig) -> Result<Arc<dyn Backend>, Error> {
         },
         ..cfg
     };
-    Factory::default().create("tls", &cfg.resolve("").unwrap()).await
+    Factory::default()
+        .create("tls", &cfg.resolve("").unwrap())
+        .await
 }
 
 async fn url_backend(url: &str) -> Arc<dyn Backend> {
@@ -171,7 +177,12 @@ async fn require_verify_ca_and_verify_full_encrypt() {
     .unwrap();
     assert_eq!(session_ssl(&*b).await.unwrap().0, true);
     // Statements with parameters and a write run over it too.
-    assert_eq!(b.execute("SELECT $1::int", vec![dbpool_core::Param::Int64(7)]).await.unwrap(), 1);
+    assert_eq!(
+        b.execute("SELECT $1::int", vec![dbpool_core::Param::Int64(7)])
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -182,7 +193,10 @@ async fn disable_is_refused_by_a_hostssl_only_server() {
     // pg_hba.conf has no line for a plaintext connection: the server says so (28000).
     let text = e.to_string();
     assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
-    assert!(text.contains("pg_hba.conf") && text.contains("no encryption"), "{text}");
+    assert!(
+        text.contains("pg_hba.conf") && text.contains("no encryption"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +208,11 @@ async fn verify_full_with_the_wrong_ca_says_unknown_ca() {
         let query = format!("sslmode={mode}&sslrootcert={}", wrong.display());
         let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
         let e = session_ssl(&*b).await.unwrap_err();
-        assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
+        assert_eq!(
+            e.unavailable_cause(),
+            Some(UnavailableCause::Connect),
+            "{e:?}"
+        );
         assert!(matches!(tls_failure(&e), PgTlsFailure::UnknownCa(_)), "{e}");
         assert!(e.to_string().contains("unknown CA"), "{mode}: {e}");
     }
@@ -207,10 +225,20 @@ async fn verify_full_with_another_host_name_says_host_name() {
     let query = format!("sslmode=verify-full&sslrootcert={}", f.ca_file());
     let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
     let e = session_ssl(&*b).await.unwrap_err();
-    assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
-    assert!(matches!(tls_failure(&e), PgTlsFailure::HostName { .. }), "{e}");
+    assert_eq!(
+        e.unavailable_cause(),
+        Some(UnavailableCause::Connect),
+        "{e:?}"
+    );
+    assert!(
+        matches!(tls_failure(&e), PgTlsFailure::HostName { .. }),
+        "{e}"
+    );
     let text = e.to_string();
-    assert!(text.contains("host name `127.0.0.1`") && text.contains("mismatch"), "{text}");
+    assert!(
+        text.contains("host name `127.0.0.1`") && text.contains("mismatch"),
+        "{text}"
+    );
     // verify-ca does not check the name.
     let query = format!("sslmode=verify-ca&sslrootcert={}", f.ca_file());
     let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
@@ -221,8 +249,12 @@ async fn verify_full_with_another_host_name_says_host_name() {
 async fn a_client_certificate_is_accepted_where_clientcert_is_required() {
     let f = Fixture::start(&["127.0.0.1"]);
     let admin = url_backend(&f.url("postgres", "127.0.0.1", "sslmode=require")).await;
-    admin.execute("CREATE ROLE certuser LOGIN", vec![]).await.unwrap();
-    let (cert, key) = f.ca.sign("certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    admin
+        .execute("CREATE ROLE certuser LOGIN", vec![])
+        .await
+        .unwrap();
+    let (cert, key) =
+        f.ca.sign("certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
     let cert = f.file("client.pem", &cert);
     let key = f.file("client.key", &key);
     let ca = f.ca_file();
@@ -232,7 +264,10 @@ async fn a_client_certificate_is_accepted_where_clientcert_is_required() {
         key.display()
     );
     let b = url_backend(&f.url("certuser", "127.0.0.1", &with_cert)).await;
-    assert_eq!(session_ssl(&*b).await.unwrap(), (true, "certuser".to_string()));
+    assert_eq!(
+        session_ssl(&*b).await.unwrap(),
+        (true, "certuser".to_string())
+    );
     // Without a certificate the server refuses the user its pg_hba.conf line covers.
     let without = format!("sslmode=verify-full&sslrootcert={ca}");
     let b = url_backend(&f.url("certuser", "127.0.0.1", &without)).await;
@@ -246,14 +281,24 @@ async fn prefer_falls_back_to_plaintext_and_require_names_the_refusal() {
     // A server without TLS (initdb's default): prefer connects in plaintext, as libpq.
     let plain = TempPostgres::start();
     let b = url_backend(&plain.url()).await;
-    assert_eq!(session_ssl(&*b).await.unwrap(), (false, "postgres".to_string()));
+    assert_eq!(
+        session_ssl(&*b).await.unwrap(),
+        (false, "postgres".to_string())
+    );
     let b = url_backend(&format!("{}?sslmode=prefer", plain.url())).await;
     assert!(!session_ssl(&*b).await.unwrap().0);
     for mode in ["require", "verify-full&sslrootcert=system"] {
         let b = url_backend(&format!("{}?sslmode={mode}", plain.url())).await;
         let e = session_ssl(&*b).await.unwrap_err();
-        assert_eq!(e.unavailable_cause(), Some(UnavailableCause::Connect), "{e:?}");
-        assert!(e.to_string().contains("server does not support TLS"), "{mode}: {e}");
+        assert_eq!(
+            e.unavailable_cause(),
+            Some(UnavailableCause::Connect),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("server does not support TLS"),
+            "{mode}: {e}"
+        );
     }
     // The machine's PostgreSQL, with TLS or without: prefer works either way.
     let b = url_backend(&dbpool_testkit::pg_base_url()).await;
@@ -276,11 +321,21 @@ async fn bad_files_name_the_key_and_never_their_content() {
         (format!("sslrootcert={}", missing.display()), "sslrootcert"),
         (format!("sslrootcert={}", junk.display()), "sslrootcert"),
         (
-            format!("sslrootcert={}&sslcert={}&sslkey={}", ok_ca.display(), junk.display(), ok_ca.display()),
+            format!(
+                "sslrootcert={}&sslcert={}&sslkey={}",
+                ok_ca.display(),
+                junk.display(),
+                ok_ca.display()
+            ),
             "sslcert",
         ),
         (
-            format!("sslrootcert={}&sslcert={}&sslkey={}", ok_ca.display(), ok_ca.display(), junk.display()),
+            format!(
+                "sslrootcert={}&sslcert={}&sslkey={}",
+                ok_ca.display(),
+                ok_ca.display(),
+                junk.display()
+            ),
             "sslkey",
         ),
     ] {
@@ -304,7 +359,10 @@ async fn bad_files_name_the_key_and_never_their_content() {
     .resolve("pools.p.")
     .unwrap_err()
     .to_string();
-    assert!(e.contains("pools.p.url") && e.contains("sslmode") && e.contains("verify-full"), "{e}");
+    assert!(
+        e.contains("pools.p.url") && e.contains("sslmode") && e.contains("verify-full"),
+        "{e}"
+    );
     let e = PoolConfig {
         url: Some(Secret::new("postgres://h/db")),
         sslcert: Some("/c.pem".into()),

@@ -226,6 +226,15 @@ impl PgTls {
     }
 }
 
+/// Whether a URL's query sets `key`.
+pub(crate) fn has_key(url: &str, key: &str) -> bool {
+    let head = url.split('#').next().unwrap_or("");
+    let query = head.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query
+        .split('&')
+        .any(|p| decode(p.split_once('=').map(|(k, _)| k).unwrap_or(p)) == key)
+}
+
 /// The file-naming TLS keys present in a URL's query (for the request policy).
 pub fn pg_tls_file_keys(url: &str) -> Vec<String> {
     let head = url.split('#').next().unwrap_or("");

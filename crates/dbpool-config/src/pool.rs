@@ -272,12 +272,15 @@ impl PoolConfig {
         })
     }
 
-    /// Checks the TLS keys of a PostgreSQL URL; a bad value set as a field is named as
-    /// that field, one in the URL as the URL (`what`) with the query key.
+    /// Checks the TLS keys of a PostgreSQL URL. A bad key of the pool's own URL names
+    /// the URL (`what`), one set (or missing) in the field form names the field.
     fn check_tls(&self, url: &str, prefix: &str, what: &str, note: &str) -> Result<()> {
         crate::PgTls::split(url).map(drop).map_err(|e| {
-            let field = self.tls_fields().iter().any(|(k, _)| *k == e.key);
-            if field && what == "url" {
+            let in_url = self
+                .url
+                .as_ref()
+                .is_some_and(|u| !u.is_empty() && crate::pg_tls::has_key(u.expose(), e.key));
+            if what == "url" && !in_url {
                 Error::invalid(format!("{prefix}{}", e.key), e.message)
             } else {
                 Error::invalid(format!("{prefix}{what}"), format!("{note}{e}"))
@@ -448,6 +451,80 @@ mod tests {
         let e = crate::load_str(text, "f.toml").unwrap_err().to_string();
         assert!(
             e.contains("f.toml:3") && e.contains("pools.lite.backup_urls"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_fields_join_every_url_that_does_not_set_them() {
+        let cfg = PoolConfig {
+            db_type: Some("postgresql".into()),
+            host: Some("db".into()),
+            sslmode: Some("verify-full".into()),
+            sslrootcert: Some("/etc/ca dir/ca.pem".into()),
+            backup_urls: vec![
+                Secret::new("postgres://db2/postgres"),
+                Secret::new("postgres://db3/postgres?sslmode=require#x"),
+            ],
+            ..Default::default()
+        };
+        let r = cfg.resolve("pools.x.").unwrap();
+        assert_eq!(
+            r.url.expose(),
+            "postgres://db:5432/postgres?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20dir%2Fca.pem"
+        );
+        let (_, tls) = crate::PgTls::split(r.url.expose()).unwrap();
+        assert_eq!(
+            tls.root_cert,
+            Some(crate::RootCert::File("/etc/ca dir/ca.pem".into()))
+        );
+        assert!(r.backup_urls[0]
+            .expose()
+            .ends_with("?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20dir%2Fca.pem"));
+        assert_eq!(
+            r.backup_urls[1].expose(),
+            "postgres://db3/postgres?sslmode=require&sslrootcert=%2Fetc%2Fca%20dir%2Fca.pem#x"
+        );
+    }
+
+    #[test]
+    fn bad_tls_values_name_their_key() {
+        let with = |f: fn(&mut PoolConfig)| {
+            let mut cfg = PoolConfig {
+                url: Some(Secret::new("postgres://db/app")),
+                ..Default::default()
+            };
+            f(&mut cfg);
+            cfg.resolve("pools.p.").unwrap_err().to_string()
+        };
+        let e = with(|c| c.sslmode = Some("verify".into()));
+        assert!(
+            e.contains("pools.p.sslmode") && e.contains("unknown mode"),
+            "{e}"
+        );
+        let e = with(|c| c.sslkey = Some("/k.pem".into()));
+        assert!(e.contains("pools.p.sslkey") && e.contains("sslcert"), "{e}");
+        let e = with(|c| c.sslmode = Some("verify-ca".into()));
+        assert!(
+            e.contains("pools.p.sslrootcert") && e.contains("system"),
+            "{e}"
+        );
+        let e = with(|c| c.url = Some(Secret::new("postgres://u:pw@db/app?sslmode=on")));
+        assert!(
+            e.contains("pools.p.url") && e.contains("sslmode") && !e.contains("pw"),
+            "{e}"
+        );
+        let e = with(|c| c.backup_urls = vec![Secret::new("postgres://db2/app?sslcert=/c")]);
+        assert!(
+            e.contains("pools.p.backup_urls") && e.contains("backup 1: sslcert"),
+            "{e}"
+        );
+        let e = with(|c| {
+            c.url = Some(Secret::new("redis://r/0"));
+            c.sslmode = Some("require".into());
+        });
+        assert!(
+            e.contains("pools.p.sslmode") && e.contains("PostgreSQL pools only"),
             "{e}"
         );
     }

@@ -16,12 +16,8 @@ use std::sync::Arc;
 /// Reads a file named by a TLS key. The message names the key, the path and the
 /// operating system's reason; never anything the file holds.
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Error::invalid(
-            key,
-            format!("cannot read `{}`: {}", path.display(), e.kind()),
-        )
-    })
+    std::fs::read(path)
+        .map_err(|e| Error::invalid(key, format!("cannot read `{}`: {e}", path.display())))
 }
 
 /// The certificates of a PEM file (at least one).
