@@ -175,7 +175,7 @@ async fn require_verify_ca_and_verify_full_encrypt() {
     })
     .await
     .unwrap();
-    assert_eq!(session_ssl(&*b).await.unwrap().0, true);
+    assert!(session_ssl(&*b).await.unwrap().0);
     // Statements with parameters and a write run over it too.
     assert_eq!(
         b.execute("SELECT $1::int", vec![dbpool_core::Param::Int64(7)])
