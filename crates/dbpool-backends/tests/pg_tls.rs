@@ -6,56 +6,15 @@ use dbpool_backends::postgres::PgTlsFailure;
 use dbpool_backends::Factory;
 use dbpool_config::{PoolConfig, PoolOptions, Secret};
 use dbpool_core::{Backend, BackendFactory, Error, UnavailableCause};
-use dbpool_testkit::{TempPgTls, TempPostgres};
+use dbpool_testkit::{CertUse, TempPgTls, TempPostgres, TestCa};
 use futures::TryStreamExt;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// A CA and its key, able to sign certificates.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    /// A certificate for `names` (host names or IP addresses) with `cn`: (cert, key) PEM.
-    fn sign(&self, cn: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.subject_alt_names = names
-            .iter()
-            .map(|n| match n.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
-            })
-            .collect();
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// A TLS-only PostgreSQL whose certificate names `names`, plus the test's files.
 struct Fixture {
     pg: TempPostgres,
-    ca: Ca,
+    ca: TestCa,
     files: tempfile::TempDir,
 }
 
@@ -64,20 +23,16 @@ const HBA: &str = "hostssl all certuser 127.0.0.1/32 trust clientcert=verify-ful
 
 impl Fixture {
     fn start(names: &[&str]) -> Fixture {
-        let ca = Ca::new("dbpool test CA");
-        let (cert_pem, key_pem) = ca.sign(
-            "dbpool test server",
-            names,
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
+        let ca = TestCa::new("dbpool test CA");
+        let (cert_pem, key_pem) = ca.sign("dbpool test server", names, CertUse::Server);
         let pg = TempPostgres::start_tls(&TempPgTls {
             cert_pem,
             key_pem,
-            ca_pem: ca.cert.pem(),
+            ca_pem: ca.pem(),
             hba: HBA.into(),
         });
         let files = tempfile::tempdir().unwrap();
-        std::fs::write(files.path().join("ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(files.path().join("ca.pem"), ca.pem()).unwrap();
         Fixture { pg, ca, files }
     }
 
@@ -202,8 +157,8 @@ async fn disable_is_refused_by_a_hostssl_only_server() {
 #[tokio::test]
 async fn verify_full_with_the_wrong_ca_says_unknown_ca() {
     let f = Fixture::start(&["127.0.0.1"]);
-    let other = Ca::new("another CA");
-    let wrong = f.file("wrong-ca.pem", &other.cert.pem());
+    let other = TestCa::new("another CA");
+    let wrong = f.file("wrong-ca.pem", &other.pem());
     for mode in ["verify-full", "verify-ca", "require"] {
         let query = format!("sslmode={mode}&sslrootcert={}", wrong.display());
         let b = url_backend(&f.url("postgres", "127.0.0.1", &query)).await;
@@ -253,8 +208,7 @@ async fn a_client_certificate_is_accepted_where_clientcert_is_required() {
         .execute("CREATE ROLE certuser LOGIN", vec![])
         .await
         .unwrap();
-    let (cert, key) =
-        f.ca.sign("certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let (cert, key) = f.ca.sign("certuser", &[], CertUse::Client);
     let cert = f.file("client.pem", &cert);
     let key = f.file("client.key", &key);
     let ca = f.ca_file();
@@ -313,7 +267,7 @@ async fn bad_files_name_the_key_and_never_their_content() {
     let missing = files.path().join("missing.pem");
     let ok_ca = {
         let p = files.path().join("ca.pem");
-        std::fs::write(&p, Ca::new("x").cert.pem()).unwrap();
+        std::fs::write(&p, TestCa::new("x").pem()).unwrap();
         p
     };
     let base = "postgres://postgres@127.0.0.1:1/postgres?sslmode=verify-full";
