@@ -19,6 +19,7 @@ struct Fixture {
 }
 
 const HBA: &str = "hostssl all certuser 127.0.0.1/32 trust clientcert=verify-full\n\
+                   hostssl all scramuser 127.0.0.1/32 scram-sha-256\n\
                    hostssl all all 127.0.0.1/32 trust";
 
 impl Fixture {
@@ -138,6 +139,26 @@ async fn require_verify_ca_and_verify_full_encrypt() {
             .unwrap(),
         1
     );
+}
+
+#[tokio::test]
+async fn a_password_is_checked_over_tls() {
+    let f = Fixture::start(&["127.0.0.1"]);
+    let admin = url_backend(&f.url("postgres", "127.0.0.1", "sslmode=require")).await;
+    admin
+        .execute("CREATE ROLE scramuser LOGIN PASSWORD 'tls-pw'", vec![])
+        .await
+        .unwrap();
+    let query = format!("sslmode=verify-full&sslrootcert={}", f.ca_file());
+    let b = url_backend(&f.url("scramuser:tls-pw", "127.0.0.1", &query)).await;
+    assert_eq!(
+        session_ssl(&*b).await.unwrap(),
+        (true, "scramuser".to_string())
+    );
+    let b = url_backend(&f.url("scramuser:wrong-pw", "127.0.0.1", &query)).await;
+    let e = session_ssl(&*b).await.unwrap_err();
+    assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
+    assert!(!e.to_string().contains("wrong-pw"), "{e}");
 }
 
 #[tokio::test]
