@@ -1,7 +1,8 @@
 //! TLS to PostgreSQL (`sslmode` & co.) against a private server of each test's own with
-//! `ssl = on` and `hostssl`-only pg_hba.conf, its CA, server and client certificates made
-//! by the test with rcgen.
-use arrow::array::{Array, BooleanArray, StringArray};
+//! `ssl = on` and a `hostssl`-only pg_hba.conf, its CA, server and client certificates
+//! made by the test (testkit `TestCa`, rcgen): every mode, the failures' messages and
+//! types, client certificates, SCRAM and query cancellation over TLS, bad files.
+use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
 use dbpool_backends::postgres::PgTlsFailure;
 use dbpool_backends::Factory;
 use dbpool_config::{PoolConfig, PoolOptions, Secret};
@@ -10,6 +11,7 @@ use dbpool_testkit::{CertUse, TempPgTls, TempPostgres, TestCa};
 use futures::TryStreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A TLS-only PostgreSQL whose certificate names `names`, plus the test's files.
 struct Fixture {
@@ -159,6 +161,54 @@ async fn a_password_is_checked_over_tls() {
     let e = session_ssl(&*b).await.unwrap_err();
     assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
     assert!(!e.to_string().contains("wrong-pw"), "{e}");
+}
+
+/// How many `pg_sleep` statements run on the server, seen from `admin`'s session.
+async fn sleeping(admin: &dyn Backend) -> i64 {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+               AND pid <> pg_backend_pid() AND starts_with(query, 'SELECT pg_sleep')";
+    let q = admin.query(sql, vec![], 10).await.unwrap();
+    let batches: Vec<_> = q.batches.try_collect().await.unwrap();
+    let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>();
+    n.unwrap().value(0)
+}
+
+#[tokio::test]
+async fn an_abandoned_statement_is_cancelled_over_tls() {
+    let f = Fixture::start(&["127.0.0.1"]);
+    let query = format!("sslmode=verify-full&sslrootcert={}", f.ca_file());
+    let cfg = PoolConfig {
+        url: Some(Secret::new(f.url("postgres", "127.0.0.1", &query))),
+        options: PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let b = Factory::default()
+        .create("cancel", &cfg.resolve("").unwrap())
+        .await
+        .unwrap();
+    let admin = url_backend(&f.url("postgres", "127.0.0.1", "sslmode=require")).await;
+    let sleeper = {
+        let b = b.clone();
+        tokio::spawn(async move { b.execute("SELECT pg_sleep(60)", vec![]).await })
+    };
+    let admin_ref = &*admin;
+    dbpool_testkit::wait_until(Duration::from_secs(10), "pg_sleep to run", || async move {
+        sleeping(admin_ref).await > 0
+    })
+    .await;
+    // The caller goes away: its statement is cancelled by a cancel request, which must
+    // speak TLS like the pool. The pool's one connection comes back only once the
+    // statement has ended, so a next call within seconds (not 60) proves the cancel.
+    sleeper.abort();
+    let next = tokio::time::timeout(Duration::from_secs(20), session_ssl(&*b)).await;
+    let (ssl, _) = next
+        .expect("the connection came back after the cancel")
+        .unwrap();
+    assert!(ssl);
+    assert_eq!(sleeping(&*admin).await, 0);
 }
 
 #[tokio::test]
