@@ -157,6 +157,11 @@ async fn a_password_is_checked_over_tls() {
         session_ssl(&*b).await.unwrap(),
         (true, "scramuser".to_string())
     );
+    // SCRAM-SHA-256-PLUS: the exchange is bound to the TLS session (tls-server-end-point),
+    // which `channel_binding=require` insists on.
+    let bound = format!("{query}&channel_binding=require");
+    let b = url_backend(&f.url("scramuser:tls-pw", "127.0.0.1", &bound)).await;
+    assert_eq!(session_ssl(&*b).await.unwrap().1, "scramuser");
     let b = url_backend(&f.url("scramuser:wrong-pw", "127.0.0.1", &query)).await;
     let e = session_ssl(&*b).await.unwrap_err();
     assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");

@@ -11,6 +11,7 @@ mod query;
 mod script;
 mod session;
 mod tls;
+mod tls_binding;
 mod tls_config;
 mod tx;
 

@@ -1,6 +1,7 @@
 //! TLS to PostgreSQL: tokio-postgres's `MakeTlsConnect` over tokio-rustls, built from a
-//! pool's libpq keys (`tls_config.rs`), and the typed error of a failed handshake that
-//! says what failed (unknown CA, host name, the server's refusal).
+//! pool's libpq keys (`tls_config.rs`), SCRAM channel binding (`tls_binding.rs`), and
+//! the typed error of a failed handshake that says what failed (unknown CA, host name,
+//! the server's refusal).
 use super::tls_config::client_config;
 use dbpool_config::{PgTls, SslMode};
 use dbpool_core::Result;
@@ -182,8 +183,15 @@ impl AsyncWrite for RustlsStream {
 
 impl TlsStream for RustlsStream {
     fn channel_binding(&self) -> ChannelBinding {
-        // No tls-server-end-point: SCRAM runs without channel binding, as over
-        // plaintext (tokio-postgres's default `channel_binding=prefer` allows it).
-        ChannelBinding::none()
+        // SCRAM-SHA-256-PLUS binds the password exchange to this TLS session.
+        let (_, session) = self.0.get_ref();
+        let end_point = session
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| super::tls_binding::server_end_point(cert));
+        match end_point {
+            Some(data) => ChannelBinding::tls_server_end_point(data),
+            None => ChannelBinding::none(),
+        }
     }
 }
