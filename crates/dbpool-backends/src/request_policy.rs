@@ -49,6 +49,31 @@ pub fn check_request_pool(pool: &ResolvedPool) -> Result<()> {
     if pool.kind == BackendKind::Mssql {
         check_mssql_files(pool)?;
     }
+    if pool.kind == BackendKind::Postgres {
+        check_pg_files(pool)?;
+    }
+    Ok(())
+}
+
+/// The pool's URLs with the field names a caller knows them by.
+fn urls(pool: &ResolvedPool) -> impl Iterator<Item = (String, &dbpool_config::Secret)> {
+    std::iter::once(("url".to_string(), &pool.url)).chain(
+        pool.backup_urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("backup_urls[{i}]"), u)),
+    )
+}
+
+/// Refuses the TLS files of a PostgreSQL pool's URLs (`sslrootcert`, `sslcert`,
+/// `sslkey`; `sslrootcert=system` names none): before anything reads them, so a caller
+/// learns nothing about the daemon's files. `sslmode` itself is the caller's to choose.
+fn check_pg_files(pool: &ResolvedPool) -> Result<()> {
+    for (field, url) in urls(pool) {
+        if let Some(k) = dbpool_config::pg_tls_file_keys(url.expose()).first() {
+            return Err(refused(format!("{field} ({k})")));
+        }
+    }
     Ok(())
 }
 
@@ -97,13 +122,7 @@ pub fn confine_request_pool(
 /// Refuses the CA file of an MSSQL pool's URLs (primary and backups) and `ado` string.
 #[cfg(feature = "mssql")]
 fn check_mssql_files(pool: &ResolvedPool) -> Result<()> {
-    let urls = std::iter::once(("url".to_string(), &pool.url)).chain(
-        pool.backup_urls
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (format!("backup_urls[{i}]"), u)),
-    );
-    for (field, url) in urls {
+    for (field, url) in urls(pool) {
         // An unparsable URL is refused by the backend itself, with the reason.
         let Ok(u) = url::Url::parse(url.expose()) else {
             continue;
@@ -222,8 +241,32 @@ mod tests {
     }
 
     #[test]
-    fn other_backends_pass() {
-        let p = pool("postgres://u@127.0.0.1/db?sslmode=disable", &[], &[]);
-        check_request_pool(&p).unwrap();
+    fn postgres_tls_files_are_the_operators() {
+        for ok in [
+            "postgres://u@127.0.0.1/db?sslmode=disable",
+            "postgres://u@127.0.0.1/db?sslmode=verify-full&sslrootcert=system",
+        ] {
+            check_request_pool(&pool(ok, &[], &[ok])).unwrap();
+        }
+        for key in ["sslrootcert", "sslcert", "sslkey"] {
+            for value in ["/etc/passwd", "/no/such/file"] {
+                let other = if key == "sslcert" {
+                    "sslkey"
+                } else {
+                    "sslcert"
+                };
+                let q = if key == "sslrootcert" {
+                    format!("{key}={value}")
+                } else {
+                    format!("{key}={value}&{other}={value}")
+                };
+                let bad = format!("postgres://u@127.0.0.1/db?sslmode=require&{q}");
+                let f = field(check_request_pool(&pool(&bad, &[], &[])));
+                assert!(f.starts_with("url (ssl"), "{f}");
+                let ok = "postgres://u@127.0.0.1/db";
+                let f = field(check_request_pool(&pool(ok, &[], &[ok, &bad])));
+                assert!(f.starts_with("backup_urls[1] (ssl"), "{f}");
+            }
+        }
     }
 }

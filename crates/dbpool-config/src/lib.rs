@@ -4,6 +4,7 @@ mod file;
 mod limits;
 mod listen;
 mod options;
+mod pg_tls;
 mod pool;
 mod redact;
 mod sessions;
@@ -13,6 +14,10 @@ pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use limits::Limits;
 pub use listen::{parse_mode, ListenAddr, ServerTls, DEFAULT_UNIX_SOCKET_MODE, UNIX_PREFIX};
+pub use pg_tls::{
+    parse_sslmode, pg_tls_file_keys, PgTls, PgTlsError, RootCert, SslMode, PG_TLS_FILE_KEYS,
+    PG_TLS_KEYS,
+};
 pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
 pub use sessions::ResetSessions;

@@ -68,6 +68,16 @@ pub struct PoolConfig {
     /// are refused. PostgreSQL only.
     #[serde(default)]
     pub backup_urls: Vec<Secret>,
+    /// TLS to PostgreSQL, as libpq: `disable`, `prefer` (the default), `require`,
+    /// `verify-ca` or `verify-full`. Applies to the URL and the backups unless their own
+    /// query sets it.
+    pub sslmode: Option<String>,
+    /// PEM file of the CA certificates that check the server, or `system` (PostgreSQL).
+    pub sslrootcert: Option<String>,
+    /// PEM file of the client certificate (PostgreSQL; needs `sslkey`).
+    pub sslcert: Option<String>,
+    /// PEM file of the client certificate's private key (PostgreSQL; needs `sslcert`).
+    pub sslkey: Option<String>,
     /// Pool sizing and timing.
     #[serde(flatten)]
     pub options: PoolOptions,
@@ -88,6 +98,10 @@ impl fmt::Debug for PoolConfig {
             .field("password", &self.password)
             .field("password_env", &self.password_env)
             .field("backup_urls", &redact_all(&self.backup_urls))
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .field("options", &self.options)
             .field("settings", &self.settings)
             .finish()
@@ -153,10 +167,12 @@ impl PoolConfig {
                 format!("unsupported scheme `{scheme}` (expected postgres://, sqlite://, mssql://, redis://, rediss://, influxdb:// or influxdbs://)"),
             )
         })?;
+        let url = self.with_tls_fields(prefix, kind, url)?;
         if kind == BackendKind::Postgres {
             url::Url::parse(&url).map_err(|e| {
                 Error::invalid(format!("{prefix}url"), format!("not a valid URL: {e}"))
             })?;
+            self.check_tls(&url, prefix, "url", "")?;
         }
         Ok(ResolvedPool {
             kind,
@@ -198,7 +214,78 @@ impl PoolConfig {
                 Error::invalid(key.clone(), format!("backup {n}: not a valid URL: {e}"))
             })?;
         }
-        Ok(self.backup_urls.clone())
+        let mut out = Vec::with_capacity(self.backup_urls.len());
+        for (i, u) in self.backup_urls.iter().enumerate() {
+            let url = self.with_tls_fields(prefix, kind, u.expose().to_string())?;
+            self.check_tls(&url, prefix, "backup_urls", &format!("backup {}: ", i + 1))?;
+            out.push(Secret::new(url));
+        }
+        Ok(out)
+    }
+
+    /// The TLS fields (`sslmode`, …) that are set, with their keys.
+    fn tls_fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("sslmode", &self.sslmode),
+            ("sslrootcert", &self.sslrootcert),
+            ("sslcert", &self.sslcert),
+            ("sslkey", &self.sslkey),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// Adds the TLS fields to a PostgreSQL URL's query, each unless the URL sets it.
+    fn with_tls_fields(&self, prefix: &str, kind: BackendKind, url: String) -> Result<String> {
+        let fields = self.tls_fields();
+        let Some((first, _)) = fields.first() else {
+            return Ok(url);
+        };
+        if kind != BackendKind::Postgres {
+            return Err(Error::invalid(
+                format!("{prefix}{first}"),
+                format!(
+                    "applies to PostgreSQL pools only, not {} (see docs/security.md for \
+                     the TLS of the other backends)",
+                    kind.name()
+                ),
+            ));
+        }
+        let query = url.split('#').next().unwrap_or("");
+        let query = query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let own: Vec<&str> = query
+            .split('&')
+            .map(|p| p.split_once('=').map(|(k, _)| k).unwrap_or(p))
+            .collect();
+        let (mut head, fragment) = match url.split_once('#') {
+            Some((h, f)) => (h.to_string(), Some(f.to_string())),
+            None => (url.clone(), None),
+        };
+        for (k, v) in fields.into_iter().filter(|(k, _)| !own.contains(k)) {
+            head.push(if head.contains('?') { '&' } else { '?' });
+            head.push_str(&format!("{k}={}", crate::pg_tls::encode(v)));
+        }
+        Ok(match fragment {
+            Some(f) => format!("{head}#{f}"),
+            None => head,
+        })
+    }
+
+    /// Checks the TLS keys of a PostgreSQL URL. A bad key of the pool's own URL names
+    /// the URL (`what`), one set (or missing) in the field form names the field.
+    fn check_tls(&self, url: &str, prefix: &str, what: &str, note: &str) -> Result<()> {
+        crate::PgTls::split(url).map(drop).map_err(|e| {
+            let in_url = self
+                .url
+                .as_ref()
+                .is_some_and(|u| !u.is_empty() && crate::pg_tls::has_key(u.expose(), e.key));
+            if what == "url" && !in_url {
+                Error::invalid(format!("{prefix}{}", e.key), e.message)
+            } else {
+                Error::invalid(format!("{prefix}{what}"), format!("{note}{e}"))
+            }
+        })
     }
 
     fn url_from_fields(&self, prefix: &str) -> Result<String> {
@@ -266,115 +353,5 @@ impl PoolConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_become_a_url() {
-        let cfg = PoolConfig {
-            db_type: Some("postgresql".into()),
-            host: Some("db".into()),
-            port: Some(6543),
-            database: Some("app".into()),
-            username: Some("u".into()),
-            password: Some(Secret::new("p@ss")),
-            ..Default::default()
-        };
-        let r = cfg.resolve("pools.x.").unwrap();
-        assert_eq!(r.kind, BackendKind::Postgres);
-        assert_eq!(r.url.expose(), "postgres://u:p%40ss@db:6543/app");
-        assert_eq!(r.redacted_url(), "postgres://u:***@db:6543/app");
-        assert!(!format!("{cfg:?}{r:?}").contains("p@ss"));
-    }
-
-    #[test]
-    fn backup_urls_are_resolved_and_redacted() {
-        let cfg = PoolConfig {
-            url: Some(Secret::new("postgres://u:primary-pw@db1/app")),
-            backup_urls: vec![
-                Secret::new("postgresql://u:backup-pw@db2:5433/app"),
-                Secret::new("pg://db3/app"),
-            ],
-            ..Default::default()
-        };
-        let r = cfg.resolve("pools.x.").unwrap();
-        assert_eq!(r.backup_urls.len(), 2);
-        assert_eq!(
-            r.backup_urls[0].expose(),
-            "postgresql://u:backup-pw@db2:5433/app"
-        );
-        assert_eq!(
-            r.redacted_backup_urls(),
-            ["postgresql://u:***@db2:5433/app", "pg://db3/app"]
-        );
-        let shown = format!("{cfg:?}{r:?}");
-        assert!(shown.contains("postgresql://u:***@db2:5433/app"), "{shown}");
-        assert!(!shown.contains("backup-pw") && !shown.contains("primary-pw"));
-    }
-
-    #[test]
-    fn bad_backup_urls_name_the_key() {
-        let with = |url: &str, backup: &str| PoolConfig {
-            url: Some(Secret::new(url)),
-            backup_urls: vec![Secret::new(backup)],
-            ..Default::default()
-        };
-        let e = with("redis://r:6379/0", "redis://r2:6379/0")
-            .resolve("pools.r.")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("pools.r.backup_urls") && e.contains("PostgreSQL pools only"),
-            "{e}"
-        );
-        let e = with("postgres://db/app", "mysql://u:secret-pw@db2/app")
-            .resolve("pools.p.")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("pools.p.backup_urls") && e.contains("backup 1") && e.contains("mysql"),
-            "{e}"
-        );
-        assert!(!e.contains("secret-pw"), "{e}");
-        let e = with("postgres://db/app", "postgres://db2:notaport/app")
-            .resolve("pools.p.")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("pools.p.backup_urls") && e.contains("not a valid URL"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn backup_urls_in_a_file() {
-        let text = "[pools.pg]\nurl = \"postgres://db1/app\"\nbackup_urls = [\"postgres://u:pw@db2/app\", \"postgres://db3/app\"]\n";
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.toml");
-        std::fs::write(&path, text).unwrap();
-        // The file as the daemon loads it (through the env-override merge).
-        let cfg = crate::load(Some(&path)).unwrap();
-        let r = cfg.pools["pg"].resolve("pools.pg.").unwrap();
-        assert_eq!(
-            r.redacted_backup_urls(),
-            ["postgres://u:***@db2/app", "postgres://db3/app"]
-        );
-        let text =
-            "[pools.lite]\nurl = \"sqlite:///tmp/x.db\"\nbackup_urls = [\"sqlite:///tmp/y.db\"]\n";
-        let e = crate::load_str(text, "f.toml").unwrap_err().to_string();
-        assert!(
-            e.contains("f.toml:3") && e.contains("pools.lite.backup_urls"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn unknown_scheme_names_the_key() {
-        let cfg = PoolConfig {
-            url: Some(Secret::new("mysql://x")),
-            ..Default::default()
-        };
-        let e = cfg.resolve("pools.m.").unwrap_err().to_string();
-        assert!(e.contains("pools.m.url") && e.contains("mysql"), "{e}");
-    }
-}
+#[path = "pool_tests.rs"]
+mod tests;

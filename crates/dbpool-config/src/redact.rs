@@ -45,6 +45,10 @@ impl<'de> Deserialize<'de> for Secret {
 const SAFE_QUERY_KEYS: &[&str] = &[
     // PostgreSQL (libpq names).
     "sslmode",
+    // Paths of the TLS files (not their contents).
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
     "sslnegotiation",
     "channel_binding",
     "connect_timeout",

@@ -99,6 +99,11 @@ pub fn pool_config(r: &pb::CreatePoolRequest, l: &Limits) -> Result<PoolConfig> 
         username: opt(r.username.clone()),
         password: opt(r.password.clone()).map(Secret::new),
         password_env: None,
+        // TLS comes in the URL's query (`?sslmode=…`); the fields are the config file's.
+        sslmode: None,
+        sslrootcert: None,
+        sslcert: None,
+        sslkey: None,
         settings: r.settings.clone().into_iter().collect(),
         backup_urls: r.backup_urls.iter().cloned().map(Secret::new).collect(),
         options: pool_options(&r.options.unwrap_or_default())?,

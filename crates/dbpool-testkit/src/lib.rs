@@ -6,12 +6,14 @@ mod as_postgres;
 pub mod fake;
 mod pgbouncer;
 mod temp_pg;
+mod test_ca;
 mod wait;
 
 pub use fake::{Fake, FakeFactory, Gate, Step, Verb};
 pub use pgbouncer::PgBouncer;
 use std::time::Duration;
-pub use temp_pg::TempPostgres;
+pub use temp_pg::{TempPgTls, TempPostgres};
+pub use test_ca::{CertUse, TestCa};
 pub use wait::{try_wait_for, wait_for, wait_until, wait_until_sync};
 
 /// Base URL of the test PostgreSQL server (env `DBPOOL_TEST_PG_URL`).

@@ -1,5 +1,6 @@
 //! A private PostgreSQL server for tests that stop and start their database (health
-//! flips, restarts): initdb in a temp dir, on its own port, run as the `postgres` user.
+//! flips, restarts) or need TLS: initdb in a temp dir, on its own port, run as the
+//! `postgres` user.
 use crate::as_postgres::{free_port, give_dir, is_root};
 use std::path::PathBuf;
 use std::process::Command;
@@ -44,9 +45,31 @@ fn as_postgres(bin: &std::path::Path, tool: &str, args: &[&str]) {
     );
 }
 
+/// TLS of a private server (`ssl = on`): its certificate, key and the CA that checks
+/// client certificates, as PEM, and the whole of its pg_hba.conf.
+pub struct TempPgTls {
+    /// The server's certificate chain (PEM).
+    pub cert_pem: String,
+    /// The server's private key (PEM).
+    pub key_pem: String,
+    /// The CA of client certificates (`ssl_ca_file`, PEM).
+    pub ca_pem: String,
+    /// pg_hba.conf, e.g. `hostssl` lines only (a `local` line is added for pg_ctl).
+    pub hba: String,
+}
+
 impl TempPostgres {
     /// Creates and starts the cluster (trust auth, user `postgres`).
     pub fn start() -> TempPostgres {
+        Self::start_with(None)
+    }
+
+    /// Creates and starts a cluster that speaks TLS, with `tls`'s files and pg_hba.conf.
+    pub fn start_tls(tls: &TempPgTls) -> TempPostgres {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&TempPgTls>) -> TempPostgres {
         let dir = tempfile::Builder::new()
             .prefix("dbpool-pg-")
             .tempdir()
@@ -69,6 +92,10 @@ impl TempPostgres {
                 "UTF8",
             ],
         );
+        if let Some(tls) = tls {
+            write_tls(&data, tls);
+            give_dir(dir.path());
+        }
         let pg = TempPostgres {
             dir,
             bin,
@@ -114,6 +141,29 @@ impl TempPostgres {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+}
+
+/// Writes the server's TLS files and pg_hba.conf into the data directory and turns
+/// `ssl` on.
+fn write_tls(data: &std::path::Path, tls: &TempPgTls) {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(data.join("server.crt"), &tls.cert_pem).unwrap();
+    std::fs::write(data.join("ca.crt"), &tls.ca_pem).unwrap();
+    let key = data.join("server.key");
+    std::fs::write(&key, &tls.key_pem).unwrap();
+    // PostgreSQL refuses a key that others may read.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let hba = format!("local all all trust\n{}\n", tls.hba);
+    std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .unwrap();
+    conf.write_all(
+        b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n",
+    )
+    .unwrap();
 }
 
 impl Drop for TempPostgres {

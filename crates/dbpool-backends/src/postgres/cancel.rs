@@ -6,7 +6,6 @@ use super::{client, PgSession};
 use crate::exec::spawn_cleanup;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_postgres::NoTls;
 
 /// Cancel requests sent, 250 ms × attempt apart, before waiting the statement out.
 const CANCEL_ATTEMPTS: u32 = 4;
@@ -54,11 +53,13 @@ impl Drop for Cancelling {
             return;
         }
         let token = client(&conn).cancel_token();
+        // The cancel request goes over a new connection, with the pool's TLS settings.
+        let tls = conn.tls().clone();
         spawn_cleanup(async move {
             // A cancel that reaches PostgreSQL before the statement started does nothing:
             // cancel again until an empty query comes back, i.e. the session is idle.
             for attempt in 1..=CANCEL_ATTEMPTS {
-                if let Err(e) = token.cancel_query(NoTls).await {
+                if let Err(e) = token.cancel_query(tls.clone()).await {
                     tracing::warn!(error = %e, "cancel request failed");
                     break;
                 }

@@ -11,16 +11,20 @@ mod query;
 mod reset;
 mod script;
 mod session;
+mod tls;
+mod tls_binding;
+mod tls_config;
 mod tx;
 
 pub use convert::{arrow_type, Decoder};
+pub use tls::PgTlsFailure;
 
 use crate::exec::{Catalog, Driver, PoolBackend, Session};
 use crate::pool::{Conn, PoolHandle};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use cancel::Cancelling;
-use dbpool_config::{BackendKind, ResolvedPool};
+use dbpool_config::{BackendKind, PgTls, ResolvedPool};
 use dbpool_core::{BulkInsert, Error, Param, QueryStream, Result, TableRef, TxOptions};
 use params::PgParam;
 use postgres_types::{ToSql, Type};
@@ -135,11 +139,15 @@ impl Driver for PgDriver {
 
     /// Builds the pool from a `postgres://` URL.
     fn open(pool_id: &str, cfg: &ResolvedPool) -> Result<Self> {
-        let mut pg: tokio_postgres::Config = cfg
-            .url
-            .expose()
+        // The libpq TLS keys leave the URL: tokio-postgres knows neither verify-ca nor
+        // verify-full nor the files.
+        let (url, tls) =
+            PgTls::split(cfg.url.expose()).map_err(|e| Error::invalid("url", e.to_string()))?;
+        let mut pg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::invalid("url", format!("not a PostgreSQL URL: {e}")))?;
+        pg.ssl_mode(tls::driver_mode(tls.mode));
+        let connector = tls::MakeRustls::new(&tls)?;
         if pg.get_application_name().is_none() {
             pg.application_name(format!("dbpool:{pool_id}"));
         }
@@ -160,7 +168,7 @@ impl Driver for PgDriver {
         let mode = Arc::new(StatementMode::new(cfg.options.prepared_statements, pool_id));
         let cache_size = usize::try_from(cfg.options.statement_cache_size)
             .map_err(|_| Error::invalid("options.statement_cache_size", "too large"))?;
-        let manager = PgManager::new(pg, cache_size, mode.clone());
+        let manager = PgManager::new(pg, connector, cache_size, mode.clone());
         Ok(PgDriver {
             pool: PoolHandle::new(manager, &cfg.options, error::classify).with_reset(reset::reset),
             mode,

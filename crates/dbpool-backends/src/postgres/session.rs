@@ -12,6 +12,7 @@
 //! missing where it is bound. `prepared_statements = "unnamed"` parses every statement
 //! unnamed in the round trip that binds and runs it; `auto` switches to that when it
 //! sees a statement it just prepared go missing.
+use super::tls::MakeRustls;
 use super::{pg, schema_of};
 use arrow::datatypes::SchemaRef;
 use bb8_postgres::PostgresConnectionManager;
@@ -22,12 +23,14 @@ use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, GenericClient, NoTls, Statement};
+use tokio_postgres::{Client, GenericClient, Statement};
 
 /// A client plus the statements prepared on it; derefs to the client.
 pub struct PgConn {
     client: Client,
     cache: StatementCache,
+    /// The pool's TLS connector, which a cancel request must use too.
+    tls: MakeRustls,
 }
 
 impl std::ops::Deref for PgConn {
@@ -48,6 +51,11 @@ impl PgConn {
     /// The statements prepared on this connection.
     pub fn cache(&self) -> &StatementCache {
         &self.cache
+    }
+
+    /// The TLS connector the connection was opened with (for its cancel requests).
+    pub fn tls(&self) -> &MakeRustls {
+        &self.tls
     }
 }
 
@@ -365,21 +373,25 @@ impl StatementMode {
 /// bb8-postgres's manager, giving each connection its statement cache.
 #[derive(Debug)]
 pub struct PgManager {
-    inner: PostgresConnectionManager<NoTls>,
+    inner: PostgresConnectionManager<MakeRustls>,
+    tls: MakeRustls,
     cache_size: usize,
     mode: Arc<StatementMode>,
 }
 
 impl PgManager {
-    /// Connects with `config`; each connection caches up to `cache_size` statements
-    /// and follows the pool's statement `mode`.
+    /// Connects with `config` over `tls` (its `ssl_mode` says whether TLS is tried);
+    /// each connection caches up to `cache_size` statements and follows the pool's
+    /// statement `mode`.
     pub fn new(
         config: tokio_postgres::Config,
+        tls: MakeRustls,
         cache_size: usize,
         mode: Arc<StatementMode>,
     ) -> Self {
         PgManager {
-            inner: PostgresConnectionManager::new(config, NoTls),
+            inner: PostgresConnectionManager::new(config, tls.clone()),
+            tls,
             cache_size,
             mode,
         }
@@ -394,6 +406,7 @@ impl bb8::ManageConnection for PgManager {
         Ok(PgConn {
             client: self.inner.connect().await?,
             cache: StatementCache::new(self.cache_size, self.mode.clone()),
+            tls: self.tls.clone(),
         })
     }
 
