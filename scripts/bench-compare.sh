@@ -20,7 +20,9 @@ BASE_REV="${1:?usage: scripts/bench-compare.sh BASE_REV}"
 CLIENTS=${COMPARE_CLIENTS:-"1 8 64"} REPS=${COMPARE_REPS:-3} DURATION=${COMPARE_DURATION:-5}
 READ_REPS=${COMPARE_READ_REPS:-3}
 DB=dbpool_bench SMALL_ROWS=100000 WIDE_ROWS=1000000
-PG_URL="postgres://postgres@127.0.0.1:5432/$DB"
+# Plaintext for every tool (the sidecar, tokio-postgres, psycopg, asyncpg, ConnectorX,
+# ADBC): PostgreSQL here offers TLS, and libpq-style clients would otherwise take it.
+PG_URL="postgres://postgres@127.0.0.1:5432/$DB?sslmode=disable"
 OUT="benches/results/compare-$(date -u +%Y-%m-%dT%H%M%SZ).md"
 BASE_DIR="$ROOT/target/bench-base"
 

@@ -42,7 +42,7 @@ data_dir = "$WORK/$side-data"
 default_pool = false
 
 [pools.pg]
-url = "postgres://postgres@127.0.0.1:5432/$DB"
+url = "postgres://postgres@127.0.0.1:5432/$DB?sslmode=disable"
 max_connections = 20
 min_connections = 20
 TOML

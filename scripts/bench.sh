@@ -39,7 +39,9 @@ else
   WARMUP=1 READ_REPS=3 STREAM_ROWS=${BENCH_STREAM_ROWS:-"2000000 10000000"}
 fi
 DB=dbpool_bench
-PG_URL="postgres://postgres@127.0.0.1:5432/$DB"
+# Plaintext for every tool (the sidecar, tokio-postgres, psycopg, asyncpg, ConnectorX,
+# ADBC): PostgreSQL here offers TLS, and libpq-style clients would otherwise take it.
+PG_URL="postgres://postgres@127.0.0.1:5432/$DB?sslmode=disable"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 # Smoke runs write under target/ (not kept); real runs go to benches/results/.
 if ((QUICK)); then
@@ -111,6 +113,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = $WORK/pgb/userlist.txt
 pool_mode = transaction
+server_tls_sslmode = disable
 default_pool_size = 20
 max_client_conn = 1000
 logfile = $WORK/pgb/pgbouncer.log
