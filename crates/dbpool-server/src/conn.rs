@@ -357,9 +357,6 @@ mod tests {
                 Some(conn)
             )
         );
-        assert_eq!(
-            seen(Request::new(()), true).await,
-            "None true (\"\", \"\")"
-        );
+        assert_eq!(seen(Request::new(()), true).await, "None true (\"\", \"\")");
     }
 }

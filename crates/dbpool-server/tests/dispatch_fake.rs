@@ -11,7 +11,6 @@ use arrow_flight::Ticket;
 use common::{begin, end, query_ipc, wait_until_sync, WAIT};
 use dbpool_core::{Error, UnavailableCause};
 use dbpool_proto::v1 as pb;
-use dbpool_proto::v1::pool_service_client::PoolServiceClient;
 use dbpool_server::hooks::{Authorizer, Call, Middleware, Outcome};
 use dbpool_testkit::{Step, Verb};
 use fake_server::{config, execute, FakeServer};
@@ -21,10 +20,7 @@ use prost::Message;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::Code;
-
-type Client = PoolServiceClient<Channel>;
 
 /// The values of column `n` of every batch, in order.
 fn values(batches: &[arrow::record_batch::RecordBatch]) -> Vec<i64> {
