@@ -18,11 +18,14 @@ const SHARDS: usize = 16;
 
 /// Encoded schema messages by schema, shared by a server's `Query` and `DoGet` calls.
 pub struct SchemaMessages {
-    shards: Box<[Mutex<LruCache<Key, Bytes, BuildHasherDefault<Hashed>>>]>,
+    shards: Box<[Shard]>,
     /// Hashes a schema once per lookup: the hash picks the shard and is the key's hash
     /// inside it (hashing a schema walks every field; twice was ~1 % of a small query).
     hasher: RandomState,
 }
+
+/// One lock's part of the cache.
+type Shard = Mutex<LruCache<Key, Bytes, BuildHasherDefault<Hashed>>>;
 
 /// A schema with its hash, computed once.
 struct Key {
