@@ -47,12 +47,12 @@ fn surely_clean(sql: &str, leads: &[&str], anywhere: &[&[u8]]) -> bool {
     if any(lead, leads) {
         return false;
     }
-    !b.iter().enumerate().any(|(i, c)| {
-        anywhere.iter().any(|n| {
-            n[0] == c.to_ascii_lowercase()
-                && b.len() - i >= n.len()
-                && b[i..i + n.len()].eq_ignore_ascii_case(n)
-        })
+    // Each needle's first letter found in either case by a SIMD search, the rest
+    // compared there: a few dozen instructions for a short statement.
+    !anywhere.iter().any(|n| {
+        let first = n[0];
+        memchr::memchr2_iter(first, first.to_ascii_uppercase(), b)
+            .any(|i| b[i..].len() >= n.len() && b[i..i + n.len()].eq_ignore_ascii_case(n))
     })
 }
 
