@@ -75,22 +75,11 @@ impl InfluxDb {
 
 impl Drop for InfluxDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = backend_with(&env_url("DBPOOL_TEST_INFLUX_URL"), ADMIN, 1).await;
-                let sql = format!("DROP DATABASE {name}");
-                let _ = tokio::time::timeout(Duration::from_secs(10), admin.execute(&sql, vec![]))
-                    .await;
-            });
-            Some(())
-        })
-        .join();
+        let sql = format!("DROP DATABASE {}", self.name);
+        dbpool_testkit::block_on_detached(async move {
+            let admin = backend_with(&env_url("DBPOOL_TEST_INFLUX_URL"), ADMIN, 1).await;
+            let _ = admin.execute(&sql, vec![]).await;
+        });
     }
 }
 

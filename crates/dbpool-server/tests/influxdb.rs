@@ -41,32 +41,23 @@ struct DropDb(String);
 impl Drop for DropDb {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE {}", self.0);
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use dbpool_core::BackendFactory;
-                let cfg = dbpool_config::PoolConfig {
-                    url: Some(dbpool_config::Secret::new(base_url())),
-                    settings: admin_settings(),
-                    ..Default::default()
-                };
-                let admin = dbpool_backends::Factory::default()
-                    .create("drop", &cfg.resolve("").ok()?)
-                    .await
-                    .ok()?;
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    admin.execute(&sql, vec![]),
-                )
-                .await;
-                Some(())
-            })
-        })
-        .join();
+        dbpool_testkit::block_on_detached(async move {
+            use dbpool_core::BackendFactory;
+            let cfg = dbpool_config::PoolConfig {
+                url: Some(dbpool_config::Secret::new(base_url())),
+                settings: admin_settings(),
+                ..Default::default()
+            };
+            let Ok(resolved) = cfg.resolve("") else {
+                return;
+            };
+            if let Ok(admin) = dbpool_backends::Factory::default()
+                .create("drop", &resolved)
+                .await
+            {
+                let _ = admin.execute(&sql, vec![]).await;
+            }
+        });
     }
 }
 

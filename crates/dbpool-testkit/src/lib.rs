@@ -88,19 +88,24 @@ impl Drop for PgDb {
     }
 }
 
-/// Runs `sql` as the admin user, best effort and within 10 s, on a thread with a runtime
-/// of its own: for the `Drop` of a fixture, which may run inside a runtime.
+/// Runs `sql` as the admin user, best effort and within 10 s: for the `Drop` of a
+/// fixture (see [`block_on_detached`]).
 pub fn admin_exec_blocking(sql: String) {
+    block_on_detached(async move {
+        let _ = admin().await.batch_execute(&sql).await;
+    });
+}
+
+/// Runs `fut` to its end, or for at most 10 s, on a thread with a runtime of its own, and
+/// waits for it: the clean-up of a fixture's `Drop`, which may run inside a runtime.
+pub fn block_on_detached(fut: impl std::future::Future<Output = ()> + Send + 'static) {
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .ok()?;
         rt.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                admin().await.batch_execute(&sql).await
-            })
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), fut).await;
         });
         Some(())
     })
