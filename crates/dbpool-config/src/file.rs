@@ -85,6 +85,10 @@ pub struct ServerConfig {
     /// `[server.limits]`: bounds on what clients may make the daemon hold or do.
     #[serde(default)]
     pub limits: crate::Limits,
+    /// Serve the API on addresses beyond loopback without `[tenants]` (anyone reaching
+    /// the port may use every pool); off: such a config does not start.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 fn default_listen() -> String {
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             readiness: Readiness::All,
             required_pools: Vec::new(),
             limits: crate::Limits::default(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -139,6 +144,16 @@ pub struct Config {
     /// One entry per `[pools.<id>]` table.
     #[serde(default)]
     pub pools: BTreeMap<String, PoolConfig>,
+    /// One entry per `[tenants.<name>]` table; none: every caller is trusted (loopback
+    /// and Unix sockets only, see [`crate::check_exposure`]).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, crate::TenantConfig>,
+    /// `[auth]`: JWT checking.
+    #[serde(default)]
+    pub auth: crate::AuthConfig,
+    /// `[audit]`: the audit log; off when unset.
+    #[serde(default)]
+    pub audit: Option<crate::AuditConfig>,
 }
 
 /// The shortest `health_check_interval_ms`: checks any closer would be load, not news.
@@ -204,7 +219,32 @@ impl Config {
             pool.resolve(&format!("pools.{id}."))
                 .map_err(|e| with_line(e, text, path))?;
         }
-        Ok(())
+        self.validate_access().map_err(|e| with_line(e, text, path))
+    }
+
+    /// The pool ids a tenant may name: the configured pools, or `default` when the
+    /// daemon creates it.
+    pub fn pool_ids(&self) -> Vec<&str> {
+        if self.pools.is_empty() && self.server.default_pool {
+            return vec!["default"];
+        }
+        self.pools.keys().map(String::as_str).collect()
+    }
+
+    /// Checks `[tenants]`, `[auth]` and `[audit]`, and that a daemon without tenants
+    /// serves loopback and Unix sockets only (see [`crate::check_exposure`]).
+    pub fn validate_access(&self) -> Result<()> {
+        let pools = self.pool_ids();
+        for (name, t) in &self.tenants {
+            t.validate(name, &pools)?;
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            jwt.validate()?;
+        }
+        if let Some(audit) = &self.audit {
+            audit.validate()?;
+        }
+        crate::check_exposure(&self.server, !self.tenants.is_empty())
     }
 }
 

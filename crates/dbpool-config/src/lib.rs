@@ -1,4 +1,5 @@
 //! Configuration of the dbpool daemon: the TOML file, env overrides, pool URLs and secrets.
+mod access;
 mod error;
 mod file;
 mod limits;
@@ -9,7 +10,11 @@ mod pool;
 mod redact;
 mod sessions;
 mod statements;
+mod tenants;
 
+pub use access::{
+    check_exposure, exposed_addresses, AuditConfig, AuditStatements, AuthConfig, JwtConfig,
+};
 pub use error::{Error, Result};
 pub use file::{load, load_str, validate_pool_id, Config, LogFormat, Readiness, ServerConfig};
 pub use limits::Limits;
@@ -22,3 +27,4 @@ pub use pool::{BackendKind, PoolConfig, PoolOptions, ResolvedPool};
 pub use redact::{redact_url, Secret};
 pub use sessions::ResetSessions;
 pub use statements::PreparedStatements;
+pub use tenants::{default_port, is_sha256_hex, Quotas, Right, TenantConfig, Upstream};

@@ -31,7 +31,7 @@ impl BackendKind {
         }
     }
 
-    fn from_scheme(s: &str) -> Option<Self> {
+    pub(crate) fn from_scheme(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Some(BackendKind::Postgres),
             "sqlite" | "sqlite3" => Some(BackendKind::Sqlite),

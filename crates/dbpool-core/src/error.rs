@@ -157,9 +157,24 @@ pub enum Error {
         /// Why it failed.
         source: Box<Error>,
     },
-    /// The pool's policy forbids this command (e.g. a Redis command on the denylist).
+    /// The pool's policy forbids this command (e.g. a Redis command on the denylist), or
+    /// the caller's tenant has no right to the call.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// The caller is not known: no credentials, or ones the daemon does not accept (a
+    /// wrong token, an expired JWT). The text says which, never the credential.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A quota of the caller's tenant is used up.
+    #[error("tenant `{tenant}` reached its quota {quota} ({limit})")]
+    QuotaExceeded {
+        /// The tenant.
+        tenant: String,
+        /// The quota's key, e.g. `max_concurrent_calls`.
+        quota: &'static str,
+        /// Its value.
+        limit: u64,
+    },
     /// The backend cannot do this.
     #[error("not supported: {0}")]
     Unsupported(String),

@@ -26,6 +26,8 @@ fn classify(e: &Error) -> (Code, &'static str) {
         Error::ResourceExhausted(_) => (Code::ResourceExhausted, "LIMIT_REACHED"),
         Error::BatchStatement { source, .. } => (classify(source).0, "BATCH_STATEMENT_FAILED"),
         Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
+        Error::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+        Error::QuotaExceeded { .. } => (Code::ResourceExhausted, "QUOTA_EXCEEDED"),
         Error::Unsupported(_) => (Code::Unimplemented, "UNSUPPORTED"),
         Error::ShuttingDown(_) => (Code::Unavailable, "SHUTTING_DOWN"),
         Error::Internal(_) => (Code::Internal, "INTERNAL"),
@@ -71,6 +73,10 @@ impl From<Error> for Status {
             }
             Error::Unavailable { cause, .. } => {
                 metadata.insert("cause".to_string(), cause.name().to_string());
+            }
+            Error::QuotaExceeded { quota, limit, .. } => {
+                metadata.insert("quota".to_string(), quota.to_string());
+                metadata.insert("limit".to_string(), limit.to_string());
             }
             _ => {}
         }
