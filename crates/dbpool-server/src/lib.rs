@@ -3,7 +3,7 @@
 //! clock, authorizer, middleware) by [`Server::builder`]; `run(config, listener,
 //! shutdown)` serves one with the default parts.
 mod accept;
-mod auth;
+pub mod auth;
 mod bounds;
 mod calls;
 mod conn;
