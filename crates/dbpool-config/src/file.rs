@@ -235,8 +235,13 @@ impl Config {
     /// serves loopback and Unix sockets only (see [`crate::check_exposure`]).
     pub fn validate_access(&self) -> Result<()> {
         let pools = self.pool_ids();
+        let named_by_jwt = self
+            .auth
+            .jwt
+            .as_ref()
+            .is_some_and(|j| j.tenant_claim.is_some());
         for (name, t) in &self.tenants {
-            t.validate(name, &pools)?;
+            t.validate(name, &pools, named_by_jwt)?;
         }
         if let Some(jwt) = &self.auth.jwt {
             jwt.validate()?;

@@ -153,9 +153,10 @@ fn validate_name(name: &str) -> std::result::Result<(), String> {
 
 impl TenantConfig {
     /// Checks the tenant's values; `pools` are the configured pool ids (a right on
-    /// another id is refused: a typo would silently grant nothing). Keys are named
-    /// `tenants.<name>.<key>`.
-    pub fn validate(&self, name: &str, pools: &[&str]) -> Result<()> {
+    /// another id is refused: a typo would silently grant nothing); `named_by_jwt`: a
+    /// JWT claim names tenants (`[auth.jwt] tenant_claim`), so one needs no principal of
+    /// its own. Keys are named `tenants.<name>.<key>`.
+    pub fn validate(&self, name: &str, pools: &[&str], named_by_jwt: bool) -> Result<()> {
         let key = |k: &str| format!("tenants.{name}.{k}");
         validate_name(name).map_err(|m| Error::invalid(format!("tenants.{name}"), m))?;
         for (i, h) in self.token_sha256.iter().enumerate() {
@@ -199,11 +200,11 @@ impl TenantConfig {
             || self.token_env.is_some()
             || !self.subjects.is_empty()
             || !self.jwt_subjects.is_empty();
-        if !has_principal {
+        if !has_principal && !named_by_jwt {
             return Err(Error::invalid(
                 format!("tenants.{name}"),
                 "has no principal: set token_sha256, token_file, token_env, subjects or \
-                 jwt_subjects",
+                 jwt_subjects (or name tenants by a JWT claim, [auth.jwt] tenant_claim)",
             ));
         }
         Ok(())
@@ -234,7 +235,7 @@ mod tests {
              \"redis://cache:6380\"]\n[quotas]\nmax_concurrent_calls = 4\n",
             "ab".repeat(32)
         ));
-        t.validate("orders", &["pg", "lite"]).unwrap();
+        t.validate("orders", &["pg", "lite"], false).unwrap();
         assert_eq!(t.pools["pg"], Right::Write);
         assert_eq!(t.quotas.max_concurrent_calls, 4);
         assert_eq!(
@@ -253,7 +254,10 @@ mod tests {
                 },
             ]
         );
-        let e = t.validate("orders", &["pg"]).unwrap_err().to_string();
+        let e = t
+            .validate("orders", &["pg"], false)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("tenants.orders.pools") && e.contains("`lite`"),
             "{e}"
@@ -263,14 +267,15 @@ mod tests {
     #[test]
     fn malformed_hashes_missing_principals_and_bad_upstreams_are_refused() {
         let bad_hash = tenant("token_sha256 = [\"abc\"]\n");
-        let e = bad_hash.validate("a", &[]).unwrap_err().to_string();
+        let e = bad_hash.validate("a", &[], false).unwrap_err().to_string();
         assert!(
             e.contains("tenants.a.token_sha256") && e.contains("64 hex"),
             "{e}"
         );
         let none = tenant("admin = true\n");
-        let e = none.validate("a", &[]).unwrap_err().to_string();
+        let e = none.validate("a", &[], false).unwrap_err().to_string();
         assert!(e.contains("no principal"), "{e}");
+        none.validate("a", &[], true).unwrap();
         for (u, says) in [
             ("ftp://x:1", "unknown backend"),
             ("postgresql:///db", "no host"),
@@ -280,10 +285,10 @@ mod tests {
             let t = tenant(&format!(
                 "token_env = \"T\"\ncreate_pools = true\nupstreams = [\"{u}\"]\n"
             ));
-            let e = t.validate("a", &[]).unwrap_err().to_string();
+            let e = t.validate("a", &[], false).unwrap_err().to_string();
             assert!(e.contains(says), "{u}: {e}");
         }
         let name = tenant("token_env = \"T\"\n");
-        assert!(name.validate("a b", &[]).is_err());
+        assert!(name.validate("a b", &[], false).is_err());
     }
 }
