@@ -274,11 +274,11 @@ impl<'a> Iterator for Lexer<'a> {
     }
 }
 
-fn is_word_start(c: u8) -> bool {
+pub(crate) fn is_word_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'@' || c == b'#' || c >= 0x80
 }
 
-fn is_word_byte(c: u8) -> bool {
+pub(crate) fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'@' || c == b'#' || c >= 0x80
 }
 
