@@ -3,6 +3,7 @@
 //! clock, authorizer, middleware) by [`Server::builder`]; `run(config, listener,
 //! shutdown)` serves one with the default parts.
 mod accept;
+pub mod audit;
 mod auth;
 mod bounds;
 mod calls;
