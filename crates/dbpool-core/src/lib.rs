@@ -4,6 +4,7 @@ mod backend;
 pub mod call;
 mod error;
 mod executor;
+pub mod fingerprint;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod limiter;

@@ -274,11 +274,13 @@ impl<'a> Iterator for Lexer<'a> {
     }
 }
 
-fn is_word_start(c: u8) -> bool {
+/// Whether `c` starts an unquoted word: keyword, identifier, `@var`, `#temp`.
+pub(crate) fn is_word_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'@' || c == b'#' || c >= 0x80
 }
 
-fn is_word_byte(c: u8) -> bool {
+/// Whether `c` continues an unquoted word (digits and `$` too).
+pub(crate) fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'@' || c == b'#' || c >= 0x80
 }
 
