@@ -340,8 +340,10 @@ impl http_body::Body for CallBody {
                 Poll::Ready(Some(Err(s))) => Some(Some(s.code())),
                 Poll::Pending => None,
             };
-            if let (Some(code), Some(a)) = (code, this.audit.take()) {
-                a.finish(code, Code::Unknown);
+            if let Some(code) = code {
+                if let Some(a) = this.audit.take() {
+                    a.finish(code, Code::Unknown);
+                }
             }
         }
         polled

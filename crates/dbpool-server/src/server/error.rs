@@ -40,7 +40,7 @@ pub enum ServerError {
     /// A task of the server panicked: the server stopped (gracefully, as on a signal).
     #[error("the {task} task panicked: {message}")]
     TaskPanicked {
-        /// Which task: `grpc`, `health`, `metrics`, `probes`, `tls` or `reaper`.
+        /// Which task: `grpc`, `health`, `metrics`, `probes`, `tls`, `audit` or `reaper`.
         task: &'static str,
         /// The panic's message.
         message: String,

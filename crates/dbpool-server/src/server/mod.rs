@@ -114,6 +114,7 @@ impl Server {
             health.clone(),
             config.server.data_dir.clone(),
         );
+        let audit = access.audit.clone();
         let router = serve::router(
             &config,
             pool_service,
@@ -124,6 +125,13 @@ impl Server {
         )?;
 
         let mut tasks = Tasks::new();
+        if let Some(log) = &audit {
+            // logrotate moves the file, then sends SIGHUP: the next line goes to a new one.
+            let log = log.clone();
+            tasks.spawn("audit", |cancel| {
+                crate::audit::reopen_on_sighup(log, cancel)
+            });
+        }
         if let Some(l) = probes {
             serve::spawn_probes(&mut tasks, l, probe_health);
         }
@@ -164,6 +172,10 @@ impl Server {
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         let stopped = tasks.shutdown(&*clock, grace.min(TASKS_STOP_WITHIN)).await;
         serve::close(&calls).await;
+        if let Some(log) = audit {
+            // The lines of the last calls are on disk before the daemon exits.
+            tokio::task::spawn_blocking(move || log.flush()).await.ok();
+        }
         served.and(stopped)
     }
 }
