@@ -35,7 +35,8 @@ async def test_async_calls_send_the_token(recorder) -> None:
     assert [md.get("authorization") for _, md in handler.calls] == ["Bearer t0k", "Bearer t0k"]
 
 
-def test_no_token_no_header(recorder) -> None:
+def test_no_token_no_header(recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBPOOL_TOKEN", raising=False)
     endpoint, handler = recorder
     with SyncDatabasePool(endpoint, timeout=5) as db, pytest.raises(AuthenticationError):
         db.metrics()
