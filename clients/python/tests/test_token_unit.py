@@ -1,7 +1,7 @@
 """The token travels as `authorization: Bearer <token>` on gRPC and Flight calls.
 
-The daemon does not check tokens yet, so a stand-in gRPC server records the metadata of
-every call and refuses it with UNAUTHENTICATED, as an authenticating daemon would.
+A stand-in gRPC server records the metadata of every call and refuses it with
+UNAUTHENTICATED, as the daemon with tenants does (tests/test_auth.py runs the real one).
 """
 
 from __future__ import annotations
