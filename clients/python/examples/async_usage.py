@@ -3,6 +3,11 @@
 Start the daemon with no config (``dbpool serve``) and run::
 
     uv run python examples/async_usage.py
+
+The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``) and the
+bearer token, for a daemon with ``[tenants.*]`` in its config, from ``DBPOOL_TOKEN``
+(the client's default when no ``token=`` is given); without it no token is sent, which a
+daemon without tenants does not need.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from db_pool_rs import DatabasePool
 
 async def main() -> None:
     """Fills a table, runs queries concurrently, and streams a result batch by batch."""
+    # Endpoint and token from DBPOOL_ENDPOINT and DBPOOL_TOKEN (the clients' defaults).
     async with DatabasePool(timeout=30) as db:
         await db.execute_batch(
             "default",

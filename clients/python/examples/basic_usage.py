@@ -4,7 +4,10 @@ Start the daemon with no config (``dbpool serve``) and run::
 
     uv run python examples/basic_usage.py
 
-The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``).
+The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``) and the
+bearer token, for a daemon with ``[tenants.*]`` in its config, from ``DBPOOL_TOKEN``
+(the client's default when no ``token=`` is given); without it no token is sent, which a
+daemon without tenants does not need.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from db_pool_rs import QueryError, SyncDatabasePool
 
 def main() -> None:
     """Creates a table, writes rows three ways, and prints query results as Polars frames."""
+    # Endpoint and token from DBPOOL_ENDPOINT and DBPOOL_TOKEN (the clients' defaults).
     with SyncDatabasePool() as db:
         db.execute("default", "DROP TABLE IF EXISTS example_users")
         db.execute(

@@ -4,6 +4,13 @@ Needs PostgreSQL at ``DBPOOL_PG_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/postgres``)::
 
     uv run python examples/multi_db_usage.py
+
+The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``) and the
+bearer token, for a daemon with ``[tenants.*]`` in its config, from ``DBPOOL_TOKEN``
+(the client's default when no ``token=`` is given); without it no token is sent, which a
+daemon without tenants does not need.
+
+The example creates a pool, so its tenant needs ``create_pools`` (or ``admin``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ PG_POOL = "example_pg"
 
 def main() -> None:
     """Writes orders to PostgreSQL and customers to SQLite, then joins them in Polars."""
+    # Endpoint and token from DBPOOL_ENDPOINT and DBPOOL_TOKEN (the clients' defaults).
     with SyncDatabasePool() as db:
         try:
             db.remove_pool(PG_POOL)

@@ -5,7 +5,10 @@ Runs against the daemon's embedded SQLite pool `default`: start the daemon with 
 
     uv run python examples/writes_usage.py
 
-The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``).
+The endpoint comes from ``DBPOOL_ENDPOINT`` (default ``grpc://127.0.0.1:50051``) and the
+bearer token, for a daemon with ``[tenants.*]`` in its config, from ``DBPOOL_TOKEN``
+(the client's default when no ``token=`` is given); without it no token is sent, which a
+daemon without tenants does not need.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
             "ordered_at": [dt.datetime(2024, 5, d, 9, 30) for d in (1, 2, 3, 4)],
         }
     )
+    # Endpoint and token from DBPOOL_ENDPOINT and DBPOOL_TOKEN (the clients' defaults).
     with SyncDatabasePool() as db:
         # The frame travels as Arrow record batches (Flight DoPut); "replace" drops the
         # table if it exists and creates it from the frame's schema. All rows or none.

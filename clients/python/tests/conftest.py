@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from stand_in import recorder  # noqa: F401  (the stand-in server fixture)
+from stand_in import recorder, stand_in  # noqa: F401  (the stand-in server fixtures)
 
 from db_pool_rs import DatabasePool, DbPoolError, SyncDatabasePool
 

@@ -15,11 +15,13 @@ from db_pool_rs import (
     DbPoolError,
     InvalidArgumentError,
     ParamTypeError,
+    PermissionDeniedError,
     PoolExistsError,
     PoolNotFoundError,
     PoolTimeoutError,
     PoolUnavailableError,
     QueryError,
+    QuotaExceededError,
     SyncDatabasePool,
     TransactionAbortedError,
 )
@@ -246,5 +248,7 @@ def test_errors_share_the_base_class() -> None:
         PoolUnavailableError,
         PoolTimeoutError,
         AuthenticationError,
+        PermissionDeniedError,
+        QuotaExceededError,
     ):
         assert issubclass(cls, DbPoolError)

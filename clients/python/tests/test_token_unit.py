@@ -1,7 +1,7 @@
 """The token travels as `authorization: Bearer <token>` on gRPC and Flight calls.
 
-The daemon does not check tokens yet, so a stand-in gRPC server records the metadata of
-every call and refuses it with UNAUTHENTICATED, as an authenticating daemon would.
+A stand-in gRPC server records the metadata of every call and refuses it with
+UNAUTHENTICATED, as the daemon with tenants does (tests/test_auth.py runs the real one).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ async def test_async_calls_send_the_token(recorder) -> None:
     assert [md.get("authorization") for _, md in handler.calls] == ["Bearer t0k", "Bearer t0k"]
 
 
-def test_no_token_no_header(recorder) -> None:
+def test_no_token_no_header(recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBPOOL_TOKEN", raising=False)
     endpoint, handler = recorder
     with SyncDatabasePool(endpoint, timeout=5) as db, pytest.raises(AuthenticationError):
         db.metrics()

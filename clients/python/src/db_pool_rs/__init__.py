@@ -8,6 +8,9 @@ asyncio client, :class:`SyncDatabasePool` the blocking, thread-safe one::
 
     with SyncDatabasePool("grpc://127.0.0.1:50051") as db:
         df = db.query("default", "SELECT 1 AS one")
+
+A daemon with tenants wants a token: ``token=`` of either client, else the environment
+variable ``DBPOOL_TOKEN``.
 """
 
 from ._flight import BatchStream
@@ -17,11 +20,13 @@ from .errors import (
     DbPoolError,
     InvalidArgumentError,
     ParamTypeError,
+    PermissionDeniedError,
     PoolExistsError,
     PoolNotFoundError,
     PoolTimeoutError,
     PoolUnavailableError,
     QueryError,
+    QuotaExceededError,
     TransactionAbortedError,
     TransactionClosedError,
     TransactionNotFoundError,
@@ -40,6 +45,7 @@ __all__ = [
     "InvalidArgumentError",
     "Metrics",
     "ParamTypeError",
+    "PermissionDeniedError",
     "PoolExistsError",
     "PoolInfo",
     "PoolNotFoundError",
@@ -48,6 +54,7 @@ __all__ = [
     "PoolTimeoutError",
     "PoolUnavailableError",
     "QueryError",
+    "QuotaExceededError",
     "StatementResult",
     "SyncDatabasePool",
     "Transaction",

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import grpc
 
+from ._auth import bearer, resolve_token
 from ._core import Core
 from ._endpoint import Endpoint, PemSource, TlsFiles, parse_endpoint
 from .errors import InvalidArgumentError
@@ -45,7 +46,9 @@ class ClientBase:
                 grpc.StatusCode.INVALID_ARGUMENT,
             )
         self._propagate_trace = propagate_trace
-        auth = f"Bearer {token}" if token else None
+        # The same header on every PoolService call (metadata) and every Flight call
+        # (FlightCallOptions headers: DoGet, DoPut), transactions and fast paths included.
+        auth = bearer(resolve_token(token))
         self._auth_metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
         headers: list[tuple[bytes, bytes]] = [(b"authorization", auth.encode())] if auth else []
         self._flight = FlightQueries(

@@ -10,6 +10,10 @@ it only fills ``FlightError.extra_info`` when the server also sends Arrow's own
 (RESOURCE_EXHAUSTED, FAILED_PRECONDITION and OUT_OF_RANGE all raise ArrowInvalid). Its
 message keeps the original code, though: ``"... with message: <msg>. gRPC client debug
 context: <CODE>:<msg>..."``, which is what :func:`from_flight_error` reads first.
+
+Without the details a Flight error also loses the ErrorInfo reason and metadata. Where
+the class depends on them (an unknown transaction, a tenant's quota) the daemon's
+message, whose form it documents, stands in for them; over gRPC the details decide.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ _DATABASE_REASONS = ("DATABASE_ERROR", "TRANSACTION_ABORTED")
 # message over Flight (pyarrow drops the details).
 _TX_NOT_FOUND_REASON = "TRANSACTION_NOT_FOUND"
 _TX_NOT_FOUND_RE = re.compile(r"^transaction `[^`]*` not found")
+# A tenant's quota: ErrorInfo reason QUOTA_EXCEEDED with metadata `quota` and `limit`
+# over gRPC; over Flight the message "tenant `a` reached its quota <quota> (<limit>)".
+_QUOTA_REASON = "QUOTA_EXCEEDED"
+_QUOTA_RE = re.compile(r"reached its quota (?P<quota>[a-z_]+) \((?P<limit>\d+)\)")
 # "... with message: <msg>. gRPC client debug context: <context>. Client context: ..."
 _FLIGHT_MESSAGE_RE = re.compile(
     r"with message: (?P<msg>.*?)(?:\. gRPC client debug context: (?P<ctx>.*?))?"
@@ -110,14 +118,31 @@ def sqlstate_from_message(message: str) -> Optional[str]:
 
 def make_error(code: grpc.StatusCode, message: str, metadata: Optional[dict] = None) -> DbPoolError:
     """Builds the exception for a code, a message and ErrorInfo metadata."""
-    metadata = metadata or {}
+    metadata = dict(metadata or {})
     sqlstate = metadata.get("sqlstate") or sqlstate_from_message(message)
     if code is grpc.StatusCode.NOT_FOUND and (
         metadata.get("reason") == _TX_NOT_FOUND_REASON or _TX_NOT_FOUND_RE.match(message or "")
     ):
         return TransactionNotFoundError(message, code, None, metadata)
     from_database = bool(sqlstate) or metadata.get("reason") in _DATABASE_REASONS
-    return error_class(code, from_database)(message, code, sqlstate, metadata)
+    quota = code is grpc.StatusCode.RESOURCE_EXHAUSTED and _is_quota(message, metadata)
+    return error_class(code, from_database, quota)(message, code, sqlstate, metadata)
+
+
+def _is_quota(message: str, metadata: dict) -> bool:
+    """Whether a RESOURCE_EXHAUSTED is a tenant's quota; fills ``quota`` and ``limit``
+    of ``metadata`` from the message when the details are missing (Flight)."""
+    if metadata.get("reason") == _QUOTA_REASON:
+        return True
+    if metadata.get("reason"):
+        return False
+    found = _QUOTA_RE.search(message or "")
+    if found is None:
+        return False
+    metadata.setdefault("reason", _QUOTA_REASON)
+    metadata.setdefault("quota", found.group("quota"))
+    metadata.setdefault("limit", found.group("limit"))
+    return True
 
 
 def _trailer(metadata: Optional[Iterable[Any]], key: str) -> Optional[bytes]:

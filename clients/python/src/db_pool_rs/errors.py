@@ -1,8 +1,8 @@
 """Exceptions raised by the db_pool_rs client, one class per thing a caller can act on.
 
 Every error of the daemon arrives as a gRPC status; :func:`error_class` picks the class
-from its code (and from whether the database attached a SQLSTATE). The classes are
-exported from the package top level.
+from its code (and from whether the database attached a SQLSTATE, or the daemon a
+``QUOTA_EXCEEDED`` reason). The classes are exported from the package top level.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ __all__ = [
     "DbPoolError",
     "InvalidArgumentError",
     "ParamTypeError",
+    "PermissionDeniedError",
     "PoolExistsError",
     "PoolNotFoundError",
     "PoolTimeoutError",
     "PoolUnavailableError",
     "QueryError",
+    "QuotaExceededError",
     "TransactionAbortedError",
     "TransactionClosedError",
     "TransactionNotFoundError",
@@ -117,7 +119,40 @@ class PoolTimeoutError(DbPoolError, TimeoutError):
 
 
 class AuthenticationError(DbPoolError):
-    """Credentials were refused (gRPC UNAUTHENTICATED or PERMISSION_DENIED)."""
+    """The daemon does not know who is calling (gRPC UNAUTHENTICATED): no token, a wrong
+    or expired one, or no client certificate it accepts. Also raised by a database that
+    refuses the pool's own credentials (SQLSTATE 28000/28P01)."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """The caller is known but may not do this (gRPC PERMISSION_DENIED): e.g. a write on
+    a pool its tenant may only read, or a CreatePool it has no right to.
+
+    A subclass of :class:`AuthenticationError` so that code written when both codes
+    raised that class still catches it.
+    """
+
+
+class QuotaExceededError(DbPoolError):
+    """The caller's tenant reached one of its quotas (gRPC RESOURCE_EXHAUSTED with the
+    ``QUOTA_EXCEEDED`` reason).
+
+    Attributes:
+        quota: the quota's name, e.g. ``max_concurrent_calls``, ``calls_per_second``,
+            ``max_result_rows`` (the keys of ``[tenants.<name>.quotas]``), if known.
+        limit: its configured limit, if known.
+    """
+
+    @property
+    def quota(self) -> Optional[str]:
+        """The name of the quota that was reached."""
+        return self.metadata.get("quota")
+
+    @property
+    def limit(self) -> Optional[int]:
+        """The quota's configured limit."""
+        value = self.metadata.get("limit")
+        return int(value) if value is not None and value.isdigit() else None
 
 
 _BY_CODE = {
@@ -127,7 +162,7 @@ _BY_CODE = {
     grpc.StatusCode.DEADLINE_EXCEEDED: PoolTimeoutError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: PoolTimeoutError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
-    grpc.StatusCode.PERMISSION_DENIED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.ABORTED: TransactionAbortedError,
 }
 
@@ -139,14 +174,18 @@ _STATEMENT_CODES = (
 )
 
 
-def error_class(code: grpc.StatusCode, from_database: bool = False) -> type[DbPoolError]:
+def error_class(code: grpc.StatusCode, from_database: bool = False, quota: bool = False) -> type[DbPoolError]:
     """Returns the exception class for a gRPC status code.
 
     ``from_database`` tells that the database itself rejected the statement (the status
     carries a SQLSTATE or a ``DATABASE_ERROR`` reason), which makes it a QueryError.
+    ``quota`` tells that a RESOURCE_EXHAUSTED is a tenant's quota (reason
+    ``QUOTA_EXCEEDED``), not a full pool: a QuotaExceededError.
     """
     if code in _STATEMENT_CODES and from_database:
         return QueryError
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and quota:
+        return QuotaExceededError
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgumentError
     return _BY_CODE.get(code, DbPoolError)

@@ -42,14 +42,19 @@ class SyncDatabasePool(ClientBase):
     Args:
         endpoint: ``grpc://host:port``, ``grpcs://host:port`` or ``unix:/path``; default
             ``$DBPOOL_ENDPOINT`` or ``grpc://127.0.0.1:50051``.
-        token: sent as ``authorization: Bearer <token>`` on every call.
+        token: sent as ``authorization: Bearer <token>`` on every gRPC and Arrow Flight
+            call (queries, bulk inserts and transactions included), for a daemon with
+            ``[tenants.*]``. None (the default) reads ``$DBPOOL_TOKEN``; ``""`` sends no
+            token even when that variable is set.
         timeout: default deadline of every call, in seconds (None: no deadline).
         propagate_trace: send the current OpenTelemetry trace context (``traceparent``,
             ``tracestate``) on every call, when ``opentelemetry-api`` is installed.
         tls_root_certs: PEM (bytes or a file path) of the CA that signed the daemon's
             certificate, for ``grpcs://`` endpoints; default the system's roots.
-        tls_cert_chain: the client certificate (PEM), when the daemon requires mutual TLS.
-        tls_private_key: its private key (PEM).
+        tls_cert_chain: the client certificate (PEM, bytes or a file path), when the
+            daemon requires mutual TLS or knows the tenant by its certificate subject;
+            used by both the gRPC channel and the Flight client.
+        tls_private_key: its private key (PEM, bytes or a file path).
     """
 
     # Unary-stream calls (a transaction's Query) are read on the calling thread: grpcio
@@ -114,7 +119,7 @@ class SyncDatabasePool(ClientBase):
         ``backup_urls``: read replicas served while the
         primary is down (PostgreSQL); ``settings``: backend-specific settings (strings);
         ``lazy=True`` skips the connection check. Raises PoolExistsError, InvalidArgumentError,
-        PoolUnavailableError or AuthenticationError.
+        PoolUnavailableError, AuthenticationError, PermissionDeniedError or QuotaExceededError.
         """
         return self._drive(self._core.create_pool(pool_id, url, timeout, fields))
 

@@ -216,8 +216,11 @@ impl Tenants {
     pub fn basic(&self, value: &str) -> Result<(Caller, String)> {
         let bad = || unauthenticated("the Basic credentials are not base64 of `tenant:token`");
         let encoded = strip_scheme(value, "basic").ok_or_else(bad)?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+        // Padded (RFC 7617) or not: the Go Flight SQL driver behind ADBC leaves the `=`
+        // out.
+        let encoded = encoded.trim().trim_end_matches('=');
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(encoded)
             .map_err(|_| bad())?;
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (user, password) = text.split_once(':').ok_or_else(bad)?;
