@@ -4,7 +4,9 @@ what the shell half needs. One subcommand per use there:
 
   dockerfile                      the Dockerfile and .dockerignore against the workspace
   manifest RENDERED               the manifests against the image and the config
-  config RENDERED OUT             writes the config the container sees; prints its env
+  config RENDERED OUT [ROOTFS]    writes the config the container sees; prints its env
+                                  (with ROOTFS: its Secret files written there, and token
+                                  files pointed there)
   env RENDERED ROOTFS [K=V...]    the environment of the serve test, one K=V a line
   secrets RENDERED ROOTFS         writes the Secret files dbpool mounts under ROOTFS
   token RENDERED                  the token the app container sends (DBPOOL_TOKEN), if any
@@ -478,10 +480,24 @@ def print_env(env):
         print(f"{k}={v}")
 
 
-def cmd_config(rendered, out):
+def cmd_config(rendered, out, rootfs=None):
     p = pod(rendered)
     Path(out).write_text(p.toml)
-    print_env({k: v for k, v in p.env.items() if k != "DBPOOL_CONFIG"})
+    env = {k: v for k, v in p.env.items() if k != "DBPOOL_CONFIG"}
+    if rootfs:
+        write_secrets(p, rootfs)
+        env.update(token_files(p, rootfs))
+    print_env(env)
+
+
+def token_files(p, rootfs):
+    """The overrides that point the tenants' absolute token files under ROOTFS, where
+    write_secrets puts the Secrets the Deployment mounts."""
+    return {
+        f"DBPOOL__TENANTS__{name.upper()}__TOKEN_FILE": rootfs + t["token_file"]
+        for name, t in p.config.get("tenants", {}).items()
+        if t.get("token_file", "").startswith("/")
+    }
 
 
 def cmd_env(rendered, rootfs, *sets):
@@ -503,17 +519,21 @@ def cmd_env(rendered, rootfs, *sets):
                 }
             )
     # Token files the Deployment mounts: where `secrets` writes them.
-    for name, t in p.config.get("tenants", {}).items():
-        if t.get("token_file", "").startswith("/"):
-            env[f"DBPOOL__TENANTS__{name.upper()}__TOKEN_FILE"] = rootfs + t["token_file"]
+    env.update(token_files(p, rootfs))
     env.update(s.partition("=")[::2] for s in sets)
     print_env(env)
 
 
 def cmd_secrets(rendered, rootfs):
+    for path in write_secrets(pod(rendered), rootfs):
+        print(path)
+
+
+def write_secrets(p, rootfs):
     """The Secret volumes of the dbpool container, as the kubelet would mount them, under
-    ROOTFS: a file per key on a directory mount, the one file of a subPath mount."""
-    p = pod(rendered)
+    ROOTFS: a file per key on a directory mount, the one file of a subPath mount. Returns
+    the files written."""
+    written = []
     vols = {v["name"]: v for v in p.spec.get("volumes", [])}
     for m in p.container.get("volumeMounts", []):
         secret = vols.get(m["name"], {}).get("secret")
@@ -532,7 +552,8 @@ def cmd_secrets(rendered, rootfs):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secret_value(p.objs, secret["secretName"], key))
             path.chmod(0o444)
-            print(path)
+            written.append(path)
+    return written
 
 
 def cmd_token(rendered):

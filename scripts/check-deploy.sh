@@ -143,13 +143,21 @@ kustomize_check() {
 }
 
 # The config the container sees (extracted from the ConfigMap in the rendered output)
-# passes check-config with the container's environment; so does the image's default.
+# passes check-config with the container's environment and the Secret files it mounts
+# (check-config reads token files); so does the image's default with DBPOOL_TOKEN set,
+# which it refuses without.
 config_check() {
-  local envs=()
-  py config "$RENDERED" "$WORK/dbpool.toml" >"$WORK/config.env"
+  local envs=() out
+  py config "$RENDERED" "$WORK/dbpool.toml" "$WORK/config-root" >"$WORK/config.env"
   mapfile -t envs <"$WORK/config.env"
   env -i "${envs[@]}" "$DBPOOL_BIN" check-config "$WORK/dbpool.toml"
-  env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml
+  env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 DBPOOL_TOKEN=example \
+    "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml
+  out="$(env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 \
+    "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml 2>&1)" &&
+    die "the image's default config passes without DBPOOL_TOKEN: $out"
+  [[ "$out" == *DBPOOL_TOKEN* ]] || die "without DBPOOL_TOKEN, not the expected error: $out"
+  echo "without DBPOOL_TOKEN: $out"
 }
 
 # The Unix-socket overlay (deploy/kubernetes-socket, docs/kubernetes.md): it renders, is
@@ -164,7 +172,7 @@ socket_check() {
   grep -q 'value: unix:/run/dbpool/dbpool.sock' "$out" || die "the overlay does not listen on the socket"
   grep -q 'value: 0.0.0.0:50052' "$out" || die "the overlay has no probe port"
   ! grep -q 'port: 50051' "$out" || die "a probe of the overlay still asks port 50051"
-  py config "$out" "$WORK/socket.toml" >"$WORK/socket.env"
+  py config "$out" "$WORK/socket.toml" "$WORK/socket-root" >"$WORK/socket.env"
   mapfile -t envs <"$WORK/socket.env"
   env -i "${envs[@]}" "$DBPOOL_BIN" check-config "$WORK/socket.toml"
 }
