@@ -120,11 +120,12 @@ pub fn check_exposure(server: &ServerConfig, has_tenants: bool) -> Result<()> {
         "server.listen",
         format!(
             "{} is reachable from other machines but no [tenants] are configured: anyone \
-             reaching it could use every pool. Add a tenant with a token, e.g.\n  \
-             [tenants.app]\n  token_sha256 = [\"<printf %s \"$TOKEN\" | sha256sum>\"]\n  \
-             admin = true\nand send `authorization: Bearer $TOKEN`; or listen on 127.0.0.1 \
-             or a Unix socket (health probes can use server.probe_listen); or set \
-             server.allow_unauthenticated = true to serve without authentication",
+             reaching it could use every pool. Add a tenant with a token (`dbpool token` \
+             prints one and its config line), e.g.\n  [tenants.app]\n  \
+             token_sha256 = [\"<sha256 of the token in hex>\"]\n  admin = true\nand send \
+             `authorization: Bearer <token>`; or listen on 127.0.0.1 or a Unix socket (health \
+             probes can use server.probe_listen); or set server.allow_unauthenticated = true \
+             to serve without authentication",
             exposed.join(", ")
         ),
     ))

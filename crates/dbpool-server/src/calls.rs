@@ -1,10 +1,11 @@
 //! What PoolService and Flight share: look up the pool (or transaction), run the call
 //! through one dispatch point, count it.
 mod call;
+mod pools;
 
 pub use call::{Op, Reply};
 
-use crate::hooks::{self, AllowAll, Authorizer, MiddlewareChain, Outcome};
+use crate::hooks::{self, AllowAll, Authorizer, Method, MiddlewareChain, Outcome};
 use crate::schema_cache::SchemaMessages;
 use crate::status::code_name;
 use crate::timed::Timed;
@@ -40,6 +41,8 @@ pub struct Calls {
     pub middleware: Arc<MiddlewareChain>,
     /// The server's encoded IPC schema messages, for `Query` and `DoGet` results.
     pub schemas: Arc<SchemaMessages>,
+    /// The configured tenants (`None`: every caller is trusted): the pools they own.
+    pub tenants: Option<Arc<crate::auth::Tenants>>,
 }
 
 /// Counts the result of a call on its pool.
@@ -77,6 +80,7 @@ impl Calls {
             authorizer: Arc::new(AllowAll),
             middleware: Arc::new(MiddlewareChain::default()),
             schemas: Arc::new(SchemaMessages::default()),
+            tenants: None,
         }
     }
 
@@ -138,6 +142,7 @@ impl Calls {
         let tx_id = target.tx().map(|t| t.id.as_str()).unwrap_or_default();
         let mut hook = hooks::Call::new(op.method(), &pool.id).in_tx(tx_id);
         hook.sql = op.sql().map(std::borrow::Cow::Borrowed);
+        conn::note_statement(op.sql(), None);
         // The authorizer, then the middleware chain (which may rewrite the statement). A
         // middleware's `after` runs once for each call its `before` let pass: on a refusal
         // the chain has shown it to those links already, and none saw a call the
@@ -153,6 +158,7 @@ impl Calls {
             Ok(Reply::Rows(n)) => *n,
             _ => 0,
         };
+        conn::note_statement(None, Some(rows));
         let outcome = Outcome {
             error: reply.as_ref().err(),
             rows,
@@ -214,7 +220,11 @@ impl Calls {
             .instrument(timed.span.clone())
             .await
             .and_then(Reply::stream);
-        let QueryStream { schema, batches } = counted(&entry, started)?;
+        let mut started = counted(&entry, started)?;
+        if let Some(c) = conn::current_caller() {
+            started = c.tenant.quotas.limit_result(started);
+        }
+        let QueryStream { schema, batches } = started;
         let batches = batches
             .inspect(move |b| match b {
                 Ok(b) => timed
@@ -317,7 +327,12 @@ impl Calls {
         // Before a connection is taken: a client at its maximum gets no connection.
         self.txs.check_room(owner)?;
         let entry = self.manager.get(pool_id)?;
-        let tx = entry.backend.begin(options).await;
+        let method = match options.read_only {
+            true => Method::BeginReadOnly,
+            false => Method::Begin,
+        };
+        let hook = hooks::Call::new(method, pool_id);
+        let tx = self.guarded(hook, entry.backend.begin(options)).await;
         let tx = counted(&entry, tx)?;
         let idle = if idle_timeout_ms > 0 {
             Duration::from_millis(idle_timeout_ms)
@@ -342,7 +357,11 @@ impl Calls {
             return Err(Error::invalid("transaction_id", "is empty"));
         }
         bounds::id(&self.limits, "transaction_id", tx_id)?;
-        self.txs.end(tx_id, commit, conn::current()).await
+        let owner = conn::current();
+        let pool = self.txs.get(tx_id, owner)?.pool.id.clone();
+        let method = if commit { Method::Commit } else { Method::Rollback };
+        let hook = hooks::Call::new(method, &pool).in_tx(tx_id);
+        self.guarded(hook, self.txs.end(tx_id, commit, owner)).await
     }
 
     /// Whether a table exists, asked of the pool (or the transaction's pool).
@@ -357,7 +376,11 @@ impl Calls {
         bounds::id(&self.limits, "db_schema", db_schema)?;
         bounds::id(&self.limits, "table", table)?;
         let entry = self.target(pool_id, tx_id)?.pool().clone();
-        match entry.backend.table_schema(db_schema, table).await {
+        let hook = hooks::Call::new(Method::TableExists, &entry.id).in_tx(tx_id);
+        match self
+            .guarded(hook, entry.backend.table_schema(db_schema, table))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(Error::Database { .. }) => Ok(false),
             Err(e) => Err(e),

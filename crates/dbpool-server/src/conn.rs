@@ -1,10 +1,12 @@
 //! Accepted client connections: each gets a daemon-wide unique id (the owner of the
 //! transactions it begins), must send its first bytes within the handshake timeout, and
-//! reports when it closes so its transactions are rolled back. Every call runs in a
-//! scope that names its connection and carries its server's per-call settings, and as a
-//! [`Call`] naming its connection and method for the log line of a failure.
+//! reports when it closes so its transactions are rolled back. The scope each call runs
+//! in (its connection, its caller) is `call_scope.rs`, re-exported here.
+pub use crate::call_scope::{
+    call_spans, current, current_caller, current_conn_and_caller, note_refused, note_statement,
+    Access, InCall,
+};
 use crate::stream::Stream;
-use dbpool_core::call::Call;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,47 +17,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Sleep;
-use tonic::codegen::http::{Request, Response};
-use tonic::codegen::Service;
-use tonic::server::NamedService;
 use tonic::transport::server::Connected;
 
 /// Ids of client connections; never reused while the daemon runs (a peer address is:
 /// its port comes back), so a transaction cannot pass to a later connection. Global,
 /// not per server: ids stay unique across the servers of one process.
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
-
-/// What a call runs with: set by [`InCall`] around every PoolService and Flight call.
-#[derive(Debug, Clone)]
-struct Scope {
-    conn: Option<ConnInfo>,
-    /// The server's switch of per-call spans (see [`call_spans`]).
-    call_spans: bool,
-}
-
-tokio::task_local! {
-    /// The scope of the call this task is serving.
-    static SCOPE: Scope;
-}
-
-/// The client connection of the request being served, or `None` outside one (internal
-/// callers, tests of the call layer). Set by [`InCall`] around every PoolService and
-/// Flight call, so the call layer knows the owner without each handler passing it on.
-pub fn current() -> Option<u64> {
-    current_info().map(|c| c.id)
-}
-
-/// The client connection (id and peer) of the request being served, as [`current`].
-pub fn current_info() -> Option<ConnInfo> {
-    SCOPE.try_with(|s| s.conn.clone()).ok().flatten()
-}
-
-/// Whether the server serving this call makes per-call spans (`grpc`, `db`): only
-/// traces use them, and creating, entering and closing them was ~6 % of the daemon's
-/// instructions on a small query. On outside a call.
-pub fn call_spans() -> bool {
-    SCOPE.try_with(|s| s.call_spans).unwrap_or(true)
-}
 
 /// What tonic puts in a request's extensions for a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,154 +176,3 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// Wraps a tonic service so each call runs in its scope and as a [`Call`]: its
-/// connection (see [`current`]), its server's per-call settings, and its connection id,
-/// method and pool for the log line of a failure. The response body is polled in the
-/// call's scope too, so an error met mid-stream is told apart. One layer, one boxed
-/// future per call.
-#[derive(Clone)]
-pub struct InCall<S> {
-    inner: S,
-    call_spans: bool,
-}
-
-impl<S> InCall<S> {
-    /// Wraps `inner` for a server that makes per-call spans when `call_spans`.
-    pub fn new(inner: S, call_spans: bool) -> Self {
-        InCall { inner, call_spans }
-    }
-}
-
-impl<S: NamedService> NamedService for InCall<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, B> Service<Request<B>> for InCall<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let conn = req.extensions().get::<ConnInfo>().cloned();
-        let path = req.uri().path();
-        let call = Call::new(
-            conn.as_ref().map(|c| c.id),
-            path.strip_prefix('/').unwrap_or(path),
-        );
-        let scope = Scope {
-            conn,
-            call_spans: self.call_spans,
-        };
-        let response = SCOPE.scope(scope, call.clone().scope(self.inner.call(req)));
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|inner| tonic::body::Body::new(CallBody { call, inner })))
-        })
-    }
-}
-
-/// A response body whose frames are produced inside its call's scope.
-struct CallBody {
-    call: Arc<Call>,
-    inner: tonic::body::Body,
-}
-
-impl http_body::Body for CallBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        let inner = &mut this.inner;
-        this.call
-            .clone()
-            .sync_scope(|| Pin::new(inner).poll_frame(cx))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::convert::Infallible;
-
-    /// Answers with what the call's scope says, in its response headers.
-    #[derive(Clone)]
-    struct Probe;
-
-    impl Service<Request<()>> for Probe {
-        type Response = Response<tonic::body::Body>;
-        type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: Request<()>) -> Self::Future {
-            // Like a tonic handler: the work runs in the future, inside the scope.
-            Box::pin(async {
-                let seen = format!(
-                    "{:?} {} {:?}",
-                    current_info(),
-                    call_spans(),
-                    dbpool_core::call::describe()
-                );
-                let mut r = Response::new(tonic::body::Body::empty());
-                r.headers_mut().insert("seen", seen.parse().unwrap());
-                Ok(r)
-            })
-        }
-    }
-
-    async fn seen(req: Request<()>, call_spans: bool) -> String {
-        let r = InCall::new(Probe, call_spans).call(req).await.unwrap();
-        r.headers()["seen"].to_str().unwrap().to_string()
-    }
-
-    #[tokio::test]
-    async fn a_call_runs_in_its_connections_and_servers_scope() {
-        assert_eq!(
-            (current_info(), call_spans()),
-            (None, true),
-            "outside a call"
-        );
-        let conn = ConnInfo {
-            id: 7,
-            peer: Some("127.0.0.1:4000".parse().unwrap()),
-            transport: Transport::Tcp,
-            client_subject: None,
-        };
-        let mut req = Request::builder()
-            .uri("/dbpool.v1.PoolService/Query")
-            .body(())
-            .unwrap();
-        req.extensions_mut().insert(conn.clone());
-        assert_eq!(
-            seen(req, false).await,
-            format!(
-                "{:?} false (\"dbpool.v1.PoolService/Query\", \"\")",
-                Some(conn)
-            )
-        );
-        assert_eq!(seen(Request::new(()), true).await, "None true (\"\", \"\")");
-    }
-}

@@ -3,8 +3,10 @@
 //! clock, authorizer, middleware) by [`Server::builder`]; `run(config, listener,
 //! shutdown)` serves one with the default parts.
 mod accept;
-mod auth;
+pub mod audit;
+pub mod auth;
 mod bounds;
+mod call_scope;
 mod calls;
 mod conn;
 mod convert;

@@ -95,7 +95,7 @@ impl PoolService for PoolServiceImpl {
         let resolved = cfg.resolve("").map_err(Error::from)?;
         dbpool_backends::request_policy::check_request_pool(&resolved)?;
         dbpool_backends::request_policy::confine_request_pool(&mut cfg, &resolved, &self.data_dir)?;
-        let entry = self.calls.manager.create(&r.pool_id, &cfg, !r.lazy).await?;
+        let entry = self.calls.create_pool(&r.pool_id, &cfg, !r.lazy).await?;
         self.health.pool_added(&entry).await;
         Ok(Response::new(pb::CreatePoolResponse {
             pool: Some(convert::info(&entry)),
@@ -107,7 +107,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::RemovePoolRequest>,
     ) -> Result<Response<pb::RemovePoolResponse>, Status> {
         let id = self.pool_id(req.into_inner().pool_id)?;
-        self.calls.manager.remove(&id)?;
+        self.calls.remove_pool(&id).await?;
         self.health.pool_removed(&id).await;
         Ok(Response::new(pb::RemovePoolResponse {}))
     }
@@ -118,8 +118,8 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
         let pools = self
             .calls
-            .manager
-            .list()
+            .visible_pools()
+            .await?
             .iter()
             .map(|e| convert::info(e))
             .collect();
@@ -131,7 +131,7 @@ impl PoolService for PoolServiceImpl {
         req: Request<pb::GetPoolStatusRequest>,
     ) -> Result<Response<pb::PoolStatus>, Status> {
         let id = self.pool_id(req.into_inner().pool_id)?;
-        let entry = self.calls.manager.get(&id)?;
+        let entry = self.calls.read_pool(&id).await?;
         Ok(Response::new(convert::status(&entry)))
     }
 
@@ -267,9 +267,9 @@ impl PoolService for PoolServiceImpl {
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let id = self.pool_id(req.into_inner().pool_id)?;
         let entries = if id.is_empty() {
-            self.calls.manager.list()
+            self.calls.visible_pools().await?
         } else {
-            vec![self.calls.manager.get(&id)?]
+            vec![self.calls.read_pool(&id).await?]
         };
         Ok(Response::new(pb::GetMetricsResponse {
             pools: entries.iter().map(|e| convert::status(e)).collect(),

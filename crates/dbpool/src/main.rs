@@ -40,11 +40,14 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
-    /// Validates a config file without starting anything.
+    /// Validates a config file without starting anything: every key, the tenants'
+    /// rights and token hashes, their token files and variables, the JWKS file.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
     },
+    /// Prints a new random bearer token and the `token_sha256` line that admits it.
+    Token,
 }
 
 /// The runtime's blocking threads (tokio's default), stated so that the server sizes
@@ -124,6 +127,25 @@ fn main() -> anyhow::Result<()> {
                 let r = pool.resolve(&format!("pools.{id}."))?;
                 println!("  {id}: {} {}", r.kind.name(), r.redacted_url());
             }
+            dbpool_server::auth::Tenants::from_config(&cfg).map_err(anyhow::Error::msg)?;
+            for (name, t) in &cfg.tenants {
+                let rights: Vec<String> =
+                    t.pools.iter().map(|(p, r)| format!("{p}={r:?}")).collect();
+                let admin = if t.admin { " admin" } else { "" };
+                println!("  tenant {name}:{admin} {}", rights.join(" ").to_lowercase());
+            }
+            if cfg.tenants.is_empty() {
+                println!("  no tenants: every caller is trusted (loopback and Unix sockets only)");
+            }
+            Ok(())
+        }
+        Command::Token => {
+            let token = dbpool_server::auth::new_token();
+            println!("token:        {token}");
+            println!(
+                "config line:  token_sha256 = [\"{}\"]",
+                dbpool_server::auth::token_sha256(&token)
+            );
             Ok(())
         }
         Command::Serve {

@@ -3,6 +3,7 @@
 mod bulk;
 pub(crate) mod commands;
 mod encode;
+mod handshake;
 pub(crate) mod ipc_in;
 pub(crate) mod params;
 pub(crate) mod prepared;
@@ -36,10 +37,17 @@ pub struct FlightImpl {
 
 impl FlightImpl {
     /// A Flight service over these calls, bounded by `[server.limits]`, keeping its
-    /// per-server state in `state`.
-    pub fn new(calls: Calls, limits: &dbpool_config::Limits, state: Arc<FlightState>) -> Self {
+    /// per-server state in `state`; `tenants` log in through the handshake.
+    pub fn new(
+        calls: Calls,
+        limits: &dbpool_config::Limits,
+        state: Arc<FlightState>,
+        tenants: Option<Arc<crate::auth::Tenants>>,
+    ) -> Self {
+        let mut sql = sql::SqlService::new(calls.clone(), limits, state);
+        sql.tenants = tenants;
         FlightImpl {
-            sql: Arc::new(sql::SqlService::new(calls.clone(), limits, state)),
+            sql: Arc::new(sql),
             calls,
         }
     }

@@ -16,7 +16,6 @@ use arrow_flight::{
 };
 use dbpool_core::{Error, Result};
 use dbpool_proto::v1::QueryTicket;
-use futures::StreamExt;
 use prost::Message;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,27 +37,20 @@ pub struct SqlService {
     /// Longest SQL a prepared statement may keep (`server.limits.max_sql_bytes`).
     pub(super) max_sql_bytes: usize,
     pub(super) info: SqlInfoData,
+    /// Who may log in with the handshake; `None`: every caller is trusted.
+    pub(super) tenants: Option<Arc<crate::auth::Tenants>>,
 }
 
 #[tonic::async_trait]
 impl FlightSqlService for SqlService {
     type FlightService = SqlService;
 
-    /// The authentication hook: no authentication yet, so the handshake echoes its payload.
+    /// The login of ADBC and JDBC drivers: Basic credentials for a Bearer token.
     async fn do_handshake(
         &self,
         req: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Out<HandshakeResponse>>, Status> {
-        crate::auth::check(req.metadata())?;
-        let mut input = req.into_inner();
-        let first = input.message().await?.unwrap_or_default();
-        let reply = HandshakeResponse {
-            protocol_version: first.protocol_version,
-            payload: first.payload,
-        };
-        Ok(Response::new(
-            futures::stream::once(async { Ok(reply) }).boxed(),
-        ))
+        super::handshake::handshake(self.tenants.as_deref(), req).await
     }
 
     async fn do_get_fallback(

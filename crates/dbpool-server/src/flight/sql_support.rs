@@ -117,6 +117,7 @@ impl SqlService {
             max_param_bytes: limits.max_message_bytes,
             max_sql_bytes: limits.max_sql_bytes,
             info,
+            tenants: None,
         }
     }
 

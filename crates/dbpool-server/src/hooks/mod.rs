@@ -10,8 +10,10 @@ pub use middleware::{Middleware, MiddlewareChain, Outcome};
 use crate::calls::Calls;
 use crate::conn;
 pub use crate::conn::{ConnInfo, Transport};
+pub use crate::auth::{Caller, Principal};
 use dbpool_core::Result;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// What a client asked the daemon to do, whatever the protocol (PoolService, Flight,
 /// Flight SQL) it asked in.
@@ -32,6 +34,8 @@ pub enum Method {
     TableExists,
     /// Begins an interactive transaction.
     Begin,
+    /// Begins a read-only interactive transaction.
+    BeginReadOnly,
     /// Commits a transaction.
     Commit,
     /// Rolls a transaction back.
@@ -55,6 +59,7 @@ impl Method {
             Method::BulkInsert => "bulk_insert",
             Method::TableExists => "table_exists",
             Method::Begin => "begin",
+            Method::BeginReadOnly => "begin_read_only",
             Method::Commit => "commit",
             Method::Rollback => "rollback",
             Method::CreatePool => "create_pool",
@@ -67,7 +72,11 @@ impl Method {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Method::Query | Method::Schema | Method::TableExists | Method::ReadPools
+            Method::Query
+                | Method::Schema
+                | Method::TableExists
+                | Method::ReadPools
+                | Method::BeginReadOnly
         )
     }
 }
@@ -87,17 +96,22 @@ pub struct Call<'a> {
     pub sql: Option<Cow<'a, str>>,
     /// The client connection, `None` for the daemon's own calls.
     pub conn: Option<ConnInfo>,
+    /// Who is calling: `None` when no tenants are configured (every caller is trusted)
+    /// and for the daemon's own calls.
+    pub caller: Option<Arc<Caller>>,
 }
 
 impl<'a> Call<'a> {
     /// A call of `method` on `pool_id` from the connection being served.
     pub fn new(method: Method, pool_id: &'a str) -> Self {
+        let (conn, caller) = conn::current_conn_and_caller();
         Call {
             method,
             pool_id,
             tx_id: "",
             sql: None,
-            conn: conn::current_info(),
+            conn,
+            caller,
         }
     }
 
@@ -140,7 +154,6 @@ mod tests {
     use super::*;
     use dbpool_core::{Backend, BackendFactory, Error, PoolManager};
     use parking_lot::Mutex;
-    use std::sync::Arc;
     use std::time::Duration;
 
     struct NoBackends;

@@ -1,11 +1,16 @@
 //! [`ServerBuilder`]: a server from its config and its parts, each with a default — the
-//! backend factory (the real backends), the clock (tokio's), the authorizer (allow all)
-//! and the middleware chain (empty).
+//! backend factory (the real backends), the clock (tokio's), the authorizer (the rights
+//! of `[tenants]`) and the middleware chain (empty); the tenants and the audit log come
+//! from the config.
 use super::clock::{Clock, TokioClock};
 use super::{Server, ServerError};
 use crate::calls::Calls;
 use crate::flight::FlightState;
-use crate::hooks::{AllowAll, Authorizer, Middleware, MiddlewareChain};
+use crate::audit::AuditLog;
+use crate::auth::rights::TenantAuthorizer;
+use crate::auth::Tenants;
+use crate::conn::Access;
+use crate::hooks::{Authorizer, Middleware, MiddlewareChain};
 use crate::schema_cache::SchemaMessages;
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_core::{BackendFactory, PoolManager};
@@ -21,7 +26,7 @@ pub struct ServerBuilder {
     factory: Option<Arc<dyn BackendFactory>>,
     blocking_threads: usize,
     clock: Arc<dyn Clock>,
-    authorizer: Arc<dyn Authorizer>,
+    authorizer: Option<Arc<dyn Authorizer>>,
     middleware: MiddlewareChain,
     call_spans: bool,
 }
@@ -33,7 +38,7 @@ impl ServerBuilder {
             factory: None,
             blocking_threads: DEFAULT_BLOCKING_THREADS,
             clock: Arc::new(TokioClock),
-            authorizer: Arc::new(AllowAll),
+            authorizer: None,
             middleware: MiddlewareChain::default(),
             call_spans: true,
         }
@@ -59,9 +64,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Decides who may make which call (default: [`AllowAll`]).
+    /// Decides who may make which call (default: the rights of `[tenants]`,
+    /// [`TenantAuthorizer`], which allows every call when no tenants are configured).
     pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
-        self.authorizer = authorizer;
+        self.authorizer = Some(authorizer);
         self
     }
 
@@ -83,6 +89,17 @@ impl ServerBuilder {
     pub async fn build(self) -> Result<Server, ServerError> {
         let config = self.config;
         config.server.validate()?;
+        config.validate_access()?;
+        let access = Access {
+            tenants: Tenants::from_config(&config).map_err(ServerError::Access)?,
+            audit: match &config.audit {
+                Some(a) => Some(
+                    AuditLog::open(a)
+                        .map_err(|e| ServerError::Access(format!("audit.path {}: {e}", a.path)))?,
+                ),
+                None => None,
+            },
+        };
         let limits = config.server.limits.clone();
         let factory = self
             .factory
@@ -92,9 +109,12 @@ impl ServerBuilder {
         let tx_idle = Duration::from_millis(config.server.transaction_idle_timeout_ms);
         let calls = Calls {
             trace_sql: config.server.trace_sql,
-            authorizer: self.authorizer,
+            authorizer: self
+                .authorizer
+                .unwrap_or_else(|| Arc::new(TenantAuthorizer)),
             middleware: Arc::new(self.middleware),
             schemas: Arc::new(SchemaMessages::default()),
+            tenants: access.tenants.clone(),
             ..Calls::new(manager, tx_idle, limits)
         };
         Ok(Server {
@@ -103,6 +123,7 @@ impl ServerBuilder {
             calls,
             clock: self.clock,
             call_spans: self.call_spans,
+            access,
         })
     }
 }

@@ -15,6 +15,10 @@ pub enum ServerError {
         /// What is wrong.
         source: dbpool_core::Error,
     },
+    /// The tenants' credentials (token files and variables, the JWKS file) or the
+    /// audit log could not be read or opened; the message names the key, never a token.
+    #[error("access: {0}")]
+    Access(String),
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -35,6 +35,8 @@ pub struct Server {
     clock: Arc<dyn Clock>,
     call_spans: bool,
     flight: Arc<FlightState>,
+    /// Who may call, and the audit log.
+    access: crate::conn::Access,
 }
 
 impl Server {
@@ -83,6 +85,7 @@ impl Server {
             clock,
             call_spans,
             flight,
+            access,
         } = self;
         let mut listeners = vec![listener.into()];
         listeners.extend(crate::Listener::bind_extra(&config.server).await?);
@@ -100,13 +103,25 @@ impl Server {
         let (health, health_service) = serve::health(&config.server, &calls.manager).await;
         let probe_health = health_service.clone();
         let prepared = flight.clone();
-        let flight = FlightImpl::new(calls.clone(), &config.server.limits, flight);
+        let flight = FlightImpl::new(
+            calls.clone(),
+            &config.server.limits,
+            flight,
+            access.tenants.clone(),
+        );
         let pool_service = PoolServiceImpl::new(
             calls.clone(),
             health.clone(),
             config.server.data_dir.clone(),
         );
-        let router = serve::router(&config, pool_service, flight, health_service, call_spans)?;
+        let router = serve::router(
+            &config,
+            pool_service,
+            flight,
+            health_service,
+            call_spans,
+            access,
+        )?;
 
         let mut tasks = Tasks::new();
         if let Some(l) = probes {

@@ -84,28 +84,30 @@ pub(super) async fn health(
     (health, service)
 }
 
-/// The services on one port: health, reflection, PoolService and Flight, each call in
-/// its scope (client connection, per-call spans).
+/// The services on one port: health, reflection, PoolService and Flight, each call but
+/// health's in its scope (client connection, caller, per-call spans, audit).
 pub(super) fn router(
     config: &Config,
     pool_service: PoolServiceImpl,
     flight: FlightImpl,
     health: HealthServer<impl HealthService>,
     call_spans: bool,
+    access: conn::Access,
 ) -> Result<Router, ServerError> {
     let limits = &config.server.limits;
     let max_message = limits.max_message_bytes;
-    let pool_service = conn::InCall::new(
+    let in_call = |s| conn::InCall::new(s, call_spans, access.clone());
+    let pool_service = in_call(
         PoolServiceServer::new(pool_service)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message),
-        call_spans,
     );
     let flight_service = conn::InCall::new(
         FlightServiceServer::new(flight)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message),
         call_spans,
+        access.clone(),
     );
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -118,9 +120,11 @@ pub(super) fn router(
         .http2_keepalive_interval(ms(limits.http2_keepalive_interval_ms))
         .http2_keepalive_timeout(ms(limits.http2_keepalive_timeout_ms))
         .trace_fn(move |req| telemetry::rpc_span(req, call_spans))
+        // Health answers everyone (kubelet probes carry no token); reflection describes
+        // the API to callers who may use it.
         .add_service(health)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
+        .add_service(conn::InCall::new(reflection().build_v1()?, call_spans, access.clone()))
+        .add_service(conn::InCall::new(reflection().build_v1alpha()?, call_spans, access))
         .add_service(pool_service)
         .add_service(flight_service))
 }

@@ -2,6 +2,7 @@
 //! for a pool's status or health to change (polled with a deadline: no event tells it).
 #![allow(dead_code)]
 pub mod flight_sql;
+pub mod tenants;
 
 use dbpool_config::{Config, PoolConfig, Secret};
 use dbpool_proto::v1 as pb;
