@@ -9,6 +9,10 @@
 # runs under `valgrind --tool=callgrind`, 4 clients warm it up, the counters are zeroed,
 # 4 clients run for INSTR_SECONDS (8) and the counters are dumped; instructions / queries
 # is printed, then the functions whose own instructions per query moved most.
+#
+# INSTR_TOKEN=new gives the new side's daemon a tenant and the load generator its token
+# on every call (issue 18: the cost of authentication, e.g. with the same binary twice:
+# `INSTR_TOKEN=new scripts/bench-instructions.sh target/release/dbpool target/release/dbpool`).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -46,11 +50,23 @@ url = "postgres://postgres@127.0.0.1:5432/$DB?sslmode=disable"
 max_connections = 20
 min_connections = 20
 TOML
+  local auth=()
+  if [[ ${INSTR_TOKEN:-} == "$side" ]]; then
+    local token
+    token="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+    cat >>"$WORK/$side.toml" <<TOML
+
+[tenants.bench]
+token_sha256 = ["$(printf %s "$token" | sha256sum | cut -d' ' -f1)"]
+pools = { pg = "read" }
+TOML
+    auth=(--token "$token")
+  fi
   valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve --config "$WORK/$side.toml" \
     >"$WORK/$side.log" 2>&1 &
   VPID=$!
   wait_for 180 "$side daemon under callgrind" grpc_serving "$addr" dbpool.pool.pg
-  local lg=("$LOADGEN" --mode "$mode" --endpoint "http://$addr" --clients 4 --table bench_small_100000)
+  local lg=("$LOADGEN" --mode "$mode" --endpoint "http://$addr" --clients 4 --table bench_small_100000 "${auth[@]}")
   "${lg[@]}" --duration 2 --warmup 1 >/dev/null
   callgrind_control -z "$VPID" >/dev/null
   "${lg[@]}" --duration "$SECONDS_PER_RUN" --warmup 0 >"$out.load"

@@ -95,6 +95,22 @@ struct Args {
     /// Runtime worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// A bearer token sent on every sidecar call (`authorization: Bearer …`), for a
+    /// daemon with tenants.
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// `req` with the `authorization` header of `--token`, when given.
+fn authorized<T>(args: &Args, req: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(req);
+    if let Some(t) = &args.token {
+        let v = format!("Bearer {t}")
+            .parse()
+            .expect("a token fit for a header");
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
 }
 
 /// One way of running the query; cheap to clone, one clone per client task.
@@ -224,7 +240,7 @@ impl Target {
                     params: vec![param(id)],
                     ..Default::default()
                 };
-                let mut stream = c.query(req).await?.into_inner();
+                let mut stream = c.query(authorized(args, req)).await?.into_inner();
                 let mut ipc = Vec::new();
                 while let Some(msg) = stream.message().await? {
                     if let Some(pb::query_response::Payload::ArrowIpc(b)) = msg.payload {
@@ -249,7 +265,7 @@ impl Target {
                     value: ticket.encode_to_vec(),
                 };
                 let mut data = c
-                    .do_get(Ticket::new(any.encode_to_vec()))
+                    .do_get(authorized(args, Ticket::new(any.encode_to_vec())))
                     .await?
                     .into_inner();
                 // Decoded message by message, as a lean client does (pyarrow's reader

@@ -60,7 +60,10 @@ tokio::task_local! {
 /// callers, tests of the call layer), so the call layer knows the owner without each
 /// handler passing it on.
 pub fn current() -> Option<u64> {
-    SCOPE.try_with(|s| s.conn.as_ref().map(|c| c.id)).ok().flatten()
+    SCOPE
+        .try_with(|s| s.conn.as_ref().map(|c| c.id))
+        .ok()
+        .flatten()
 }
 
 /// Who is calling, in the request being served (`None` when every caller is trusted).

@@ -33,7 +33,10 @@ impl Service<Request<()>> for Probe {
 }
 
 async fn seen(req: Request<()>, call_spans: bool) -> String {
-    let r = InCall::new(Probe, call_spans, Access::default()).call(req).await.unwrap();
+    let r = InCall::new(Probe, call_spans, Access::default())
+        .call(req)
+        .await
+        .unwrap();
     r.headers()["seen"].to_str().unwrap().to_string()
 }
 
@@ -88,8 +91,15 @@ async fn with_tenants_a_call_without_credentials_never_reaches_the_handler() {
             .call(request(auth))
             .await
             .unwrap();
-        assert!(r.headers().get("seen").is_none(), "{auth:?} reached the handler");
-        assert_eq!(r.headers()["grpc-status"], "16", "{auth:?}: UNAUTHENTICATED");
+        assert!(
+            r.headers().get("seen").is_none(),
+            "{auth:?} reached the handler"
+        );
+        assert_eq!(
+            r.headers()["grpc-status"],
+            "16",
+            "{auth:?}: UNAUTHENTICATED"
+        );
     }
     let r = InCall::new(Probe, true, access.clone())
         .call(request(Some("Bearer test")))
@@ -100,7 +110,13 @@ async fn with_tenants_a_call_without_credentials_never_reaches_the_handler() {
         .scope(
             Scope {
                 conn: None,
-                caller: access.tenants.as_ref().unwrap().bearer("test").ok().map(Arc::new),
+                caller: access
+                    .tenants
+                    .as_ref()
+                    .unwrap()
+                    .bearer("test")
+                    .ok()
+                    .map(Arc::new),
                 call_spans: true,
                 note: None,
             },

@@ -359,7 +359,11 @@ impl Calls {
         bounds::id(&self.limits, "transaction_id", tx_id)?;
         let owner = conn::current();
         let pool = self.txs.get(tx_id, owner)?.pool.id.clone();
-        let method = if commit { Method::Commit } else { Method::Rollback };
+        let method = if commit {
+            Method::Commit
+        } else {
+            Method::Rollback
+        };
         let hook = hooks::Call::new(method, &pool).in_tx(tx_id);
         self.guarded(hook, self.txs.end(tx_id, commit, owner)).await
     }

@@ -175,4 +175,3 @@ impl AsyncWrite for TrackedStream {
         self.inner.is_write_vectored()
     }
 }
-

@@ -70,15 +70,28 @@ async fn put(f: &mut arrow_flight::FlightClient, pool: &str) -> Result<(), tonic
 #[tokio::test]
 async fn without_valid_credentials_every_service_but_health_is_unauthenticated() {
     let s = two_tenants().await;
-    for auth in [None, Some("Bearer not-a-token".to_string()), Some("Basic eDp5".into())] {
+    for auth in [
+        None,
+        Some("Bearer not-a-token".to_string()),
+        Some("Basic eDp5".into()),
+    ] {
         let mut c = s.client_with(auth.clone()).await;
         let what = format!("{auth:?}");
         let codes = [
-            query(&mut c, "shared", "SELECT 1").await.unwrap_err().code(),
+            query(&mut c, "shared", "SELECT 1")
+                .await
+                .unwrap_err()
+                .code(),
             exec(&mut c, "shared", "SELECT 1").await.unwrap_err().code(),
             listed(&mut c).await.unwrap_err().code(),
-            c.get_metrics(pb::GetMetricsRequest::default()).await.unwrap_err().code(),
-            c.create_pool(pb::CreatePoolRequest::default()).await.unwrap_err().code(),
+            c.get_metrics(pb::GetMetricsRequest::default())
+                .await
+                .unwrap_err()
+                .code(),
+            c.create_pool(pb::CreatePoolRequest::default())
+                .await
+                .unwrap_err()
+                .code(),
             c.begin_transaction(pb::BeginTransactionRequest::default())
                 .await
                 .unwrap_err()
@@ -89,8 +102,15 @@ async fn without_valid_credentials_every_service_but_health_is_unauthenticated()
     let mut f = s.flight(None).await;
     let e = f.do_get(ticket("shared", "SELECT 1")).await.unwrap_err();
     assert_eq!(status(e).code(), Code::Unauthenticated);
-    assert_eq!(put(&mut f, "shared").await.unwrap_err().code(), Code::Unauthenticated);
-    let e = f.list_flights(bytes::Bytes::new()).await.err().expect("refused");
+    assert_eq!(
+        put(&mut f, "shared").await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let e = f
+        .list_flights(bytes::Bytes::new())
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(status(e).code(), Code::Unauthenticated);
     // Reflection describes the API only to callers.
     let mut r = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
@@ -123,21 +143,36 @@ async fn without_valid_credentials_every_service_but_health_is_unauthenticated()
     let e = s.client("nobody").await;
     let mut e = e;
     let err = query(&mut e, "shared", "SELECT 1").await.unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::Unauthenticated, "UNAUTHENTICATED"));
-    assert!(!err.message().contains(&token("nobody")), "{}", err.message());
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Unauthenticated, "UNAUTHENTICATED")
+    );
+    assert!(
+        !err.message().contains(&token("nobody")),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]
 async fn a_read_tenant_reads_and_is_refused_writes() {
     let s = two_tenants().await;
     let mut w = s.client("writer").await;
-    exec(&mut w, "shared", "CREATE TABLE t (v INTEGER)").await.unwrap();
-    exec(&mut w, "shared", "INSERT INTO t VALUES (7)").await.unwrap();
+    exec(&mut w, "shared", "CREATE TABLE t (v INTEGER)")
+        .await
+        .unwrap();
+    exec(&mut w, "shared", "INSERT INTO t VALUES (7)")
+        .await
+        .unwrap();
     let mut r = s.client("reader").await;
     assert!(query(&mut r, "shared", "SELECT v FROM t").await.unwrap() > 0);
     let e = exec(&mut r, "shared", "DELETE FROM t").await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    assert!(e.message().contains("may only read pool `shared`"), "{}", e.message());
+    assert!(
+        e.message().contains("may only read pool `shared`"),
+        "{}",
+        e.message()
+    );
     let batch = r
         .execute_batch(pb::ExecuteBatchRequest {
             pool_id: "shared".into(),
@@ -151,7 +186,10 @@ async fn a_read_tenant_reads_and_is_refused_writes() {
         .unwrap_err();
     assert_eq!(batch.code(), Code::PermissionDenied);
     let mut f = s.flight(Some("reader")).await;
-    assert_eq!(put(&mut f, "shared").await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        put(&mut f, "shared").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
     let rw = r
         .begin_transaction(pb::BeginTransactionRequest {
             pool_id: "shared".into(),
@@ -260,7 +298,10 @@ async fn pools_created_at_run_time_belong_to_their_creator_on_its_upstreams() {
     )
     .await;
     let mut plain = s.client("plain").await;
-    let e = plain.create_pool(create("p1", "sqlite://p1.db")).await.unwrap_err();
+    let e = plain
+        .create_pool(create("p1", "sqlite://p1.db"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     let mut c = s.client("creator").await;
     let outside = c
@@ -270,19 +311,38 @@ async fn pools_created_at_run_time_belong_to_their_creator_on_its_upstreams() {
     assert_eq!(outside.code(), Code::PermissionDenied);
     assert!(outside.message().contains("10.1.2.3:5432") && !outside.message().contains("secret"));
     let sneaky = c
-        .create_pool(create("pg", "postgres://u@db.internal:5432/x?host=10.1.2.3"))
+        .create_pool(create(
+            "pg",
+            "postgres://u@db.internal:5432/x?host=10.1.2.3",
+        ))
         .await
         .unwrap_err();
     assert_eq!(sneaky.code(), Code::PermissionDenied);
-    c.create_pool(create("mine", "sqlite://mine.db")).await.unwrap();
-    exec(&mut c, "mine", "CREATE TABLE t (v INTEGER)").await.unwrap();
+    c.create_pool(create("mine", "sqlite://mine.db"))
+        .await
+        .unwrap();
+    exec(&mut c, "mine", "CREATE TABLE t (v INTEGER)")
+        .await
+        .unwrap();
     assert_eq!(listed(&mut c).await.unwrap(), ["mine"]);
     // Its pool quota is one.
-    let e = c.create_pool(create("second", "sqlite://second.db")).await.unwrap_err();
-    assert_eq!((e.code(), reason(&e).as_str()), (Code::ResourceExhausted, "QUOTA_EXCEEDED"));
+    let e = c
+        .create_pool(create("second", "sqlite://second.db"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), reason(&e).as_str()),
+        (Code::ResourceExhausted, "QUOTA_EXCEEDED")
+    );
     assert!(e.message().contains("max_pools (1)"), "{}", e.message());
     // Others do not see it; the admin does and may remove any pool.
-    assert_eq!(query(&mut plain, "mine", "SELECT 1").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        query(&mut plain, "mine", "SELECT 1")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
     let mut a = s.client("admin").await;
     let mut all = listed(&mut a).await.unwrap();
     all.sort();
@@ -293,13 +353,17 @@ async fn pools_created_at_run_time_belong_to_their_creator_on_its_upstreams() {
     .await
     .unwrap();
     // Removed, the quota has room again.
-    c.create_pool(create("second", "sqlite://second.db")).await.unwrap();
+    c.create_pool(create("second", "sqlite://second.db"))
+        .await
+        .unwrap();
     a.remove_pool(pb::RemovePoolRequest {
         pool_id: "second".into(),
     })
     .await
     .unwrap();
-    c.create_pool(create("third", "sqlite://third.db")).await.unwrap();
+    c.create_pool(create("third", "sqlite://third.db"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -315,5 +379,8 @@ async fn without_tenants_only_loopback_serves_unless_allowed() {
     let m = e.to_string();
     assert!(m.contains("0.0.0.0:0") && m.contains("dbpool token"), "{m}");
     config.server.allow_unauthenticated = true;
-    dbpool_server::Server::builder(config).build().await.unwrap();
+    dbpool_server::Server::builder(config)
+        .build()
+        .await
+        .unwrap();
 }

@@ -132,7 +132,10 @@ fn main() -> anyhow::Result<()> {
                 let rights: Vec<String> =
                     t.pools.iter().map(|(p, r)| format!("{p}={r:?}")).collect();
                 let admin = if t.admin { " admin" } else { "" };
-                println!("  tenant {name}:{admin} {}", rights.join(" ").to_lowercase());
+                println!(
+                    "  tenant {name}:{admin} {}",
+                    rights.join(" ").to_lowercase()
+                );
             }
             if cfg.tenants.is_empty() {
                 println!("  no tenants: every caller is trusted (loopback and Unix sockets only)");

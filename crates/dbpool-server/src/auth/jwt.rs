@@ -18,7 +18,10 @@ pub struct JwtIdentity {
 impl JwtVerifier {
     /// Reads the JWKS file.
     pub fn load(cfg: &dbpool_config::JwtConfig) -> Result<JwtVerifier, String> {
-        Err(format!("{}: JWT checking is not built yet", cfg.jwks_file.display()))
+        Err(format!(
+            "{}: JWT checking is not built yet",
+            cfg.jwks_file.display()
+        ))
     }
 
     /// Whether a token has the shape of a JWT.
@@ -28,6 +31,8 @@ impl JwtVerifier {
 
     /// Verifies a JWT.
     pub fn verify(&self, _token: &str) -> Result<JwtIdentity, Error> {
-        Err(Error::Unauthenticated("JWT checking is not built yet".into()))
+        Err(Error::Unauthenticated(
+            "JWT checking is not built yet".into(),
+        ))
     }
 }

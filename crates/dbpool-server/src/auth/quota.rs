@@ -192,7 +192,10 @@ mod tests {
         let a = q.enter().unwrap();
         let _b = q.enter().unwrap();
         let e = q.enter().unwrap_err();
-        assert_eq!(e.to_string(), "tenant `t` reached its quota max_concurrent_calls (2)");
+        assert_eq!(
+            e.to_string(),
+            "tenant `t` reached its quota max_concurrent_calls (2)"
+        );
         drop(a);
         q.enter().unwrap();
         assert!(quotas("").enter().is_ok(), "no quota, no limit");

@@ -103,19 +103,44 @@ mod tests {
     #[test]
     fn a_read_tenant_reads_and_is_refused_writes_and_other_pools_are_not_found() {
         let reader = caller("token_env = \"T\"\npools = { r = \"read\" }\n");
-        for m in [Method::Query, Method::Schema, Method::BeginReadOnly, Method::ReadPools] {
+        for m in [
+            Method::Query,
+            Method::Schema,
+            Method::BeginReadOnly,
+            Method::ReadPools,
+        ] {
             ask(&reader, m, "r").unwrap();
         }
-        for m in [Method::Execute, Method::ExecuteBatch, Method::BulkInsert, Method::Begin] {
+        for m in [
+            Method::Execute,
+            Method::ExecuteBatch,
+            Method::BulkInsert,
+            Method::Begin,
+        ] {
             let e = ask(&reader, m, "r").unwrap_err();
-            assert!(matches!(&e, Error::PermissionDenied(s) if s.contains("may only read pool `r`")), "{e}");
+            assert!(
+                matches!(&e, Error::PermissionDenied(s) if s.contains("may only read pool `r`")),
+                "{e}"
+            );
         }
         let hidden = ask(&reader, Method::Query, "secret").unwrap_err();
-        assert_eq!(hidden.to_string(), Error::PoolNotFound("secret".into()).to_string());
+        assert_eq!(
+            hidden.to_string(),
+            Error::PoolNotFound("secret".into()).to_string()
+        );
         assert!(matches!(hidden, Error::PoolNotFound(_)));
-        assert!(matches!(ask(&reader, Method::RemovePool, "secret"), Err(Error::PoolNotFound(_))));
-        assert!(matches!(ask(&reader, Method::RemovePool, "r"), Err(Error::PermissionDenied(_))));
-        assert!(matches!(ask(&reader, Method::CreatePool, "new"), Err(Error::PermissionDenied(_))));
+        assert!(matches!(
+            ask(&reader, Method::RemovePool, "secret"),
+            Err(Error::PoolNotFound(_))
+        ));
+        assert!(matches!(
+            ask(&reader, Method::RemovePool, "r"),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            ask(&reader, Method::CreatePool, "new"),
+            Err(Error::PermissionDenied(_))
+        ));
         ask(&reader, Method::ReadPools, "").unwrap();
     }
 
@@ -127,9 +152,19 @@ mod tests {
         ask(&creator, Method::Execute, "mine").unwrap();
         ask(&creator, Method::RemovePool, "mine").unwrap();
         let admin = caller("token_env = \"T\"\nadmin = true\n");
-        for m in [Method::CreatePool, Method::RemovePool, Method::Execute, Method::Begin] {
+        for m in [
+            Method::CreatePool,
+            Method::RemovePool,
+            Method::Execute,
+            Method::Begin,
+        ] {
             ask(&admin, m, "any").unwrap();
         }
-        assert!(TenantAuthorizer.authorize(&Call::new(Method::Execute, "x")).is_ok(), "no caller");
+        assert!(
+            TenantAuthorizer
+                .authorize(&Call::new(Method::Execute, "x"))
+                .is_ok(),
+            "no caller"
+        );
     }
 }

@@ -98,17 +98,17 @@ mod tests {
         assert_eq!(t.right("pg"), Some(Right::Write));
         assert_eq!(t.right("lite"), Some(Right::Read));
         assert_eq!(t.right("other"), Some(Right::Read), "from *");
-        let narrow: TenantConfig = toml::from_str("token_env = \"T\"\npools = { pg = \"read\" }\n").unwrap();
+        let narrow: TenantConfig =
+            toml::from_str("token_env = \"T\"\npools = { pg = \"read\" }\n").unwrap();
         let n = Tenant::new("b", &narrow);
         assert_eq!(n.right("other"), None);
         n.reserve("mine", 4).unwrap();
         assert_eq!(n.right("mine"), Some(Right::Write));
         assert!(n.remove_owned("mine") && !n.remove_owned("mine"));
         assert_eq!(n.right("mine"), None);
-        let quota: TenantConfig = toml::from_str(
-            "token_env = \"T\"\n[quotas]\nmax_pools = 2\nmax_connections = 10\n",
-        )
-        .unwrap();
+        let quota: TenantConfig =
+            toml::from_str("token_env = \"T\"\n[quotas]\nmax_pools = 2\nmax_connections = 10\n")
+                .unwrap();
         let q = Tenant::new("q", &quota);
         q.reserve("a", 6).unwrap();
         let e = q.reserve("b", 5).unwrap_err();

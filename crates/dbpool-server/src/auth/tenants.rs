@@ -109,15 +109,23 @@ impl Tenants {
                 t.tokens.push((d, tenant.clone()));
             }
             if let Some(path) = &c.token_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("tenants.{name}.token_file {}: {e}", path.display())
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("tenants.{name}.token_file {}: {e}", path.display()))?;
                 let lines = text.lines().map(str::trim);
-                let tokens: Vec<_> = lines.filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+                let tokens: Vec<_> = lines
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
                 if tokens.is_empty() {
-                    return Err(format!("tenants.{name}.token_file {} holds no token", path.display()));
+                    return Err(format!(
+                        "tenants.{name}.token_file {} holds no token",
+                        path.display()
+                    ));
                 }
-                t.tokens.extend(tokens.iter().map(|k| (sha256(k.as_bytes()), tenant.clone())));
+                t.tokens.extend(
+                    tokens
+                        .iter()
+                        .map(|k| (sha256(k.as_bytes()), tenant.clone())),
+                );
             }
             if let Some(var) = &c.token_env {
                 match std::env::var(var) {

@@ -43,10 +43,22 @@ fn tokens_from_hashes_files_and_variables_name_their_tenant() {
     );
     let t = Tenants::from_config(&config(&text)).unwrap().unwrap();
     std::env::remove_var("DBPOOL_TEST_TENANTS_TOKEN");
-    assert_eq!(tenant_of(t.authenticate(&headers("Bearer hashed-token"), None)), "a");
-    assert_eq!(tenant_of(t.authenticate(&headers("bearer old-token"), None)), "b");
-    assert_eq!(tenant_of(t.authenticate(&headers("Bearer new-token"), None)), "b");
-    assert_eq!(tenant_of(t.authenticate(&headers("Bearer env-token"), None)), "c");
+    assert_eq!(
+        tenant_of(t.authenticate(&headers("Bearer hashed-token"), None)),
+        "a"
+    );
+    assert_eq!(
+        tenant_of(t.authenticate(&headers("bearer old-token"), None)),
+        "b"
+    );
+    assert_eq!(
+        tenant_of(t.authenticate(&headers("Bearer new-token"), None)),
+        "b"
+    );
+    assert_eq!(
+        tenant_of(t.authenticate(&headers("Bearer env-token"), None)),
+        "c"
+    );
     let wrong = refusal(t.authenticate(&headers("Bearer nope"), None));
     assert_eq!(wrong, "the bearer token is not known");
     assert!(refusal(t.authenticate(&headers("Token x"), None)).contains("Bearer <token>"));
@@ -58,9 +70,14 @@ fn tokens_from_hashes_files_and_variables_name_their_tenant() {
         client_subject: Some(Arc::from("CN=c")),
     };
     let by_cert = t.authenticate(&HeaderMap::new(), Some(&conn)).unwrap();
-    assert_eq!((&*by_cert.tenant.name, by_cert.principal), ("c", Principal::Certificate));
+    assert_eq!(
+        (&*by_cert.tenant.name, by_cert.principal),
+        ("c", Principal::Certificate)
+    );
     // A wrong bearer is refused even though the certificate would do.
-    assert!(t.authenticate(&headers("Bearer nope"), Some(&conn)).is_err());
+    assert!(t
+        .authenticate(&headers("Bearer nope"), Some(&conn))
+        .is_err());
 }
 
 #[test]

@@ -26,7 +26,9 @@ fn host_port(url: &str, kind: BackendKind) -> std::result::Result<(String, u16),
     {
         return Err(format!("sets `{k}`, which could name another host"));
     }
-    let host = host.trim_matches(|c| c == '[' || c == ']').to_ascii_lowercase();
+    let host = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
     Ok((host, parsed.port().unwrap_or_else(|| default_port(kind))))
 }
 
@@ -58,7 +60,10 @@ pub fn check(tenant: &Tenant, pool: &ResolvedPool) -> Result<()> {
         if tenant.upstreams.contains(&Upstream::Sqlite) {
             return Ok(());
         }
-        return refuse("url", "is SQLite, which is not in the tenant's upstreams".into());
+        return refuse(
+            "url",
+            "is SQLite, which is not in the tenant's upstreams".into(),
+        );
     }
     let urls = std::iter::once(("url".to_string(), &pool.url)).chain(
         pool.backup_urls
@@ -123,7 +128,10 @@ mod tests {
         check(&t, &pool("postgresql://u@db.internal:5432/other")).unwrap();
         check(&t, &pool("redis://cache:6379/0")).unwrap();
         let m = refused(&t, "postgres://u:pw@evil.example:5432/app");
-        assert!(m.contains("postgresql://evil.example:5432") && !m.contains("pw"), "{m}");
+        assert!(
+            m.contains("postgresql://evil.example:5432") && !m.contains("pw"),
+            "{m}"
+        );
         refused(&t, "postgres://u@db.internal:6543/app");
         refused(&t, "redis://db.internal:5432");
         assert!(refused(&t, "postgres://u@db.internal/app?host=evil").contains("`host`"));

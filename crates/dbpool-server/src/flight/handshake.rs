@@ -3,8 +3,8 @@
 //! `Bearer`) answers with `authorization: Bearer <token>`, which the driver then sends on
 //! every call; without tenants the handshake echoes its payload.
 use super::Out;
-use crate::auth::Tenants;
 use crate::auth::tenants::strip_scheme;
+use crate::auth::Tenants;
 use arrow_flight::{HandshakeRequest, HandshakeResponse};
 use dbpool_core::Error;
 use futures::StreamExt;

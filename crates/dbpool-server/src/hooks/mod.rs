@@ -7,10 +7,10 @@ mod middleware;
 pub use authorizer::{AllowAll, Authorizer};
 pub use middleware::{Middleware, MiddlewareChain, Outcome};
 
+pub use crate::auth::{Caller, Principal};
 use crate::calls::Calls;
 use crate::conn;
 pub use crate::conn::{ConnInfo, Transport};
-pub use crate::auth::{Caller, Principal};
 use dbpool_core::Result;
 use std::borrow::Cow;
 use std::sync::Arc;

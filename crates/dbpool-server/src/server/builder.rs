@@ -4,12 +4,12 @@
 //! from the config.
 use super::clock::{Clock, TokioClock};
 use super::{Server, ServerError};
-use crate::calls::Calls;
-use crate::flight::FlightState;
 use crate::audit::AuditLog;
 use crate::auth::rights::TenantAuthorizer;
 use crate::auth::Tenants;
+use crate::calls::Calls;
 use crate::conn::Access;
+use crate::flight::FlightState;
 use crate::hooks::{Authorizer, Middleware, MiddlewareChain};
 use crate::schema_cache::SchemaMessages;
 use dbpool_config::{Config, PoolConfig, Secret};

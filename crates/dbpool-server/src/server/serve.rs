@@ -123,8 +123,16 @@ pub(super) fn router(
         // Health answers everyone (kubelet probes carry no token); reflection describes
         // the API to callers who may use it.
         .add_service(health)
-        .add_service(conn::InCall::new(reflection().build_v1()?, call_spans, access.clone()))
-        .add_service(conn::InCall::new(reflection().build_v1alpha()?, call_spans, access))
+        .add_service(conn::InCall::new(
+            reflection().build_v1()?,
+            call_spans,
+            access.clone(),
+        ))
+        .add_service(conn::InCall::new(
+            reflection().build_v1alpha()?,
+            call_spans,
+            access,
+        ))
         .add_service(pool_service)
         .add_service(flight_service))
 }

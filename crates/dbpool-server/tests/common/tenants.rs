@@ -71,7 +71,8 @@ impl TenantServer {
 
     /// A client of tenant `name`.
     pub async fn client(&self, name: &str) -> Client {
-        self.client_with(Some(format!("Bearer {}", token(name)))).await
+        self.client_with(Some(format!("Bearer {}", token(name))))
+            .await
     }
 
     /// A client that sends `authorization` as given.
@@ -122,7 +123,11 @@ pub async fn query(c: &mut Client, pool: &str, sql: &str) -> Result<usize, tonic
 
 /// The pool ids ListPools shows.
 pub async fn listed(c: &mut Client) -> Result<Vec<String>, tonic::Status> {
-    let pools = c.list_pools(pb::ListPoolsRequest {}).await?.into_inner().pools;
+    let pools = c
+        .list_pools(pb::ListPoolsRequest {})
+        .await?
+        .into_inner()
+        .pools;
     Ok(pools.into_iter().map(|p| p.pool_id).collect())
 }
 
