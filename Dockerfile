@@ -83,7 +83,9 @@ EXPOSE 50051 9090
 # No HEALTHCHECK: distroless has no shell, curl or grpc client to run one, and
 # Kubernetes ignores it anyway: the manifests use the kubelet's native gRPC probes on
 # grpc.health.v1 (docs/kubernetes.md, "Probes"). Outside Kubernetes, probe with
-# `grpcurl -plaintext HOST:50051 grpc.health.v1.Health/Check` (health needs no token).
+# `grpcurl -plaintext -import-path scripts -proto health.proto HOST:50051
+# grpc.health.v1.Health/Check`: health needs no token, but grpcurl's server reflection
+# would (or add -H "authorization: Bearer $DBPOOL_TOKEN" instead of the proto).
 HEALTHCHECK NONE
 # SIGTERM (Docker's and Kubernetes' stop signal) shuts down gracefully: no new calls,
 # in-flight calls get `server.shutdown_grace_secs`, pools are closed.

@@ -203,7 +203,7 @@ manifest_check() {
 # grpc_status ADDR SERVICE: the status grpc.health.v1 reports, or grpcurl's error.
 grpc_status() {
   local out
-  out="$(grpcurl -plaintext -max-time 2 -d "{\"service\": \"$2\"}" "$1" \
+  out="$(grpcurl -plaintext "${GRPC_HEALTH[@]}" -max-time 2 -d "{\"service\": \"$2\"}" "$1" \
     grpc.health.v1.Health/Check 2>&1)" || true
   if [[ "$out" =~ \"status\":\ \"([A-Z_]+)\" ]]; then
     echo "${BASH_REMATCH[1]}"
