@@ -4,7 +4,8 @@
 # lints this file and runs the binary the way this image does.
 #
 #   docker build -t dbpool .
-#   docker run --rm -p 50051:50051 dbpool           # pool `default`: embedded SQLite
+#   export DBPOOL_TOKEN="$(openssl rand -hex 32)"   # tenant `app` of the built-in config
+#   docker run --rm -p 50051:50051 -e DBPOOL_TOKEN dbpool   # pool `default`: SQLite
 #   docker run --rm -v "$PWD/my.toml:/etc/dbpool/dbpool.toml:ro" -e DB_PASSWORD=… dbpool
 #
 # The build needs no protoc (protox compiles proto/ in pure Rust) and no OpenSSL
@@ -53,16 +54,18 @@ LABEL org.opencontainers.image.title="dbpool" \
       org.opencontainers.image.description="Database connection pools behind one gRPC / Arrow Flight port" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/dbpool /usr/local/bin/dbpool
-# The default config (pool `default`, embedded SQLite); mount your own over it.
+# The default config (pool `default`, embedded SQLite, tenant `app` with the token of
+# DBPOOL_TOKEN); mount your own over it.
 COPY deploy/docker/dbpool.toml /etc/dbpool/dbpool.toml
 # The data directory of SQLite pools, writable by the runtime user. On Kubernetes an
 # emptyDir is mounted here (the root filesystem is read-only there).
 COPY --from=build --chown=65532:65532 /out/var/lib/dbpool /var/lib/dbpool
 # Container facts rather than configuration, so they live in the image and win over
 # the mounted file (environment overrides the file; set them with -e / env: to change):
-# - listen on every interface: the app in the pod reaches dbpool on localhost, but the
-#   kubelet's gRPC probes (and `docker run -p`) arrive on the pod's / container's own
-#   address. The daemon's own default, 127.0.0.1, would fail every probe.
+# - listen on every interface: `docker run -p` arrives on the container's own address,
+#   not its loopback. Beyond loopback the daemon serves only with tenants, hence the
+#   built-in config's tenant. The Kubernetes manifests set 127.0.0.1:50051 instead (the
+#   app is in the pod) and probe server.probe_listen.
 # - the data directory is the writable volume above.
 # NO_COLOR: text logs carry ANSI colours even into a pipe; none in `docker logs`.
 ENV DBPOOL_CONFIG=/etc/dbpool/dbpool.toml \
@@ -80,7 +83,9 @@ EXPOSE 50051 9090
 # No HEALTHCHECK: distroless has no shell, curl or grpc client to run one, and
 # Kubernetes ignores it anyway: the manifests use the kubelet's native gRPC probes on
 # grpc.health.v1 (docs/kubernetes.md, "Probes"). Outside Kubernetes, probe with
-# `grpcurl -plaintext HOST:50051 grpc.health.v1.Health/Check`.
+# `grpcurl -plaintext -import-path scripts -proto health.proto HOST:50051
+# grpc.health.v1.Health/Check`: health needs no token, but grpcurl's server reflection
+# would (or add -H "authorization: Bearer $DBPOOL_TOKEN" instead of the proto).
 HEALTHCHECK NONE
 # SIGTERM (Docker's and Kubernetes' stop signal) shuts down gracefully: no new calls,
 # in-flight calls get `server.shutdown_grace_secs`, pools are closed.

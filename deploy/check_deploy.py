@@ -4,9 +4,14 @@ what the shell half needs. One subcommand per use there:
 
   dockerfile                      the Dockerfile and .dockerignore against the workspace
   manifest RENDERED               the manifests against the image and the config
-  config RENDERED OUT             writes the config the container sees; prints its env
+  config RENDERED OUT [ROOTFS]    writes the config the container sees; prints its env
+                                  (with ROOTFS: its Secret files written there, and token
+                                  files pointed there)
   env RENDERED ROOTFS [K=V...]    the environment of the serve test, one K=V a line
+  secrets RENDERED ROOTFS         writes the Secret files dbpool mounts under ROOTFS
+  token RENDERED                  the token the app container sends (DBPOOL_TOKEN), if any
   services RENDERED               the health services to check, one a line
+  pools RENDERED                  the config's pool ids, one a line
   render KDIR OUT                 a stand-in for `kubectl kustomize` (no hash suffixes)
 
 Run from the repository root, with PyYAML (the script's venv has it). A failed check
@@ -15,6 +20,8 @@ prints its reason on stderr and exits 1.
 
 import base64
 import fnmatch
+import hashlib
+import ipaddress
 import os
 import re
 import shlex
@@ -177,6 +184,7 @@ class Pod:
     deployment: dict
     spec: dict  # the pod spec
     container: dict  # the dbpool container
+    apps: list  # the pod's other containers (the app)
     env: dict  # the image's ENV, then the container's env (secrets resolved)
     toml: str  # the config file the container sees
 
@@ -233,37 +241,158 @@ def pod(rendered):
     key = os.path.basename(path)
     if not cm or key not in cm[0].get("data", {}):
         fail(f"{os.path.dirname(path)}: no ConfigMap with the key {key} is mounted there")
-    return Pod(objs, stages, dep, spec, c, env, cm[0]["data"][key])
+    apps = [o for o in spec.get("initContainers", []) + spec.get("containers", []) if o is not c]
+    return Pod(objs, stages, dep, spec, c, apps, env, cm[0]["data"][key])
 
 
 def probe_services(c):
     return {k: c[k]["grpc"].get("service", "") for k in PROBES if "grpc" in c.get(k, {})}
 
 
+def is_tcp(addr):
+    return not addr.startswith("unix:")
+
+
+def is_loopback(addr):
+    """Whether a listen address stays on the machine (the pod): a Unix socket or a
+    loopback IP; anything else, a name included, is taken as reachable from outside."""
+    if not is_tcp(addr):
+        return True
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def setting(p, key, default=None):
+    """A [server] key as the container sees it: its env, else the file, else the default."""
+    env = p.env.get(f"DBPOOL__SERVER__{key.upper()}")
+    return env if env is not None else p.server.get(key, default)
+
+
+def api_addresses(p):
+    """The addresses serving the API: listen and extra_listen."""
+    return [setting(p, "listen", "127.0.0.1:50051")] + list(p.server.get("extra_listen", []))
+
+
 def check_sidecar(p):
     """A native sidecar whose probes, ports and scrape annotation agree with the addresses
-    dbpool listens on."""
-    c, env = p.container, p.env
+    dbpool listens on: the probes go to probe_listen (health only) when it is set, else
+    to listen, and the kubelet must be able to reach that port (not loopback)."""
+    c = p.container
     if c not in p.spec.get("initContainers", []) or c.get("restartPolicy") != "Always":
         fail(f"container {c['name']}: not a native sidecar (initContainers, restartPolicy: Always)")
-    grpc_port = port_of(env["DBPOOL__SERVER__LISTEN"])
+    listen, probe = setting(p, "listen", "127.0.0.1:50051"), setting(p, "probe_listen")
+    target = probe or listen
+    if not is_tcp(target):
+        fail(f"listen {listen} is a Unix socket and probe_listen is unset: no port for the probes")
+    if is_loopback(target):
+        fail(f"the probes' address {target} is loopback: the kubelet probes the pod IP")
+    probe_port = port_of(target)
     ports = {port["containerPort"] for port in c.get("ports", [])}
     probes = probe_services(c)
     if set(probes) != set(PROBES):
         fail(f"gRPC probes: {sorted(probes)}; want {', '.join(PROBES)}")
     for k in probes:
-        if c[k]["grpc"]["port"] != grpc_port:
-            fail(f"{k} port {c[k]['grpc']['port']} != listen port {grpc_port}")
-    if grpc_port not in ports:
-        fail(f"containerPort {grpc_port} (gRPC) not declared")
-    metrics = env.get("DBPOOL__SERVER__METRICS_LISTEN") or p.server.get("metrics_listen")
+        if c[k]["grpc"]["port"] != probe_port:
+            fail(f"{k} port {c[k]['grpc']['port']} != {'probe_listen' if probe else 'listen'} port {probe_port}")
+    if probe_port not in ports:
+        fail(f"containerPort {probe_port} (probes) not declared")
+    metrics = setting(p, "metrics_listen")
     annotations = p.deployment["spec"]["template"]["metadata"].get("annotations", {})
     if metrics and (
         port_of(metrics) not in ports
         or annotations.get("prometheus.io/port") != str(port_of(metrics))
     ):
         fail(f"metrics port {port_of(metrics)}: not both a containerPort and prometheus.io/port")
-    return f"probes {probes}"
+    return f"API on {listen}; probes {probes} on port {probe_port}"
+
+
+def secret_ref(e):
+    return e.get("valueFrom", {}).get("secretKeyRef")
+
+
+def mounted_secret(p, path):
+    """The (Secret, key) whose value the dbpool container sees as the file `path`, or
+    None: a Secret volume mounted on the file (subPath) or on its directory."""
+    vols = {v["name"]: v for v in p.spec.get("volumes", [])}
+    for m in p.container.get("volumeMounts", []):
+        secret = vols.get(m["name"], {}).get("secret")
+        if not secret:
+            continue
+        mount = m["mountPath"].rstrip("/")
+        if m.get("subPath"):
+            rel = m["subPath"] if mount == path else None
+        else:
+            rel = path[len(mount) + 1 :] if path.startswith(mount + "/") else None
+        if rel is None:
+            continue
+        items = secret.get("items")
+        keys = [i["key"] for i in items if i["path"] == rel] if items else [rel]
+        if keys:
+            return secret["secretName"], keys[0]
+    return None
+
+
+def tenant_tokens(p, name, t):
+    """How tenant `name` gets its tokens: [(token, where)], each token as dbpool would
+    read it (a Secret's value for token_file and token_env), and the Secret's (name, key)
+    or None for a hash."""
+    out = []
+    if "token_env" in t:
+        var = t["token_env"]
+        if var not in p.env:
+            fail(f"tenants.{name}.token_env = {var}: not in the dbpool container's env")
+        refs = [secret_ref(e) for e in p.container.get("env", []) if e["name"] == var]
+        if not refs or not refs[-1]:
+            fail(f"tenants.{name}.token_env = {var}: a literal value, not a secretKeyRef")
+        out.append((p.env[var], (refs[-1]["name"], refs[-1]["key"])))
+    if "token_file" in t:
+        ref = mounted_secret(p, t["token_file"])
+        if not ref:
+            fail(f"tenants.{name}.token_file = {t['token_file']}: no Secret is mounted there")
+        for line in secret_value(p.objs, *ref).splitlines():
+            if line.strip():
+                out.append((line.strip(), ref))
+    return out
+
+
+def check_auth(p):
+    """Nobody unidentified beyond loopback: a config whose API listens beyond loopback
+    has tenants (or says allow_unauthenticated). With tenants, each app container sends
+    DBPOOL_TOKEN from a Secret (never a literal), and a tenant accepts that token: read
+    from the same Secret key (token_file mounted, or token_env), or by its hash."""
+    tenants = p.config.get("tenants", {})
+    allow = str(setting(p, "allow_unauthenticated", False)).lower() == "true"
+    exposed = [a for a in api_addresses(p) if not is_loopback(a)]
+    if exposed and not tenants and not allow:
+        fail(f"the API listens on {', '.join(exposed)} but the config has no [tenants]")
+    if not tenants:
+        return f"no tenants: API on {', '.join(api_addresses(p))} only"
+    accepted = [(tok, ref, name) for name, t in tenants.items() for tok, ref in tenant_tokens(p, name, t)]
+    hashes = {h.lower(): name for name, t in tenants.items() for h in t.get("token_sha256", [])}
+    found = []
+    for app in p.apps:
+        env = [e for e in app.get("env", []) if e["name"] == "DBPOOL_TOKEN"]
+        if not env:
+            fail(f"container {app['name']}: no DBPOOL_TOKEN, but dbpool has tenants")
+        ref = secret_ref(env[-1])
+        if not ref:
+            fail(f"container {app['name']}: DBPOOL_TOKEN is a literal value, not a secretKeyRef")
+        token = secret_value(p.objs, ref["name"], ref["key"])
+        same = [name for tok, r, name in accepted if r == (ref["name"], ref["key"]) and tok == token]
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if same:
+            found.append(f"{app['name']} and dbpool share Secret {ref['name']}/{ref['key']} (tenant {same[0]})")
+        elif digest in hashes:
+            found.append(f"{app['name']}'s token matches tenants.{hashes[digest]}.token_sha256")
+        else:
+            fail(
+                f"container {app['name']}: the token of Secret {ref['name']}/{ref['key']} "
+                "is accepted by no tenant (token_file, token_env or token_sha256)"
+            )
+    return "; ".join(found) or "tenants, but no app container"
 
 
 def check_security(p):
@@ -337,6 +466,7 @@ def check_scaling(p):
 def cmd_manifest(rendered):
     p = pod(rendered)
     print("; ".join([check_sidecar(p), check_security(p)]))
+    print(check_auth(p))
     print(check_scaling(p))
 
 
@@ -350,10 +480,24 @@ def print_env(env):
         print(f"{k}={v}")
 
 
-def cmd_config(rendered, out):
+def cmd_config(rendered, out, rootfs=None):
     p = pod(rendered)
     Path(out).write_text(p.toml)
-    print_env({k: v for k, v in p.env.items() if k != "DBPOOL_CONFIG"})
+    env = {k: v for k, v in p.env.items() if k != "DBPOOL_CONFIG"}
+    if rootfs:
+        write_secrets(p, rootfs)
+        env.update(token_files(p, rootfs))
+    print_env(env)
+
+
+def token_files(p, rootfs):
+    """The overrides that point the tenants' absolute token files under ROOTFS, where
+    write_secrets puts the Secrets the Deployment mounts."""
+    return {
+        f"DBPOOL__TENANTS__{name.upper()}__TOKEN_FILE": rootfs + t["token_file"]
+        for name, t in p.config.get("tenants", {}).items()
+        if t.get("token_file", "").startswith("/")
+    }
 
 
 def cmd_env(rendered, rootfs, *sets):
@@ -374,8 +518,52 @@ def cmd_env(rendered, rootfs, *sets):
                     pre + "USERNAME": "postgres",
                 }
             )
+    # Token files the Deployment mounts: where `secrets` writes them.
+    env.update(token_files(p, rootfs))
     env.update(s.partition("=")[::2] for s in sets)
     print_env(env)
+
+
+def cmd_secrets(rendered, rootfs):
+    for path in write_secrets(pod(rendered), rootfs):
+        print(path)
+
+
+def write_secrets(p, rootfs):
+    """The Secret volumes of the dbpool container, as the kubelet would mount them, under
+    ROOTFS: a file per key on a directory mount, the one file of a subPath mount. Returns
+    the files written."""
+    written = []
+    vols = {v["name"]: v for v in p.spec.get("volumes", [])}
+    for m in p.container.get("volumeMounts", []):
+        secret = vols.get(m["name"], {}).get("secret")
+        if not secret:
+            continue
+        s = find(p.objs, "Secret", secret["secretName"])
+        if not s:
+            fail(f"volume {m['name']}: no Secret {secret['secretName']} in the manifests")
+        keys = list(s[0].get("stringData", {})) + list(s[0].get("data", {}))
+        files = {i["path"]: i["key"] for i in secret["items"]} if secret.get("items") else {k: k for k in keys}
+        mount = Path(rootfs + m["mountPath"])
+        if m.get("subPath"):
+            files = {"": files[m["subPath"]]}
+        for rel, key in files.items():
+            path = mount / rel if rel else mount
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secret_value(p.objs, secret["secretName"], key))
+            path.chmod(0o444)
+            written.append(path)
+    return written
+
+
+def cmd_token(rendered):
+    """The token the first app container sends (DBPOOL_TOKEN from its Secret), or nothing."""
+    p = pod(rendered)
+    for app in p.apps:
+        for e in app.get("env", []):
+            if e["name"] == "DBPOOL_TOKEN" and secret_ref(e):
+                print(secret_value(p.objs, secret_ref(e)["name"], secret_ref(e)["key"]))
+                return
 
 
 def cmd_services(rendered):
@@ -383,6 +571,11 @@ def cmd_services(rendered):
     services = dict.fromkeys(probe_services(p.container).values())
     services.update(dict.fromkeys(f"dbpool.pool.{pid}" for pid in p.config.get("pools", {})))
     print("\n".join(services))
+
+
+def cmd_pools(rendered):
+    """The pool ids of the config, one a line."""
+    print("\n".join(pod(rendered).config.get("pools", {})))
 
 
 def cmd_render(kdir, out):

@@ -4,10 +4,12 @@
 # the dependency skeleton the image build caches; yamllint and kubernetes-validate
 # (offline, strict, against the oldest Kubernetes with native sidecars and the newest
 # known) on deploy/; the kustomize output; the manifests against the image and the
-# config (ports, probes, security, secrets, grace period); and the dbpool binary run the
-# way the image runs it: in a throwaway root holding only the image's files, as the
-# image's uid, with the Deployment's environment and the ConfigMap's config, until
-# every probe's health service is SERVING, then stopped with SIGTERM.
+# config (ports, probes, security, secrets, tenants and the app's token, grace period);
+# and the dbpool binary run the way the image runs it: in a throwaway root holding only
+# the image's files and the pod's Secret files, as the image's uid, with the
+# Deployment's environment and the ConfigMap's config, until every probe's health
+# service is SERVING; a call without the app's token is refused, one with it answers;
+# then stopped with SIGTERM.
 #
 # Needs a built binary: DBPOOL_BIN, default target/debug/dbpool (scripts/test.sh's build
 # stage makes it; this script starts no build). Python tools go to a cached venv in
@@ -141,13 +143,21 @@ kustomize_check() {
 }
 
 # The config the container sees (extracted from the ConfigMap in the rendered output)
-# passes check-config with the container's environment; so does the image's default.
+# passes check-config with the container's environment and the Secret files it mounts
+# (check-config reads token files); so does the image's default with DBPOOL_TOKEN set,
+# which it refuses without.
 config_check() {
-  local envs=()
-  py config "$RENDERED" "$WORK/dbpool.toml" >"$WORK/config.env"
+  local envs=() out
+  py config "$RENDERED" "$WORK/dbpool.toml" "$WORK/config-root" >"$WORK/config.env"
   mapfile -t envs <"$WORK/config.env"
   env -i "${envs[@]}" "$DBPOOL_BIN" check-config "$WORK/dbpool.toml"
-  env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml
+  env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 DBPOOL_TOKEN=example \
+    "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml
+  out="$(env -i DBPOOL__SERVER__LISTEN=0.0.0.0:50051 \
+    "$DBPOOL_BIN" check-config deploy/docker/dbpool.toml 2>&1)" &&
+    die "the image's default config passes without DBPOOL_TOKEN: $out"
+  [[ "$out" == *DBPOOL_TOKEN* ]] || die "without DBPOOL_TOKEN, not the expected error: $out"
+  echo "without DBPOOL_TOKEN: $out"
 }
 
 # The Unix-socket overlay (deploy/kubernetes-socket, docs/kubernetes.md): it renders, is
@@ -162,7 +172,7 @@ socket_check() {
   grep -q 'value: unix:/run/dbpool/dbpool.sock' "$out" || die "the overlay does not listen on the socket"
   grep -q 'value: 0.0.0.0:50052' "$out" || die "the overlay has no probe port"
   ! grep -q 'port: 50051' "$out" || die "a probe of the overlay still asks port 50051"
-  py config "$out" "$WORK/socket.toml" >"$WORK/socket.env"
+  py config "$out" "$WORK/socket.toml" "$WORK/socket-root" >"$WORK/socket.env"
   mapfile -t envs <"$WORK/socket.env"
   env -i "${envs[@]}" "$DBPOOL_BIN" check-config "$WORK/socket.toml"
 }
@@ -193,7 +203,7 @@ manifest_check() {
 # grpc_status ADDR SERVICE: the status grpc.health.v1 reports, or grpcurl's error.
 grpc_status() {
   local out
-  out="$(grpcurl -plaintext -max-time 2 -d "{\"service\": \"$2\"}" "$1" \
+  out="$(grpcurl -plaintext "${GRPC_HEALTH[@]}" -max-time 2 -d "{\"service\": \"$2\"}" "$1" \
     grpc.health.v1.Health/Check 2>&1)" || true
   if [[ "$out" =~ \"status\":\ \"([A-Z_]+)\" ]]; then
     echo "${BASH_REMATCH[1]}"
@@ -207,6 +217,7 @@ grpc_status() {
 DAEMON_PID=""
 DAEMON_LOG="$WORK/dbpool.log"
 DAEMON_ADDR=""
+PROBE_ADDR=""
 daemon_up() {
   kill -0 "$DAEMON_PID" 2>/dev/null || die "dbpool exited during startup"
   [[ "$(grpc_status "$DAEMON_ADDR" "")" == SERVING ]]
@@ -224,15 +235,17 @@ stop_daemon() {
 
 # start_daemon: the image, without the image. A root holding the files the Dockerfile
 # puts there and the volumes the Deployment mounts (config read-only; data and /tmp
-# writable by the uid), the image's WORKDIR, ENV and user, the container's env. What
-# differs, for the test: loopback and free ports instead of 0.0.0.0, the PostgreSQL
-# pools on the local server.
+# writable by the uid; the Secret files it mounts), the image's WORKDIR, ENV and user,
+# the container's env. What differs, for the test: loopback and free ports instead of
+# the pod's addresses, token files under the root, the PostgreSQL pools on the local
+# server.
 start_daemon() {
   local rootfs="$WORK/rootfs" uid=65532 run_as=() envs=() mport
   mkdir -p "$rootfs"/{usr/local/bin,etc/dbpool,var/lib/dbpool,tmp}
   install -m 0755 "$DBPOOL_BIN" "$rootfs/usr/local/bin/dbpool"
   py config "$RENDERED" "$rootfs/etc/dbpool/dbpool.toml" >/dev/null
   chmod 0644 "$rootfs/etc/dbpool/dbpool.toml"
+  py secrets "$RENDERED" "$rootfs" | sed "s|^$rootfs|secret file: |"
   chmod 0755 "$WORK" "$rootfs"
   if ((EUID == 0)); then
     chown "$uid:$uid" "$rootfs/var/lib/dbpool" "$rootfs/tmp"
@@ -242,9 +255,11 @@ start_daemon() {
     echo "not root: running as uid $uid, not the image's 65532"
   fi
   DAEMON_ADDR="127.0.0.1:$(free_port)"
+  PROBE_ADDR="127.0.0.1:$(free_port)"
   mport="$(free_port)"
   METRICS_URL="http://127.0.0.1:$mport/metrics"
   py env "$RENDERED" "$rootfs" "DBPOOL__SERVER__LISTEN=$DAEMON_ADDR" \
+    "DBPOOL__SERVER__PROBE_LISTEN=$PROBE_ADDR" \
     "DBPOOL__SERVER__METRICS_LISTEN=127.0.0.1:$mport" >"$WORK/serve.env"
   mapfile -t envs <"$WORK/serve.env"
   # The image's ENTRYPOINT and CMD: /usr/local/bin/dbpool serve.
@@ -255,6 +270,27 @@ start_daemon() {
   echo "started as uid $uid on $DAEMON_ADDR with $(cut -d= -f1 "$WORK/serve.env" | tr '\n' ' ')"
 }
 
+# auth_check: with tenants, a PoolService call without a token is UNAUTHENTICATED and
+# one with the app's token (DBPOOL_TOKEN of its Secret) lists the config's pools.
+auth_check() {
+  local token out pid
+  token="$(py token "$RENDERED")"
+  if [[ -z "$token" ]]; then
+    echo "no tenant token in the manifests: calls are not authenticated"
+    return 0
+  fi
+  out="$(grpcurl -plaintext -max-time 5 -d '{}' "$DAEMON_ADDR" \
+    dbpool.v1.PoolService/ListPools 2>&1)" || true
+  [[ "$out" == *Unauthenticated* ]] || die "ListPools without a token was not refused: $out"
+  out="$(grpcurl -plaintext -max-time 5 -H "authorization: Bearer $token" -d '{}' \
+    "$DAEMON_ADDR" dbpool.v1.PoolService/ListPools 2>&1)" ||
+    die "ListPools with the app's token failed: $out"
+  for pid in $(py pools "$RENDERED"); do
+    [[ "$out" == *"\"poolId\": \"$pid\""* ]] || die "ListPools with the app's token lacks $pid: $out"
+  done
+  echo "ListPools without a token: Unauthenticated; with the app's token: $(py pools "$RENDERED" | tr '\n' ' ')"
+}
+
 serve_check() {
   local svc status rss rc=0
   ensure_postgres
@@ -263,11 +299,13 @@ serve_check() {
   start_daemon
   wait_for "$STARTUP_SECONDS" "dbpool health \"\" SERVING on $DAEMON_ADDR" daemon_up
   py services "$RENDERED" >"$WORK/services"
+  # The kubelet's view: every service on the probe port.
   while IFS= read -r svc; do
-    status="$(grpc_status "$DAEMON_ADDR" "$svc")"
-    echo "health \"$svc\": $status"
+    status="$(grpc_status "$PROBE_ADDR" "$svc")"
+    echo "health \"$svc\" on the probe port: $status"
     [[ "$status" == SERVING ]] || die "health service \"$svc\" is $status, not SERVING"
   done <"$WORK/services"
+  auth_check
   curl -fsS "$METRICS_URL" >"$WORK/metrics" || die "nothing at $METRICS_URL"
   grep -q '^dbpool_pool_healthy' "$WORK/metrics" || die "$METRICS_URL has no dbpool_pool_healthy"
   echo "metrics: $(grep -c '^# TYPE' "$WORK/metrics") families at $METRICS_URL"

@@ -117,11 +117,16 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# GRPC_HEALTH: grpcurl's flags for grpc.health.v1 from scripts/health.proto instead of
+# server reflection, which a daemon with tenants answers only with a token and the probe
+# port (server.probe_listen) does not serve. Health itself needs no token.
+GRPC_HEALTH=(-import-path "$ROOT/scripts" -proto health.proto)
+
 # grpc_serving ADDR [SERVICE]: whether grpc.health.v1 reports SERVING for SERVICE
 # (the overall status when empty).
 grpc_serving() {
   local addr=$1 service=${2:-}
-  grpcurl -plaintext -max-time 2 -d "{\"service\": \"$service\"}" "$addr" \
+  grpcurl -plaintext "${GRPC_HEALTH[@]}" -max-time 2 -d "{\"service\": \"$service\"}" "$addr" \
     grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'
 }
 

@@ -114,8 +114,9 @@ for name in "${TEST_SERVERS[@]}"; do
   ((LAST_RC == 0)) && source "$SERVER_ENV/$name"
 done
 fatal_stage build cargo build --workspace --bins --tests
-# The example config names its password by environment variable; any value will do.
-stage check-config env APP_DB_PASSWORD=example \
+# The example config names its password and its tenant's token by environment variable;
+# any value will do.
+stage check-config env APP_DB_PASSWORD=example DBPOOL_TOKEN=example \
   target/debug/dbpool check-config deploy/dbpool.example.toml
 # The container image and Kubernetes manifests, checked offline against this binary.
 stage deploy scripts/check-deploy.sh
