@@ -211,6 +211,14 @@ impl ServerConfig {
 impl Config {
     /// Checks every value that parsed but may still be wrong, naming key and line.
     fn validate(&self, text: &str, path: &str) -> Result<()> {
+        self.validate_values(text, path)?;
+        crate::check_exposure(&self.server, !self.tenants.is_empty())
+            .map_err(|e| with_line(e, text, path))
+    }
+
+    /// [`Config::validate`] but for the rule of exposure, which only the whole config
+    /// (file and environment) decides.
+    fn validate_values(&self, text: &str, path: &str) -> Result<()> {
         self.server
             .validate()
             .map_err(|e| with_line(e, text, path))?;
@@ -231,8 +239,7 @@ impl Config {
         self.pools.keys().map(String::as_str).collect()
     }
 
-    /// Checks `[tenants]`, `[auth]` and `[audit]`, and that a daemon without tenants
-    /// serves loopback and Unix sockets only (see [`crate::check_exposure`]).
+    /// Checks `[tenants]`, `[auth]` and `[audit]`.
     pub fn validate_access(&self) -> Result<()> {
         let pools = self.pool_ids();
         let named_by_jwt = self
@@ -249,7 +256,7 @@ impl Config {
         if let Some(audit) = &self.audit {
             audit.validate()?;
         }
-        crate::check_exposure(&self.server, !self.tenants.is_empty())
+        Ok(())
     }
 }
 
@@ -346,8 +353,13 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         ),
         None => (String::new(), "<defaults>".to_string()),
     };
-    // Parse the file alone first: toml's errors carry the key, line and column.
-    load_str(&text, &name)?;
+    // Parse the file alone first: toml's errors carry the key, line and column. Whether
+    // its addresses may serve without tenants waits for the environment's say.
+    let file: Config = toml::from_str(&text).map_err(|e| Error::Parse {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    file.validate_values(&text, &name)?;
     let merged = config::Config::builder()
         .add_source(config::File::from_str(&text, config::FileFormat::Toml))
         .add_source(
@@ -437,6 +449,20 @@ mod tests {
         let p = &cfg.pools["lite"];
         assert_eq!(p.options.batch_size, 100);
         assert_eq!(p.options.max_connections, 10);
+    }
+
+    #[test]
+    fn exposure_is_decided_by_the_file_and_the_environment_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:50051\"\n").unwrap();
+        let e = load(Some(&path)).unwrap_err().to_string();
+        assert!(e.contains("no [tenants]"), "{e}");
+        // Only this test sets it; the other tests of exposure use load_str.
+        std::env::set_var("DBPOOL__SERVER__ALLOW_UNAUTHENTICATED", "true");
+        let cfg = load(Some(&path));
+        std::env::remove_var("DBPOOL__SERVER__ALLOW_UNAUTHENTICATED");
+        assert!(cfg.unwrap().server.allow_unauthenticated);
     }
 
     #[test]

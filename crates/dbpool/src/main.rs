@@ -122,12 +122,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let cfg = dbpool_config::load(Some(&file))?;
+            dbpool_server::auth::Tenants::from_config(&cfg).map_err(anyhow::Error::msg)?;
             println!("{}: ok ({} pools)", file.display(), cfg.pools.len());
             for (id, pool) in &cfg.pools {
                 let r = pool.resolve(&format!("pools.{id}."))?;
                 println!("  {id}: {} {}", r.kind.name(), r.redacted_url());
             }
-            dbpool_server::auth::Tenants::from_config(&cfg).map_err(anyhow::Error::msg)?;
             for (name, t) in &cfg.tenants {
                 let rights: Vec<String> =
                     t.pools.iter().map(|(p, r)| format!("{p}={r:?}")).collect();

@@ -94,7 +94,10 @@ fn basic_credentials_are_tenant_and_token() {
     // Unpadded, as the Go driver behind ADBC sends it (10 bytes: two `=` left out).
     let raw = base64::engine::general_purpose::STANDARD_NO_PAD.encode("app:s3cret");
     assert!(!raw.ends_with('='));
-    assert_eq!(&*t.basic(&format!("Basic {raw}")).unwrap().0.tenant.name, "app");
+    assert_eq!(
+        &*t.basic(&format!("Basic {raw}")).unwrap().0.tenant.name,
+        "app"
+    );
     for bad in [
         format!("Basic {}", b64("other:s3cret")),
         format!("Basic {}", b64("app:wrong")),

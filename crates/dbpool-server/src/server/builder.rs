@@ -90,6 +90,7 @@ impl ServerBuilder {
         let config = self.config;
         config.server.validate()?;
         config.validate_access()?;
+        dbpool_config::check_exposure(&config.server, !config.tenants.is_empty())?;
         let access = Access {
             tenants: Tenants::from_config(&config).map_err(ServerError::Access)?,
             audit: match &config.audit {
