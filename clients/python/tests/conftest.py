@@ -130,11 +130,12 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def adbc_select(uri: str, sql: str, **db_kwargs: str) -> list:
-    """Column ``v`` of ``sql`` run through the ADBC Flight SQL driver at ``uri``."""
+def adbc_select(uri: str, sql: str, *, autocommit: bool = False, **db_kwargs: str) -> list:
+    """Column ``v`` of ``sql`` run through the ADBC Flight SQL driver at ``uri``
+    (``autocommit``: no transaction around it, which a read-only tenant needs)."""
     from adbc_driver_flightsql import dbapi as flight_sql
 
-    conn = flight_sql.connect(uri, db_kwargs=db_kwargs or None)
+    conn = flight_sql.connect(uri, db_kwargs=db_kwargs or None, autocommit=autocommit)
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

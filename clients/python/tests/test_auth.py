@@ -285,16 +285,6 @@ def test_health_answers_without_credentials(auth: AuthDaemon) -> None:
         assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-def _adbc_autocommit_select(uri: str, sql: str, **db_kwargs: str) -> list:
-    conn = flight_sql.connect(uri, db_kwargs=db_kwargs, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_arrow_table().column("v").to_pylist()
-    finally:
-        conn.close()
-
-
 #: Tenants whose ``tenant:token`` is 70, 71 and 72 bytes: base64 with two, one and no
 #: padding characters (the ADBC Go driver sends it unpadded).
 BASIC_TENANTS = {"other": "b", "writer": "a", "limited": "a"}
@@ -304,7 +294,7 @@ BASIC_TENANTS = {"other": "b", "writer": "a", "limited": "a"}
 def test_adbc_flight_sql_username_and_password(auth: AuthDaemon, tenant: str) -> None:
     """username/password: basic auth in the Flight handshake, traded for a bearer token."""
     creds = {"username": tenant, "password": auth.tokens[tenant], POOL_OPTION: BASIC_TENANTS[tenant]}
-    assert _adbc_autocommit_select(auth.endpoint, "SELECT 40 + 2 AS v", **creds) == [42]
+    assert adbc_select(auth.endpoint, "SELECT 40 + 2 AS v", autocommit=True, **creds) == [42]
 
 
 def test_adbc_flight_sql_authorization_header_and_refusals(auth: AuthDaemon) -> None:
@@ -315,7 +305,7 @@ def test_adbc_flight_sql_authorization_header_and_refusals(auth: AuthDaemon) -> 
     wrong_password = {"username": "limited", "password": secrets.token_hex(32)}
     for creds in ({}, wrong_password, {AUTH_HEADER_OPTION: "Bearer nope"}):
         with pytest.raises(adbc_driver_manager.Error) as info:
-            _adbc_autocommit_select(uri, "SELECT 1 AS v", **creds, **pool)
+            adbc_select(uri, "SELECT 1 AS v", autocommit=True, **creds, **pool)
         assert info.value.status_code == UNAUTHENTICATED, (sorted(creds), info.value)
 
 

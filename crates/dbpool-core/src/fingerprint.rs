@@ -7,7 +7,7 @@
 //! `[…]` quoted ones too) and keywords stay as written; comments go; white space runs
 //! become one space; a bracket group of literals only (`IN (?, ?, ?)`) becomes `(?)`.
 //! Linear time, and never a panic, whatever the bytes.
-use crate::sql_lex::{is_word_byte, is_word_start};
+use crate::sql_lex::{is_word_byte, is_word_start, quoted_end};
 
 /// The longest fingerprint in bytes, the closing `…` included.
 pub const MAX_FINGERPRINT_BYTES: usize = 1024;
@@ -119,27 +119,27 @@ impl Fingerprinter<'_> {
                 self.space = true;
             }
             b'\'' => {
-                self.i = skip_quoted(b, start, b'\'', false);
+                self.i = quoted_end(b, start, b'\'', false);
                 self.literal();
             }
             b'e' | b'E' if next == Some(b'\'') => {
-                self.i = skip_quoted(b, start + 1, b'\'', true);
+                self.i = quoted_end(b, start + 1, b'\'', true);
                 self.literal();
             }
             b'n' | b'N' | b'b' | b'B' | b'x' | b'X' if next == Some(b'\'') => {
-                self.i = skip_quoted(b, start + 1, b'\'', false);
+                self.i = quoted_end(b, start + 1, b'\'', false);
                 self.literal();
             }
             b'u' | b'U' if next == Some(b'&') && self.byte(start + 2) == Some(b'\'') => {
-                self.i = skip_quoted(b, start + 2, b'\'', false);
+                self.i = quoted_end(b, start + 2, b'\'', false);
                 self.literal();
             }
             b'"' | b'`' => {
-                self.i = skip_quoted(b, start, c, false);
+                self.i = quoted_end(b, start, c, false);
                 self.operand(start);
             }
             b'[' if !self.opens_subscript() => {
-                self.i = skip_quoted(b, start, b']', false);
+                self.i = quoted_end(b, start, b']', false);
                 self.operand(start);
             }
             b'$' if next.is_some_and(|d| d.is_ascii_digit()) => {
@@ -318,28 +318,6 @@ impl Fingerprinter<'_> {
         self.i = memchr::memmem::find(&b[j + 1..], tag).map_or(b.len(), |p| j + 1 + p + tag.len());
         true
     }
-}
-
-/// The end of a quoted run opened at `open` (the quote itself) and closed by `close`;
-/// a doubled `close` is an escaped one, and so is `\x` when `backslash`. An
-/// unterminated run ends at the end of the text.
-fn skip_quoted(b: &[u8], open: usize, close: u8, backslash: bool) -> usize {
-    let mut i = open + 1;
-    while i < b.len() {
-        let c = b[i];
-        if backslash && c == b'\\' {
-            i += 2;
-        } else if c == close {
-            if b.get(i + 1) == Some(&close) {
-                i += 2;
-            } else {
-                return i + 1;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    b.len()
 }
 
 fn skip_digits(b: &[u8], mut i: usize) -> usize {

@@ -172,29 +172,6 @@ impl<'a> Lexer<'a> {
         self.i = b.len();
     }
 
-    /// Skips a quoted run opened at `self.i` and closed by `close`; a doubled `close`
-    /// is an escaped one, and so is `\x` when `backslash` (PostgreSQL `E'…'`).
-    fn skip_quoted(&mut self, close: u8, backslash: bool) {
-        let b = self.s.as_bytes();
-        let mut i = self.i + 1;
-        while i < b.len() {
-            let c = b[i];
-            if backslash && c == b'\\' {
-                i += 2;
-            } else if c == close {
-                if b.get(i + 1) == Some(&close) {
-                    i += 2;
-                } else {
-                    self.i = i + 1;
-                    return;
-                }
-            } else {
-                i += 1;
-            }
-        }
-        self.i = b.len();
-    }
-
     /// `$tag$…$tag$` at `self.i` (PostgreSQL); false if this `$` opens no dollar quote.
     fn skip_dollar_quote(&mut self) -> bool {
         let b = self.s.as_bytes();
@@ -232,25 +209,25 @@ impl<'a> Iterator for Lexer<'a> {
             b'.' => Token::Dot,
             b',' => Token::Comma,
             b'\'' => {
-                self.skip_quoted(b'\'', false);
+                self.i = quoted_end(b, self.i, b'\'', false);
                 return Some(Token::Other);
             }
             b'"' => {
-                self.skip_quoted(b'"', false);
+                self.i = quoted_end(b, self.i, b'"', false);
                 return Some(Token::Other);
             }
             b'`' if self.dialect == Dialect::Sqlite => {
-                self.skip_quoted(b'`', false);
+                self.i = quoted_end(b, self.i, b'`', false);
                 return Some(Token::Other);
             }
             b'[' if self.dialect != Dialect::Postgres => {
-                self.skip_quoted(b']', false);
+                self.i = quoted_end(b, self.i, b']', false);
                 return Some(Token::Other);
             }
             b'$' if pg && self.skip_dollar_quote() => return Some(Token::Other),
             b'e' | b'E' if pg && self.byte(self.i + 1) == Some(b'\'') => {
                 self.i += 1;
-                self.skip_quoted(b'\'', true);
+                self.i = quoted_end(b, self.i, b'\'', true);
                 return Some(Token::Other);
             }
             c if is_word_start(c) => {
@@ -495,3 +472,24 @@ use tsql::find_tsql;
 #[cfg(test)]
 #[path = "sql_lex_tests.rs"]
 mod tests;
+
+/// The end of a quoted run opened at `open` and closed by `close` (doubled: escaped; `\x`
+/// too when `backslash`, PostgreSQL `E'…'`); an unterminated one ends with the text.
+pub(crate) fn quoted_end(b: &[u8], open: usize, close: u8, backslash: bool) -> usize {
+    let mut i = open + 1;
+    while i < b.len() {
+        let c = b[i];
+        if backslash && c == b'\\' {
+            i += 2;
+        } else if c == close {
+            if b.get(i + 1) == Some(&close) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}

@@ -256,9 +256,8 @@ fn admit(
         return Ok((None, None));
     }
     let caller = tenants
-        .authenticate(headers, conn.as_ref())
+        .authenticate_on(headers, conn.as_ref())
         .map_err(|e| (None, e))?;
-    let caller = Arc::new(caller);
     match caller.tenant.quotas.enter() {
         Ok(permit) => Ok((Some(caller), Some(permit))),
         Err(e) => Err((Some(caller), e)),

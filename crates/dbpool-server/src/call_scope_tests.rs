@@ -52,6 +52,7 @@ async fn a_call_runs_in_its_connections_and_servers_scope() {
         peer: Some("127.0.0.1:4000".parse().unwrap()),
         transport: Transport::Tcp,
         client_subject: None,
+        memo: Arc::default(),
     };
     let mut req = Request::builder()
         .uri("/dbpool.v1.PoolService/Query")

@@ -36,6 +36,8 @@ pub struct ConnInfo {
     /// The subject of the client certificate that TLS verified (mutual TLS, RFC 4514
     /// form, e.g. `CN=orders,O=example`); `None` without one.
     pub client_subject: Option<Arc<str>>,
+    /// The credentials the connection proved last (see [`crate::auth::memo`]).
+    pub memo: Arc<crate::auth::memo::AuthMemo>,
 }
 
 /// What carries a client connection.
@@ -89,6 +91,7 @@ impl TrackedStream {
             peer,
             transport,
             client_subject,
+            memo: Arc::default(),
         };
         TrackedStream {
             inner,

@@ -5,53 +5,12 @@ mod common;
 use arrow::array::*;
 use arrow::datatypes::{DataType, Field, Int64Type};
 use arrow::record_batch::RecordBatch;
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::error::FlightError;
-use arrow_flight::{FlightClient, FlightDescriptor, PutResult};
+use common::bulk::do_put;
 use common::*;
-use dbpool_proto::v1::{BulkInsertCommand, BulkInsertResult, InsertMode};
+use dbpool_proto::v1::InsertMode;
 use dbpool_testkit::PgDb;
-use futures::TryStreamExt;
-use prost::Message;
 use std::sync::Arc;
-use tonic::{Code, Status};
-
-/// DoPut of `batches` into `pool`.`table`; the rows inserted, or the call's status.
-async fn do_put(
-    f: &mut FlightClient,
-    pool: &str,
-    table: &str,
-    mode: InsertMode,
-    batches: Vec<RecordBatch>,
-) -> Result<u64, Status> {
-    let cmd = BulkInsertCommand {
-        pool_id: pool.into(),
-        table: table.into(),
-        mode: mode as i32,
-    };
-    // Wrapped in an Any, the Flight SQL convention for custom commands.
-    let any = prost_types::Any {
-        type_url: "type.googleapis.com/dbpool.v1.BulkInsertCommand".into(),
-        value: cmd.encode_to_vec(),
-    };
-    let data = FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(any.encode_to_vec())))
-        .build(futures::stream::iter(batches.into_iter().map(Ok)));
-    let status = |e: FlightError| match e {
-        FlightError::Tonic(s) => *s,
-        other => panic!("not a status: {other:?}"),
-    };
-    let results: Vec<PutResult> = f
-        .do_put(data)
-        .await
-        .map_err(status)?
-        .try_collect()
-        .await
-        .map_err(status)?;
-    assert_eq!(results.len(), 1, "one PutResult");
-    let r = BulkInsertResult::decode(results[0].app_metadata.clone()).unwrap();
-    Ok(r.rows_inserted)
-}
+use tonic::Code;
 
 /// What `polars.DataFrame.to_arrow()` sends: string views, ns timestamps, large lists.
 fn polars_frame(from: i64, n: i64) -> RecordBatch {

@@ -4,13 +4,12 @@
 //! their creator and only on its upstreams; without tenants only loopback serves.
 mod common;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::{FlightDescriptor, Ticket};
+use arrow_flight::Ticket;
 use common::flight_sql::status;
 use common::tenants::*;
 use common::*;
 use dbpool_proto::v1 as pb;
-use dbpool_proto::v1::{BulkInsertCommand, QueryTicket};
+use dbpool_proto::v1::{InsertMode, QueryTicket};
 use futures::TryStreamExt;
 use prost::Message;
 use tonic::Code;
@@ -43,28 +42,14 @@ fn ticket(pool: &str, sql: &str) -> Ticket {
 }
 
 /// DoPut of one row into `pool`.`t`.
-async fn put(f: &mut arrow_flight::FlightClient, pool: &str) -> Result<(), tonic::Status> {
+async fn put(f: &mut arrow_flight::FlightClient, pool: &str) -> Result<u64, tonic::Status> {
     use arrow::array::Int64Array;
     let batch = arrow::record_batch::RecordBatch::try_from_iter([(
         "v",
         std::sync::Arc::new(Int64Array::from(vec![1])) as _,
     )])
     .unwrap();
-    let cmd = BulkInsertCommand {
-        pool_id: pool.into(),
-        table: "t".into(),
-        mode: 0,
-    };
-    let any = prost_types::Any {
-        type_url: "type.googleapis.com/dbpool.v1.BulkInsertCommand".into(),
-        value: cmd.encode_to_vec(),
-    };
-    let data = FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(any.encode_to_vec())))
-        .build(futures::stream::iter([Ok(batch)]));
-    let out = f.do_put(data).await.map_err(status)?;
-    out.try_collect::<Vec<_>>().await.map_err(status)?;
-    Ok(())
+    common::bulk::do_put(f, pool, "t", InsertMode::AppendUnspecified, vec![batch]).await
 }
 
 #[tokio::test]

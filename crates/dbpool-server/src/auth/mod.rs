@@ -3,6 +3,7 @@
 //! by [`crate::conn::InCall`]; what they may do is asked at the call layer's one
 //! admission point (`Calls::admit`, the [`rights::TenantAuthorizer`]).
 pub mod jwt;
+pub mod memo;
 pub mod quota;
 pub mod rights;
 pub mod tenant;

@@ -178,6 +178,28 @@ impl Tenants {
         ))
     }
 
+    /// [`Tenants::authenticate`], remembering a bearer token per connection: the same
+    /// `authorization` value on the same connection is not hashed again.
+    pub fn authenticate_on(
+        &self,
+        headers: &HeaderMap,
+        conn: Option<&ConnInfo>,
+    ) -> Result<Arc<Caller>> {
+        let value = headers.get("authorization").map(|v| v.as_bytes());
+        if let (Some(v), Some(c)) = (value, conn) {
+            if let Some(caller) = c.memo.get(v) {
+                return Ok(caller);
+            }
+        }
+        let caller = Arc::new(self.authenticate(headers, conn)?);
+        if let (Some(v), Some(c)) = (value, conn) {
+            if caller.principal == Principal::Token {
+                c.memo.put(v, caller.clone());
+            }
+        }
+        Ok(caller)
+    }
+
     /// The caller a bearer token (or a JWT) names.
     pub fn bearer(&self, token: &str) -> Result<Caller> {
         if let Some((jwt, by_claim)) = &self.jwt {

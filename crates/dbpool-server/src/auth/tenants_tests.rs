@@ -68,6 +68,7 @@ fn tokens_from_hashes_files_and_variables_name_their_tenant() {
         peer: None,
         transport: Transport::Tls,
         client_subject: Some(Arc::from("CN=c")),
+        memo: Arc::default(),
     };
     let by_cert = t.authenticate(&HeaderMap::new(), Some(&conn)).unwrap();
     assert_eq!(
@@ -78,6 +79,24 @@ fn tokens_from_hashes_files_and_variables_name_their_tenant() {
     assert!(t
         .authenticate(&headers("Bearer nope"), Some(&conn))
         .is_err());
+    // A connection's token is remembered; another value is checked afresh.
+    let good = headers("Bearer new-token");
+    assert!(conn.memo.get(b"Bearer new-token").is_none());
+    assert_eq!(
+        &*t.authenticate_on(&good, Some(&conn)).unwrap().tenant.name,
+        "b"
+    );
+    assert_eq!(
+        &*conn.memo.get(b"Bearer new-token").unwrap().tenant.name,
+        "b"
+    );
+    assert!(t
+        .authenticate_on(&headers("Bearer nope"), Some(&conn))
+        .is_err());
+    assert_eq!(
+        &*t.authenticate_on(&good, Some(&conn)).unwrap().tenant.name,
+        "b"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The real server in-process on 127.0.0.1:0, stopped when the fixture drops; waiting
 //! for a pool's status or health to change (polled with a deadline: no event tells it).
 #![allow(dead_code)]
+pub mod bulk;
 pub mod flight_sql;
 pub mod tenants;
 
