@@ -64,6 +64,11 @@ pub struct TenantConfig {
     /// `system:serviceaccount:shop:orders`), checked as `[auth.jwt]` says.
     #[serde(default)]
     pub jwt_subjects: Vec<String>,
+    /// May be named by the claim `[auth.jwt] tenant_claim` of a JWT (its value is the
+    /// tenant's name); off: only its own principals name it. Such a tenant needs no
+    /// principal of its own.
+    #[serde(default)]
+    pub named_by_jwt_claim: bool,
     /// Its rights per pool id: `read` or `write`; `"*"` names every pool.
     #[serde(default)]
     pub pools: BTreeMap<String, Right>,
@@ -200,7 +205,13 @@ impl TenantConfig {
             || self.token_env.is_some()
             || !self.subjects.is_empty()
             || !self.jwt_subjects.is_empty();
-        if !has_principal && !named_by_jwt {
+        if self.named_by_jwt_claim && !named_by_jwt {
+            return Err(Error::invalid(
+                key("named_by_jwt_claim"),
+                "needs [auth.jwt] tenant_claim",
+            ));
+        }
+        if !has_principal && !self.named_by_jwt_claim {
             return Err(Error::invalid(
                 format!("tenants.{name}"),
                 "has no principal: set token_sha256, token_file, token_env, subjects or \
@@ -275,7 +286,14 @@ mod tests {
         let none = tenant("admin = true\n");
         let e = none.validate("a", &[], false).unwrap_err().to_string();
         assert!(e.contains("no principal"), "{e}");
-        none.validate("a", &[], true).unwrap();
+        assert!(
+            none.validate("a", &[], true).is_err(),
+            "only when it opts in"
+        );
+        let by_claim = tenant("named_by_jwt_claim = true\n");
+        by_claim.validate("a", &[], true).unwrap();
+        let e = by_claim.validate("a", &[], false).unwrap_err().to_string();
+        assert!(e.contains("needs [auth.jwt] tenant_claim"), "{e}");
         for (u, says) in [
             ("ftp://x:1", "unknown backend"),
             ("postgresql:///db", "no host"),

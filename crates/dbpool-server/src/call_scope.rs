@@ -49,6 +49,9 @@ struct Note {
     /// Refused by the tenant's rights, though the status does not say so (a pool it
     /// may not see answers NOT_FOUND).
     refused: bool,
+    /// Admitted as a write (an Execute behind a Flight SQL prepared statement's DoGet
+    /// is one, whatever the RPC).
+    writes: bool,
 }
 
 tokio::task_local! {
@@ -96,6 +99,11 @@ fn with_note(f: impl FnOnce(&mut Note)) {
 /// Marks the current call as refused by its tenant's rights (for its audit line).
 pub fn note_refused() {
     with_note(|n| n.refused = true);
+}
+
+/// Marks the current call as one that changes something (for its audit line).
+pub fn note_write() {
+    with_note(|n| n.writes = true);
 }
 
 /// Tells the audit line of the current call its statement (the first one noted) and
@@ -291,7 +299,7 @@ impl Pending {
             code,
             Code::Unauthenticated | Code::PermissionDenied | Code::ResourceExhausted
         );
-        if !(refused || note.refused || changes(&self.call.method)) {
+        if !(refused || note.refused || note.writes || changes(&self.call.method)) {
             return;
         }
         let pool = self.call.pool().unwrap_or_default();

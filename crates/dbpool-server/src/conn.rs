@@ -4,7 +4,7 @@
 //! in (its connection, its caller) is `call_scope.rs`, re-exported here.
 pub use crate::call_scope::{
     call_spans, current, current_caller, current_conn_and_caller, note_refused, note_statement,
-    Access, InCall,
+    note_write, Access, InCall,
 };
 use crate::stream::Stream;
 use std::future::Future;

@@ -61,7 +61,8 @@ async fn a_service_account_jwt_names_its_tenant_and_bad_ones_are_unauthenticated
         |c| {
             c.tenants.insert(
                 "shop".into(),
-                toml::from_str("pools = { shop_db = \"write\" }\n").unwrap(),
+                toml::from_str("named_by_jwt_claim = true\npools = { shop_db = \"write\" }\n")
+                    .unwrap(),
             );
             c.auth.jwt = Some(JwtConfig {
                 jwks_file: jwks.clone(),
@@ -109,6 +110,11 @@ async fn a_service_account_jwt_names_its_tenant_and_bad_ones_are_unauthenticated
         (
             "tenant",
             sign(&pkcs8, "k1", &claims("nobody", "dbpool", 600)),
+        ),
+        // A tenant that did not opt in cannot be named by the claim (a namespace `ops`).
+        (
+            "not by claim",
+            sign(&pkcs8, "k1", &claims("ops", "dbpool", 600)),
         ),
     ];
     for (what, jwt) in bad {

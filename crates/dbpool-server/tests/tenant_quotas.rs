@@ -188,7 +188,12 @@ async fn a_tenant_flooding_a_shared_pool_does_not_starve_another() {
 #[tokio::test]
 async fn flight_sql_logs_in_with_the_tenant_and_its_token() {
     use arrow_flight::sql::client::FlightSqlServiceClient;
-    let s = TenantServer::start(&["p"], &[("app", "pools = { p = \"read\" }\n")], |_| {}).await;
+    let s = TenantServer::start(
+        &["p", "q"],
+        &[("app", "pools = { p = \"read\" }\n")],
+        |_| {},
+    )
+    .await;
     let mut sql = FlightSqlServiceClient::new(s.server.channel().await);
     sql.set_header("x-dbpool-pool", "p");
     let e = sql.handshake("app", "wrong").await.unwrap_err();
@@ -207,4 +212,22 @@ async fn flight_sql_logs_in_with_the_tenant_and_its_token() {
             .await
             .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    // Another pool's catalog and statements are not the tenant's: NOT_FOUND.
+    sql.set_header("x-dbpool-pool", "q");
+    let info = sql.get_catalogs().await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let e = match sql.do_get(ticket).await {
+        Err(e) => e.to_string(),
+        Ok(s) => futures::TryStreamExt::try_collect::<Vec<_>>(s)
+            .await
+            .unwrap_err()
+            .to_string(),
+    };
+    assert!(e.contains("not found"), "{e}");
+    let e = sql
+        .execute("SELECT 1".into(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not found"), "{e}");
 }

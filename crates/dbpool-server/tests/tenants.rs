@@ -348,7 +348,37 @@ async fn pools_created_at_run_time_belong_to_their_creator_on_its_upstreams() {
     .unwrap();
     c.create_pool(create("third", "sqlite://third.db"))
         .await
-        .unwrap();
+        .unwrap(); // A second create of its own pool is ALREADY_EXISTS and keeps it counted.
+    let again = c
+        .create_pool(create("third", "sqlite://third.db"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    a.remove_pool(pb::RemovePoolRequest {
+        pool_id: "third".into(),
+    })
+    .await
+    .unwrap();
+    // A configured pool's id is not the tenant's to take, even once removed.
+    a.remove_pool(pb::RemovePoolRequest {
+        pool_id: "shared".into(),
+    })
+    .await
+    .unwrap();
+    let squat = c
+        .create_pool(create("shared", "sqlite://s.db"))
+        .await
+        .unwrap_err();
+    assert_eq!(squat.code(), Code::PermissionDenied);
+    // A host hidden behind a second `@` (what tokio-postgres would dial) is refused.
+    let hidden = c
+        .create_pool(create(
+            "pg",
+            "postgresql://db.internal:5432/x@10.1.2.3:6543/app",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::PermissionDenied);
 }
 
 #[tokio::test]

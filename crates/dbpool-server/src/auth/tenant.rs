@@ -65,6 +65,11 @@ impl Tenant {
     pub fn reserve(&self, pool: &str, connections: u32) -> dbpool_core::Result<()> {
         let q = self.quotas.limits();
         let mut owned = self.owned.lock();
+        // Its own already (or being created by a concurrent call): taking it again would
+        // let the failure of this create forget the pool that exists.
+        if owned.contains_key(pool) {
+            return Err(dbpool_core::Error::PoolExists(dbpool_core::clip(pool)));
+        }
         if q.max_pools > 0 && owned.len() >= q.max_pools as usize {
             return Err(self.quotas.exceeded("max_pools", q.max_pools.into()));
         }
@@ -114,6 +119,11 @@ mod tests {
         let e = q.reserve("b", 5).unwrap_err();
         assert!(e.to_string().contains("max_connections (10)"), "{e}");
         q.reserve("b", 4).unwrap();
+        assert!(matches!(
+            q.reserve("b", 1),
+            Err(dbpool_core::Error::PoolExists(_))
+        ));
+        assert!(q.owns("b"), "a second create of its pool keeps it its own");
         let e = q.reserve("c", 0).unwrap_err();
         assert!(e.to_string().contains("max_pools (2)"), "{e}");
         q.remove_owned("a");

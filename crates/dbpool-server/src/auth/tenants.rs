@@ -51,7 +51,11 @@ pub struct Tenants {
     tokens: Vec<(Digest, Arc<Tenant>)>,
     subjects: HashMap<String, Arc<Tenant>>,
     jwt_subjects: HashMap<String, Arc<Tenant>>,
+    /// The tenants a JWT's tenant claim may name (`named_by_jwt_claim`).
+    by_claim: HashMap<String, Arc<Tenant>>,
     jwt: Option<(JwtVerifier, bool)>,
+    /// The pool ids of the config: no tenant but an admin creates a pool under one.
+    configured: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -99,7 +103,9 @@ impl Tenants {
             tokens: Vec::new(),
             subjects: HashMap::new(),
             jwt_subjects: HashMap::new(),
+            by_claim: HashMap::new(),
             jwt: None,
+            configured: config.pool_ids().into_iter().map(str::to_string).collect(),
         };
         for (name, c) in &config.tenants {
             let tenant = Arc::new(Tenant::new(name, c));
@@ -141,6 +147,9 @@ impl Tenants {
             for s in &c.jwt_subjects {
                 t.jwt_subjects.insert(s.clone(), tenant.clone());
             }
+            if c.named_by_jwt_claim {
+                t.by_claim.insert(name.clone(), tenant.clone());
+            }
         }
         if let Some(jwt) = &config.auth.jwt {
             t.jwt = Some((JwtVerifier::load(jwt)?, jwt.tenant_claim.is_some()));
@@ -151,6 +160,12 @@ impl Tenants {
     /// The tenant called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Tenant>> {
         self.by_name.get(name)
+    }
+
+    /// Whether `pool` is a pool id of the config (reserved: after an admin removed it,
+    /// a tenant creating it anew would receive the data meant for the configured one).
+    pub fn configured(&self, pool: &str) -> bool {
+        self.configured.contains(pool)
     }
 
     /// Who sends `headers` over `conn`: its bearer token when it sends one (a wrong one
@@ -206,7 +221,7 @@ impl Tenants {
             if JwtVerifier::looks_like_jwt(token) {
                 let id = jwt.verify(token)?;
                 let tenant = match (&id.tenant, by_claim) {
-                    (Some(name), true) => self.by_name.get(name),
+                    (Some(name), true) => self.by_claim.get(name),
                     _ => self.jwt_subjects.get(&id.subject),
                 };
                 let tenant = tenant.ok_or_else(|| {

@@ -7,12 +7,23 @@ use super::Tenant;
 use dbpool_config::{default_port, BackendKind, ResolvedPool, Upstream};
 use dbpool_core::{Error, Result};
 
+/// Pool settings that name a server besides the URL (SQL Server's `ado` string).
+const HOST_SETTINGS: &[&str] = &["ado"];
+
 /// Query parameters that name a host or port besides the URL's own.
 const HOST_PARAMS: &[&str] = &["host", "hostaddr", "port", "server", "sslsni"];
 
 /// The host and port `url` connects to, or why it cannot be told.
 fn host_port(url: &str, kind: BackendKind) -> std::result::Result<(String, u16), String> {
     let parsed = url::Url::parse(url).map_err(|_| "is not a URL naming a host".to_string())?;
+    // Drivers split user and host at the first `@` anywhere (tokio-postgres does), the
+    // `url` crate at the last one before the path: with an `@` outside the user info the
+    // two would connect to different hosts, so there may be only that one.
+    let ats = url.matches('@').count();
+    let in_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    if ats > 1 || (ats == 1 && !in_userinfo) || parsed.fragment().is_some() {
+        return Err("holds `@` or `#` outside the user name and password".into());
+    }
     let host = parsed
         .host_str()
         .filter(|h| !h.is_empty())
@@ -56,6 +67,14 @@ pub fn check(tenant: &Tenant, pool: &ResolvedPool) -> Result<()> {
             tenant.name
         )))
     };
+    // Settings that name the server instead of the URL (SQL Server's ADO string).
+    if let Some(key) = pool
+        .settings
+        .keys()
+        .find(|k| HOST_SETTINGS.contains(&k.trim().to_ascii_lowercase().as_str()))
+    {
+        return refuse(&format!("settings.{key}"), "may name another server".into());
+    }
     if pool.kind == BackendKind::Sqlite {
         if tenant.upstreams.contains(&Upstream::Sqlite) {
             return Ok(());
@@ -137,6 +156,18 @@ mod tests {
         assert!(refused(&t, "postgres://u@db.internal/app?host=evil").contains("`host`"));
         assert!(refused(&t, "postgres://u@db.internal/app?hostaddr=10.0.0.1").contains("hostaddr"));
         assert!(refused(&t, "sqlite:///tmp/x.db").contains("SQLite"));
+        // tokio-postgres reads user `db.internal`, host `evil.example` here.
+        let differential = "postgresql://db.internal:5432/x@evil.example:6543/app";
+        assert!(refused(&t, differential).contains("`@`"), "{differential}");
+        refused(&t, "postgresql://u@db.internal:5432/x@evil");
+        refused(&t, "postgresql://db.internal:5432/x#@evil");
+        check(&t, &pool("postgresql://u:p@db.internal:5432/app")).unwrap();
+        let mut ado = pool("postgresql://db.internal:5432/app");
+        ado.settings
+            .insert("ADO".into(), "Server=tcp:10.0.0.5,22".into());
+        assert!(
+            matches!(check(&t, &ado), Err(Error::PermissionDenied(m)) if m.contains("settings.ADO"))
+        );
         check(&tenant("\"sqlite\""), &pool("sqlite:///tmp/x.db")).unwrap();
     }
 }

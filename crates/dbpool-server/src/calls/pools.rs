@@ -52,6 +52,13 @@ impl Calls {
             if t.admin {
                 return self.manager.create(id, config, check).await;
             }
+            if self.tenants.as_ref().is_some_and(|all| all.configured(id)) {
+                return Err(dbpool_core::Error::PermissionDenied(format!(
+                    "pool id `{}` belongs to the config; tenant `{}` may not create it",
+                    dbpool_core::clip(id),
+                    t.name
+                )));
+            }
             t.reserve(id, resolved.options.max_connections)?;
             let created = self.manager.create(id, config, check).await;
             if created.is_err() {

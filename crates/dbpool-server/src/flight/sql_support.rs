@@ -130,7 +130,11 @@ impl SqlService {
                 .map(str::to_string)
                 .map_err(|_| Error::invalid(POOL_HEADER, "is not ASCII"));
         }
-        let pools = self.calls.manager.list();
+        let mut pools = self.calls.manager.list();
+        // A tenant's choice is among its own pools: another's is neither default nor named.
+        if let Some(c) = crate::conn::current_caller() {
+            pools.retain(|p| crate::auth::rights::sees(&c.tenant, &p.id));
+        }
         if pools.iter().any(|p| p.id == "default") {
             return Ok("default".into());
         }
@@ -151,7 +155,10 @@ impl SqlService {
         crate::bounds::id(l, "transaction_id", tx)?;
         crate::bounds::sql(l, "query", sql)?;
         if tx.is_empty() {
-            self.calls.manager.get(pool).map(drop)
+            self.calls.manager.get(pool)?;
+            // The tenant's right, as DoGet will check it: a hidden pool is NOT_FOUND here too.
+            let call = crate::hooks::Call::new(crate::hooks::Method::Schema, pool);
+            self.calls.authorizer.authorize(&call)
         } else {
             self.calls.txs.get(tx, crate::conn::current()).map(drop)
         }

@@ -134,6 +134,9 @@ impl Calls {
     /// Asks the authorizer, then the middleware chain, whether `call` may run (the chain
     /// may rewrite its SQL). Once per call, before it takes a connection.
     pub(crate) fn admit(&self, call: &mut Call<'_>) -> Result<()> {
+        if call.method.writes() {
+            conn::note_write();
+        }
         self.authorizer.authorize(call)?;
         if self.middleware.is_empty() {
             return Ok(());
