@@ -302,6 +302,10 @@ impl Pending {
         if !(refused || note.refused || note.writes || changes(&self.call.method)) {
             return;
         }
+        // Strangers' refusals have a budget of their own (audit/budget.rs).
+        if code == Code::Unauthenticated && !self.log.admits_anonymous() {
+            return;
+        }
         let pool = self.call.pool().unwrap_or_default();
         self.log.record(&AuditRecord {
             tenant: self.caller.as_ref().map(|c| &*c.tenant.name),

@@ -4,6 +4,7 @@
 //!
 //! A line holds who (tenant, principal kind, peer), what (pool, method, statement as a
 //! fingerprint or in full) and how it went (rows, code, duration); never a credential.
+pub mod budget;
 mod writer;
 
 use dbpool_config::{AuditConfig, AuditStatements};
@@ -58,6 +59,8 @@ pub struct AuditLog {
     reopened: Notify,
     dropped: AtomicU64,
     drop_log: LogLimiter,
+    /// Lines of calls no tenant was found for, per second.
+    anonymous: budget::Budget,
 }
 
 impl AuditLog {
@@ -94,7 +97,21 @@ impl AuditLog {
             reopened: Notify::new(),
             dropped: AtomicU64::new(0),
             drop_log: LogLimiter::new(DROP_LOG_INTERVAL),
+            anonymous: budget::Budget::default(),
         }))
+    }
+
+    /// Whether the line of a call refused as UNAUTHENTICATED is written: at most
+    /// [`budget::ANONYMOUS_LINES_PER_SECOND`] a second, so a flood of strangers' calls
+    /// cannot push the lines of writes out of the queue (the rest are counted in
+    /// [`anonymous_skipped`](Self::anonymous_skipped)).
+    pub fn admits_anonymous(&self) -> bool {
+        self.anonymous.take(std::time::Instant::now())
+    }
+
+    /// Lines of UNAUTHENTICATED calls that were not written.
+    pub fn anonymous_skipped(&self) -> u64 {
+        self.anonymous.skipped()
     }
 
     /// Formats one JSON line and hands it to the writer without blocking; if the
