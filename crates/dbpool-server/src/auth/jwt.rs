@@ -9,7 +9,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -312,7 +311,7 @@ impl JwtVerifier {
     /// Errors are [`Error::Unauthenticated`] saying what failed, never echoing the token.
     pub fn verify(&self, token: &str) -> Result<JwtIdentity, Error> {
         let now = (self.now)();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = super::sha256(token.as_bytes());
         {
             let mut cache = self.cache.lock();
             if let Some(hit) = cache.get(&digest) {

@@ -3,6 +3,7 @@
 //! (SHA-256 was ~4k of the ~115k instructions of a small query). The value is compared
 //! in constant time; only bearer tokens are kept (a JWT expires and is checked again;
 //! tokens change only when the daemon restarts).
+use super::same;
 use super::tenants::Caller;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -29,15 +30,6 @@ impl PartialEq for AuthMemo {
 }
 
 impl Eq for AuthMemo {}
-
-/// Equal in time that does not depend on where the bytes differ (lengths may show).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
 
 impl AuthMemo {
     /// The caller of `value` if it is what this connection proved last.

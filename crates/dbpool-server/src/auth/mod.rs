@@ -22,7 +22,24 @@ pub fn new_token() -> String {
 
 /// The `token_sha256` of `token`: its SHA-256 in hex.
 pub fn token_sha256(token: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    hex(&sha256(token.as_bytes()))
+}
+
+/// SHA-256 of `bytes` (ring's, as TLS uses): tokens, and the keys of the JWT cache.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Equal in time that does not depend on where the bytes differ (lengths may show).
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 //! subject of a verified client certificate.
 use super::jwt::JwtVerifier;
 use super::tenant::Tenant;
+use super::{same, sha256};
 use crate::conn::ConnInfo;
 use base64::Engine;
 use dbpool_config::Config;
@@ -62,19 +63,6 @@ impl std::fmt::Debug for Tenants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tenants({} tenants)", self.by_name.len())
     }
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-/// Equal in time that does not depend on where the digests differ.
-fn same(a: &Digest, b: &Digest) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 fn hex_digest(hex: &str) -> Option<Digest> {
